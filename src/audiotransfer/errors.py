@@ -1,0 +1,24 @@
+"""User-facing errors: one clear message naming the file, the field and the fix, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """A mistake in the user's input. The CLI prints it without a traceback and exits with status 2."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message}\n  fix: {fix}" if fix else message)
+
+
+def suggest(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
+    """Closest candidates to `word`, case-insensitively, best first."""
+    pool = list(candidates)
+    lowered = {c.lower(): c for c in pool}
+    hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.5)
+    substr = [c for c in pool if word.lower() in c.lower() and c.lower() not in hits]
+    return [lowered[h] for h in hits] + substr[: max(0, n - len(hits))]
