@@ -69,3 +69,9 @@ def test_unknown_label_and_tampered_files(tmp_path):
         Manifest.load(sidecar)
     with pytest.raises(UserError, match="not found"):
         Manifest.load(tmp_path / "missing")
+
+
+def test_names_with_dots_load_from_any_spelling(tmp_path):
+    _manifest("fraction_0.01").save(tmp_path)
+    for spelling in ("fraction_0.01", "fraction_0.01.json", "fraction_0.01.parquet"):
+        assert Manifest.load(tmp_path / spelling).name == "fraction_0.01"

@@ -91,7 +91,7 @@ class Manifest:
         """Content hash (clip ids, splits, labels, targets): equal on any machine for equal content."""
         h = hashlib.sha256()
         for column in ("clip_id", "split"):
-            h.update("\x1f".join(self.clips[column].astype(str)).encode())
+            h.update("\x1f".join(self.clips[column].astype(str).tolist()).encode())
             h.update(b"\x1e")
         h.update("\x1f".join(self.labels).encode())
         h.update(b"\x1e")
@@ -157,7 +157,7 @@ class Manifest:
         """Load from `DIR/NAME`, `DIR/NAME.json` or `DIR/NAME.parquet`."""
         path = Path(path)
         base = path.with_suffix("") if path.suffix in (".json", ".parquet") else path
-        sidecar, table_path = base.with_suffix(".json"), base.with_suffix(".parquet")
+        sidecar, table_path = base.parent / f"{base.name}.json", base.parent / f"{base.name}.parquet"
         for p in (sidecar, table_path):
             if not p.exists():
                 raise UserError(f"{p}: manifest file not found", fix="build it first or check the path")
