@@ -7,8 +7,11 @@ CLI names to those functions; modules are imported only when used.
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from audiotransfer.errors import UserError, suggest
 from audiotransfer.manifest import Manifest
@@ -39,5 +42,55 @@ def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
     root = Path(root).expanduser()
     if not root.exists():
         raise UserError(f"{root}: corpus root for {name!r} does not exist", fix="pass the folder that holds it")
-    module_name, func = CORPORA[name].split(":")
-    return getattr(importlib.import_module(module_name), func)(root.resolve(), **options)
+    module_name, func_name = CORPORA[name].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    params = inspect.signature(func).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        raise UserError(f"corpus {name!r} has no option(s) {unknown}",
+                        fix=f"its options are: {', '.join(list(params)[1:]) or 'none'}")
+    return func(root.resolve(), **options)
+
+
+def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **options: Any) -> dict[str, Any]:
+    """Clips, classes, split sizes, and durations and sample rates read from the headers of up to
+    `max_files` clips (a seeded random sample when there are more; `audio_checked` says how many)."""
+    from audiotransfer.data.audio import AudioError, audio_info
+
+    manifest = load_corpus(name, root, **options)
+    clips = manifest.clips
+    picked = np.arange(len(clips))
+    if len(clips) > max_files:
+        picked = np.sort(np.random.default_rng(0).choice(len(clips), max_files, replace=False))
+    seconds, rates, unreadable = [], {}, 0
+    base = Path(manifest.meta["root"])
+    for i in picked:
+        try:
+            frames, rate = audio_info(base / clips["path"].iat[i])
+        except AudioError:
+            unreadable += 1
+            continue
+        window = clips["duration"].iat[i] if "duration" in clips else np.nan
+        seconds.append(frames / rate if np.isnan(window) else float(window))
+        rates[rate] = rates.get(rate, 0) + 1
+    durations = np.asarray(seconds)
+    per_class = manifest.clips_per_class()
+    return {
+        "corpus": name,
+        "root": manifest.meta["root"],
+        "task_type": manifest.task_type,
+        "clips": manifest.num_clips,
+        "classes": manifest.num_classes,
+        "labels": list(manifest.label_names),
+        "clips_per_class": {"min": int(per_class.min()), "max": int(per_class.max())} if len(per_class) else {},
+        "splits": manifest.split_sizes(),
+        "audio_checked": len(picked),
+        "audio_unreadable": unreadable,
+        "seconds": {
+            "min": round(float(durations.min()), 3), "median": round(float(np.median(durations)), 3),
+            "max": round(float(durations.max()), 3),
+            "total_hours_estimated": round(float(durations.mean() * manifest.num_clips / 3600), 3),
+        } if len(durations) else {},
+        "sample_rates": {int(k): v for k, v in sorted(rates.items())},
+        "clip_seconds": manifest.meta.get("clip_seconds"),
+    }

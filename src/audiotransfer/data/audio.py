@@ -1,0 +1,56 @@
+"""Audio decoding: any format and bit depth libsndfile reads (WAV, FLAC, OGG, MP3), mono, resampled with soxr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used: unreadable, empty, or too short. Extraction records it."""
+
+
+def audio_info(path: str | Path) -> tuple[int, int]:
+    """(frames, sample_rate) of a file from its header, without decoding."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"unreadable: {exc}") from None
+    return int(info.frames), int(info.samplerate)
+
+
+def load_audio(
+    path: str | Path, sample_rate: int, offset: float = 0.0, duration: float | None = None
+) -> np.ndarray:
+    """Mono float32 samples of `path` at `sample_rate`, optionally a window [offset, offset+duration) s."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            native = f.samplerate
+            start = round(offset * native)
+            if start:
+                f.seek(min(start, f.frames))
+            count = -1 if duration is None else round(duration * native)
+            data = f.read(frames=count, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"unreadable: {exc}") from None
+    if data.shape[0] == 0:
+        raise AudioError("empty: no samples")
+    return resample(data.mean(axis=1, dtype=np.float32), native, sample_rate)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited resampling with soxr (high quality); a no-op when the rates match."""
+    if rate_in == rate_out:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    return soxr.resample(samples, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Crop to, or zero-pad at the end to, exactly `length` samples."""
+    if samples.shape[-1] >= length:
+        return samples[..., :length]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, length - samples.shape[-1])]
+    return np.pad(samples, pad)

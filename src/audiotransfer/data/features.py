@@ -1,0 +1,138 @@
+"""Log-mel features: the PANNs recipe (Kong et al. 2020) in torch, batched, with a stable hash.
+
+Hann window, centred STFT with reflect padding, power spectrum, Slaney mel filter bank and PANNs-style
+power-to-dB. The recipe is a small frozen pydantic model so that a feature store can name exactly the
+features it holds; its hash identifies them on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from audiotransfer.errors import UserError
+
+
+class FeatureRecipe(BaseModel):
+    """Parameters of a log-mel feature; the defaults are the study's 16 kHz recipe."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 512
+    hop_length: int = 160
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 8000.0
+    amin: float = 1e-10
+    ref: float = 1.0
+    top_db: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureRecipe:
+        if not 0 < self.win_length <= self.n_fft:
+            raise ValueError(f"win_length {self.win_length} must be in 1..n_fft ({self.n_fft})")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
+        if self.hop_length <= 0 or self.n_mels <= 0 or self.amin <= 0 or self.ref <= 0:
+            raise ValueError("hop_length, n_mels, amin and ref must be positive")
+        return self
+
+    @property
+    def hash(self) -> str:
+        """12 hex chars of SHA-256 over the canonical JSON of the fields (floats as floats)."""
+        fields = {k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+                  for k, v in self.model_dump().items()}
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def floor_db(self) -> float:
+        """The smallest value the recipe can produce: `10*log10(amin/ref)` (used to pad short clips)."""
+        return 10.0 * math.log10(self.amin) - 10.0 * math.log10(max(self.amin, self.ref))
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a centred STFT over `num_samples` samples."""
+        return num_samples // self.hop_length + 1
+
+
+RECIPES: dict[str, FeatureRecipe] = {
+    "panns16k": FeatureRecipe(),
+    "panns32k": FeatureRecipe(sample_rate=32000, n_fft=1024, win_length=1024, hop_length=320, n_mels=64,
+                              fmin=50.0, fmax=14000.0),
+    "demo": FeatureRecipe(sample_rate=16000, n_fft=512, win_length=512, hop_length=320, n_mels=32,
+                          fmin=50.0, fmax=8000.0),
+}
+
+
+def get_recipe(name: str) -> FeatureRecipe:
+    """The named recipe; unknown names raise a UserError listing the known ones."""
+    if name not in RECIPES:
+        raise UserError(f"unknown feature recipe {name!r}", fix=f"use one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above (as librosa with htk=False)."""
+    freq = np.asarray(freq, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    mel = freq / f_sp
+    high = freq >= min_log_hz
+    return np.where(high, min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep, mel)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of `hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape (n_fft // 2 + 1, n_mels), float32."""
+    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    mel_freqs = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(mel_freqs)
+    ramps = mel_freqs[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+class LogMel(torch.nn.Module):
+    """Waveform (B, N) float -> log-mel (B, T, n_mels) with T = N // hop + 1 (PANNs recipe)."""
+
+    def __init__(self, recipe: FeatureRecipe | None = None) -> None:
+        super().__init__()
+        self.recipe = recipe or FeatureRecipe()
+        r = self.recipe
+        self.register_buffer("window", torch.hann_window(r.win_length, periodic=True), persistent=False)
+        melw = mel_filterbank(r.sample_rate, r.n_fft, r.n_mels, r.fmin, r.fmax)
+        self.register_buffer("melw", torch.from_numpy(melw), persistent=False)
+        self.offset_db = 10.0 * math.log10(max(r.amin, r.ref))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        r = self.recipe
+        if waveform.shape[-1] <= r.n_fft // 2:
+            raise ValueError(f"waveform of {waveform.shape[-1]} samples is shorter than half a window "
+                             f"({r.n_fft // 2 + 1} samples needed)")
+        spec = torch.stft(waveform, n_fft=r.n_fft, hop_length=r.hop_length, win_length=r.win_length,
+                          window=self.window, center=True, pad_mode="reflect", return_complex=True)
+        spec = spec.transpose(-1, -2)  # (B, T, F): torch.stft lays frames out this way in memory
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(power, self.melw)  # (B, T, M)
+        logmel = 10.0 * torch.log10(torch.clamp(mel, min=r.amin)) - self.offset_db
+        if r.top_db is not None:
+            peak = logmel.amax(dim=(-2, -1), keepdim=True)
+            logmel = torch.maximum(logmel, peak - r.top_db)
+        return logmel
