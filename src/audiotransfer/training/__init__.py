@@ -1,0 +1,7 @@
+"""Training: the engine (pre-training, fine-tuning protocols), metrics, checkpoints, DDP."""
+
+from audiotransfer.training.checkpoint import load_model
+from audiotransfer.training.engine import finetune, pretrain
+from audiotransfer.training.recipe import FINETUNE, PRETRAIN, TrainRecipe
+
+__all__ = ["FINETUNE", "PRETRAIN", "TrainRecipe", "finetune", "load_model", "pretrain"]

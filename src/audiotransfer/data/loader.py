@@ -1,0 +1,192 @@
+"""Training and evaluation batches from a manifest and a feature store, resumable at any batch.
+
+A loader's state is `(epoch, position)`: the clip order of an epoch and the crop of each batch are
+functions of `(seed, epoch, batch index, rank)` only, so a resumed run sees exactly the batches an
+uninterrupted one would. Under DDP each rank reads its own shard of every epoch's order, padded to equal
+length like torch's DistributedSampler. The next batch is read in a background thread while the current
+one trains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from scipy import sparse
+
+from audiotransfer.errors import UserError
+from audiotransfer.manifest import Manifest
+
+if TYPE_CHECKING:
+    from audiotransfer.data.store import FeatureStore
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def balanced_order(targets: sparse.csr_matrix, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` clip indices drawn class by class in shuffled rounds, as PANNs' balanced sampler does.
+
+    Each round visits every class with clips once, in random order, and takes that class's next clip
+    from a reshuffled cycle of its members; rare classes are thus seen as often as common ones.
+    """
+    csc = sparse.csc_matrix(targets)
+    members = [csc.indices[csc.indptr[c] : csc.indptr[c + 1]] for c in range(csc.shape[1])]
+    active = np.array([c for c, m in enumerate(members) if len(m)], dtype=np.int64)
+    if len(active) == 0:
+        return rng.permutation(targets.shape[0])[:n]
+    rounds = -(-n // len(active))
+    sequence = np.concatenate([rng.permutation(active) for _ in range(rounds)])[:n]
+    order = np.empty(n, dtype=np.int64)
+    for c in np.unique(sequence):
+        slots = np.flatnonzero(sequence == c)
+        pool = members[c]
+        cycles = -(-len(slots) // len(pool))
+        order[slots] = np.concatenate([rng.permutation(pool) for _ in range(cycles)])[: len(slots)]
+    return order
+
+
+class BatchSource:
+    """Epoch order, sharding and (epoch, position) state shared by the loaders.
+
+    `wait_s` accumulates the seconds the consumer spent blocked waiting for a batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int, world_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.position = 0, 0
+        self.wait_s = 0.0
+
+    def _epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Indices into the manifest that this rank visits in `epoch`."""
+        order = self._epoch_order(np.random.default_rng([self.seed, epoch]))
+        if self.world_size > 1:
+            padded = -(-len(order) // self.world_size) * self.world_size
+            order = np.resize(order, padded)[self.rank :: self.world_size]
+        return order
+
+    def __len__(self) -> int:
+        per_rank = -(-self.n // self.world_size)
+        return -(-per_rank // self.batch_size)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+    def _make(self, idx: np.ndarray, batch: int) -> Batch:
+        raise NotImplementedError
+
+    def _indices(self) -> list[np.ndarray]:
+        order = self.order(self.epoch)
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self) -> Iterator[Batch]:
+        """The rest of the current epoch from `position`; afterwards the state is (epoch + 1, 0)."""
+        chunks = self._indices()
+        for b in range(self.position, len(chunks)):
+            batch = self._make(chunks[b], b)
+            self.position = b + 1
+            yield batch
+        self.epoch, self.position = self.epoch + 1, 0
+
+
+class BatchLoader(BatchSource):
+    """`(x (B, frames, mels) float32, y)` batches of a manifest's clips from a feature store.
+
+    `y` is a float multi-hot (B, C) tensor for multi-label manifests and int64 class indices otherwise.
+    `crop="random"` draws a random window per clip (training), `"center"` takes the middle (evaluation).
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: FeatureStore,
+        batch_size: int,
+        frames: int,
+        crop: str = "random",
+        shuffle: bool = True,
+        seed: int = 0,
+        balanced: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(manifest.num_clips, batch_size, shuffle, seed, rank, world_size)
+        if manifest.num_clips == 0:
+            raise UserError(f"manifest {manifest.name!r} has no clips", fix="check its splits")
+        self.store, self.frames, self.crop, self.balanced = store, frames, crop, balanced
+        self.pin_memory = pin_memory
+        self.rows = store.rows(manifest.clips["clip_id"].tolist())
+        self.multilabel = manifest.task_type == "multilabel"
+        self.targets = manifest.targets.tocsr()
+        self.classes = None if self.multilabel else torch.from_numpy(manifest.class_indices())
+
+    def _epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        if self.balanced and self.shuffle:
+            return balanced_order(self.targets, self.n, rng)
+        return super()._epoch_order(rng)
+
+    def labels(self) -> np.ndarray:
+        """All targets in manifest order: (N, C) bool for multi-label, (N,) class indices otherwise."""
+        return self.targets.toarray() if self.multilabel else self.classes.numpy()
+
+    def _targets(self, idx: np.ndarray) -> torch.Tensor:
+        if self.multilabel:
+            return torch.from_numpy(self.targets[idx].toarray().astype(np.float32))
+        return self.classes[idx]
+
+    def _make(self, idx: np.ndarray, batch: int) -> Batch:
+        rng = np.random.default_rng([self.seed, self.epoch, batch, self.rank])
+        x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng))
+        y = self._targets(idx)
+        return (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Like `BatchSource.__iter__`, reading one batch ahead in a thread."""
+        chunks = self._indices()
+        if self.position >= len(chunks):
+            self.epoch, self.position = self.epoch + 1, 0
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead: Future[Any] = pool.submit(self._make, chunks[self.position], self.position)
+            for b in range(self.position, len(chunks)):
+                waited = time.perf_counter()
+                batch = ahead.result()
+                self.wait_s += time.perf_counter() - waited
+                if b + 1 < len(chunks):
+                    ahead = pool.submit(self._make, chunks[b + 1], b + 1)
+                self.position = b + 1
+                yield batch
+        self.epoch, self.position = self.epoch + 1, 0
+
+
+class TensorBatches(BatchSource):
+    """Batches of in-memory tensors (linear probe on precomputed embeddings), same order and state."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(len(x), batch_size, shuffle, seed, rank, world_size)
+        self.x, self.y = x, y
+
+    def _make(self, idx: np.ndarray, batch: int) -> Batch:
+        index = torch.from_numpy(idx)
+        return self.x[index], self.y[index]

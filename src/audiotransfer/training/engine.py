@@ -1,0 +1,448 @@
+"""The training engine: one loop for pre-training (multi-label BCE) and fine-tuning (CE / binary).
+
+A run lives in one directory. Every epoch it trains on the train split, scores the dev split, keeps the
+best weights by the recipe's dev metric (the last epoch when there is no dev split), and saves a resume
+checkpoint atomically; the test split is scored once, at the end, with the best weights. Rerunning on the
+same directory resumes from `checkpoint.pt` with exactly the batches, crops and dropout masks an
+uninterrupted run would have used; a finished directory just returns its metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches
+from audiotransfer.errors import UserError
+from audiotransfer.manifest import Manifest
+from audiotransfer.training import ddp
+from audiotransfer.training.checkpoint import (
+    CHECKPOINT,
+    METRICS,
+    MODEL,
+    atomic_save,
+    atomic_write_text,
+    load_checkpoint,
+    rng_state,
+    save_model,
+    seed_everything,
+    set_rng_state,
+)
+from audiotransfer.training.metrics import compute_scores
+from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
+from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TrainRecipe
+
+if TYPE_CHECKING:
+    from audiotransfer.data.store import FeatureStore
+
+EMBEDDINGS = "embeddings.pt"
+
+
+def default_frames(manifest: Manifest, store: FeatureStore) -> int:
+    """Crop length in frames: `round(clip_seconds * sample_rate / hop) + 1` (1001 for 10 s at 16 kHz)."""
+    seconds = manifest.meta.get("clip_seconds")
+    if seconds is None:
+        raise UserError(
+            f"manifest {manifest.name!r}: meta field 'clip_seconds' is missing, so the crop length is unknown",
+            fix="set the recipe's frames (--frames) or add clip_seconds to the manifest meta",
+        )
+    return round(float(seconds) * store.recipe.sample_rate / store.recipe.hop_length) + 1
+
+
+def _check_task(manifest: Manifest) -> None:
+    if manifest.num_classes < 2:
+        raise UserError(
+            f"manifest {manifest.name!r} has {manifest.num_classes} class(es) {manifest.labels}; "
+            "a classifier needs at least two",
+            fix="choose a task or subset with two or more labels",
+        )
+    if not (manifest.clips["split"] == "train").any():
+        raise UserError(
+            f"manifest {manifest.name!r}: field 'split' has no 'train' clips "
+            f"(splits: {manifest.split_sizes()})",
+            fix="assign a train split to the manifest",
+        )
+    if manifest.task_type != "multilabel":
+        try:
+            manifest.class_indices()
+        except ValueError as exc:
+            raise UserError(
+                f"manifest {manifest.name!r}: {exc}", fix="single-label tasks need exactly one label per clip"
+            ) from None
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"recipe device {spec!r} asked for CUDA but none is available", fix="use device cpu")
+    return device
+
+
+def _class_weights(manifest: Manifest) -> torch.Tensor:
+    """Balanced weights n / (C * count) per class (as sklearn's 'balanced'); 0 for absent classes."""
+    counts = np.bincount(manifest.class_indices(), minlength=manifest.num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (manifest.num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator, classes: int
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each example with the batch's reversed order, weights Beta(alpha, alpha) (targets too)."""
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=len(x)).astype(np.float32)).to(x.device)
+    if y.dtype == torch.long:
+        y = F.one_hot(y, classes).float()
+    lx = lam.view(-1, *([1] * (x.ndim - 1)))
+    ly = lam.view(-1, 1)
+    return lx * x + (1 - lx) * x.flip(0), ly * y + (1 - ly) * y.flip(0)
+
+
+class _Run:
+    """One training run in `out_dir`; `execute()` trains (or resumes) and returns its metrics."""
+
+    def __init__(
+        self,
+        kind: str,
+        manifest: Manifest,
+        store: FeatureStore,
+        recipe: TrainRecipe,
+        out_dir: Path,
+        init: Path | None,
+        progress: bool,
+    ) -> None:
+        self.kind, self.manifest, self.store, self.recipe = kind, manifest, store, recipe
+        self.out_dir, self.init, self.progress = out_dir, init, progress
+        self.multilabel = manifest.task_type == "multilabel"
+        self.select = recipe.select_metric or DEFAULT_SELECT[manifest.task_type]
+
+    # --------------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        recipe, manifest = self.recipe, self.manifest
+        self.device = ddp.place(_device(recipe.device))
+        self.world = ddp.join(self.device)
+        seed_everything(recipe.seed)
+        self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init)
+        self.frozen = frozen_modules(self.model, recipe)
+        self.model.to(self.device)
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
+        self.splits = {s: manifest.split(s) for s in ("train", "dev", "test")}
+        frames = recipe.frames or default_frames(manifest, self.store)
+        per_rank = max(1, recipe.batch_size // self.world.size)
+        loaders = {
+            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="center", shuffle=False)
+            for s, m in self.splits.items() if m.num_clips
+        }
+        train_split = self.splits["train"]
+        if recipe.protocol == "linear":
+            if recipe.balanced:
+                raise UserError("the linear protocol trains on fixed embeddings; 'balanced' does not apply",
+                                fix="set balanced to false for linear probes")
+            embeddings = self._embeddings(loaders)
+            self.train: BatchSource = TensorBatches(
+                embeddings["train"], self._label_tensor(loaders["train"]), per_rank,
+                seed=recipe.seed, rank=self.world.rank, world_size=self.world.size,
+            )
+            self.evals = {
+                s: (TensorBatches(embeddings[s], self._label_tensor(ld), recipe.eval_batch_size, shuffle=False),
+                    ld.labels())
+                for s, ld in loaders.items() if s != "train"
+            }
+            self.module: nn.Module = self.model.fc_audioset
+        else:
+            self.train = BatchLoader(
+                train_split, self.store, per_rank, frames, crop="random", shuffle=True, seed=recipe.seed,
+                balanced=recipe.balanced, rank=self.world.rank, world_size=self.world.size,
+                pin_memory=self.device.type == "cuda",
+            )
+            self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
+            self.module = self.model
+        self.trained = ddp.wrap(self.module, self.world, self.device)
+        self.optimizer = self._optimizer()
+        self.scheduler = self._scheduler()
+        if self.multilabel:
+            self.loss_fn: nn.Module = nn.BCEWithLogitsLoss()
+        else:
+            weights = _class_weights(train_split) if recipe.class_weights else None
+            self.loss_fn = nn.CrossEntropyLoss(weight=weights).to(self.device)
+
+    def _label_tensor(self, loader: BatchLoader) -> torch.Tensor:
+        labels = loader.labels()
+        return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
+
+    def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
+        """Embeddings of every split, computed once and cached in the run directory."""
+        path = self.out_dir / EMBEDDINGS
+        key = [self.recipe.hash, self.manifest.hash, str(self.init)]
+        if path.exists():
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            if cached.get("key") == key:
+                return cached["splits"]
+        splits = {s: embed_all(self.model, ld, self.device) for s, ld in loaders.items()}
+        if self.world.main:
+            atomic_save({"key": key, "splits": splits}, path)
+        return splits
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        groups = param_groups(self.model, self.recipe)
+        r = self.recipe
+        if r.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=r.lr, momentum=0.9, weight_decay=r.weight_decay)
+        cls = torch.optim.AdamW if r.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=r.lr, weight_decay=r.weight_decay)
+
+    def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
+        r = self.recipe
+        if r.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=r.epochs)
+        if r.scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=r.step_epochs, gamma=r.step_gamma)
+        return None
+
+    # ------------------------------------------------------------ checkpoints
+    def _identity(self) -> dict[str, Any]:
+        return {"recipe_hash": self.recipe.hash, "manifest_hash": self.manifest.hash,
+                "init": str(self.init) if self.init else None, "kind": self.kind}
+
+    def _checkpoint(self) -> None:
+        """Save the resume state (all ranks take part: RNG states are gathered from each)."""
+        rngs = ddp.gather(rng_state(), self.world)
+        if not self.world.main:
+            return
+        atomic_save({
+            **self._identity(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "loader": self.train.state_dict(),
+            "rng": rngs,
+            "partial": dict(self.partial),
+            "history": self.history,
+            "best": self.best,
+            "elapsed": self.elapsed + time.perf_counter() - self.started,
+            "skipped_dev": self.skipped_dev,
+            "world_size": self.world.size,
+        }, self.out_dir / CHECKPOINT)
+
+    def _resume(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": None, "value": math.nan, "state": None}
+        self.partial = {"loss_sum": 0.0, "batches": 0}
+        self.elapsed = 0.0
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return
+        ckpt = load_checkpoint(path)
+        mine = self._identity()
+        differs = [k for k in mine if ckpt.get(k) != mine[k]]
+        if differs or ckpt["world_size"] != self.world.size:
+            raise UserError(
+                f"{path}: the checkpoint belongs to a different run (differs in: "
+                f"{', '.join(differs) or 'number of processes'})",
+                fix="use a new output directory, or delete this one to start over",
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler and ckpt["scheduler"]:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.train.load_state_dict(ckpt["loader"])
+        set_rng_state(ckpt["rng"][self.world.rank])
+        self.history, self.best, self.partial = ckpt["history"], ckpt["best"], ckpt["partial"]
+        self.elapsed, self.skipped_dev = ckpt["elapsed"], ckpt["skipped_dev"]
+
+    # ------------------------------------------------------------------ steps
+    def _train_epoch(self, bar: tqdm) -> None:
+        self.trained.train()
+        for module in self.frozen:
+            module.eval()
+        epoch, every = self.train.epoch, self.recipe.checkpoint_every
+        cuda = self.device.type == "cuda"
+        classes = self.manifest.num_classes
+        for x, y in self.train:
+            batch = self.train.position - 1
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.recipe.mixup > 0:
+                rng = np.random.default_rng([self.recipe.seed, epoch, batch, self.world.rank, 1])
+                x, y = _mixup(x, y, self.recipe.mixup, rng, classes)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                logits = self.trained(x)
+            loss = self.loss_fn(logits.float(), y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise UserError(
+                    f"{self.out_dir}: loss is {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
+                    "(the last good checkpoint is kept)",
+                    fix="lower the learning rate, or check the features for NaN/inf values",
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.partial["loss_sum"] += value
+            self.partial["batches"] += 1
+            bar.update()
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+            if every and (batch + 1) % every == 0 and self.train.position < len(self.train):
+                self._checkpoint()
+
+    @torch.no_grad()
+    def _score(self, split: str) -> tuple[dict[str, float], list[str]]:
+        """Metrics of the (unwrapped) module on a split, and the names of classes it could not score."""
+        source, labels = self.evals[split]
+        self.module.eval()
+        source.load_state_dict({"epoch": 0, "position": 0})
+        outputs = []
+        for x, _ in source:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                logits = self.module(x.to(self.device, non_blocking=True)).float()
+            outputs.append(torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1))
+        probs = torch.cat(outputs).cpu().numpy()
+        scores = compute_scores(self.manifest.task_type, labels, probs)
+        return scores.values, [self.manifest.label_names[i] for i in scores.skipped]
+
+    def _end_epoch(self, seconds: float, data_wait: float) -> dict[str, Any]:
+        totals = ddp.gather((self.partial["loss_sum"], self.partial["batches"]), self.world)
+        loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
+        record: dict[str, Any] = {"epoch": self.train.epoch, "train_loss": loss, "dev": None,
+                                  "seconds": round(seconds, 3), "data_wait_s": round(data_wait, 3)}
+        if self.world.main and "dev" in self.evals:
+            record["dev"], self.skipped_dev = self._score("dev")
+        value = (record["dev"] or {}).get(self.select, math.nan)
+        best = self.best["value"]
+        improved = math.isnan(best) if math.isnan(value) else (math.isnan(best) or value > best)
+        if improved:
+            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            self.best = {"epoch": record["epoch"], "value": value, "state": state}
+        if self.scheduler:
+            self.scheduler.step()
+        self.history.append(record)
+        self.partial = {"loss_sum": 0.0, "batches": 0}
+        return record
+
+    # -------------------------------------------------------------- reporting
+    def _metrics(self, status: str, test: dict[str, float] | None = None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "kind": self.kind,
+            "select_metric": self.select,
+            "best_epoch": self.best["epoch"],
+            "epochs": self.history,
+            "test": test or {},
+            "num_train_clips": self.splits["train"].num_clips,
+            "num_params": sum(p.numel() for p in self.model.parameters()),
+            "num_trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "duration_s": round(self.elapsed + time.perf_counter() - self.started, 3),
+            "manifest_hash": self.manifest.hash,
+            "init": str(self.init) if self.init else None,
+            "protocol": self.recipe.protocol if self.kind == "finetune" else "scratch",
+            "task_type": self.manifest.task_type,
+            "labels": self.manifest.labels,
+            "model": self.model.config,
+            "recipe": self.recipe.model_dump(),
+            "recipe_hash": self.recipe.hash,
+            "skipped_classes": {"dev": self.skipped_dev, "test": getattr(self, "skipped_test", [])},
+            "world_size": self.world.size,
+        }
+
+    def _write_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_text(json.dumps(metrics, indent=1) + "\n", self.out_dir / METRICS)
+
+    # ------------------------------------------------------------------- main
+    def execute(self) -> dict[str, Any]:
+        self.started = time.perf_counter()
+        self.skipped_dev: list[str] = []
+        self._setup()
+        try:
+            self._resume()
+            show = self.progress and self.world.main
+            with tqdm(total=self.recipe.epochs, initial=len(self.history), desc=f"{self.kind} epochs",
+                      unit="epoch", disable=not show) as epochs:
+                self._epochs(epochs, show)
+            return self._finish()
+        finally:
+            ddp.leave(self.world)
+
+    def _epochs(self, epochs: tqdm, show: bool) -> None:
+        while self.train.epoch < self.recipe.epochs:
+            t0, wait0 = time.perf_counter(), self.train.wait_s
+            with tqdm(total=len(self.train), initial=self.train.position, leave=False, unit="batch",
+                      desc=f"epoch {self.train.epoch + 1}", disable=not show, mininterval=0.5) as bar:
+                self._train_epoch(bar)
+            record = self._end_epoch(time.perf_counter() - t0, self.train.wait_s - wait0)
+            self._checkpoint()
+            if self.world.main:
+                self._write_metrics(self._metrics("running"))
+            dev = (record["dev"] or {}).get(self.select)
+            epochs.set_postfix({self.select: "-" if dev is None else f"{dev:.4f}",
+                                "loss": f"{record['train_loss']:.4f}"})
+            epochs.update()
+
+    def _finish(self) -> dict[str, Any]:
+        checksums = ddp.gather(ddp.params_checksum(self.module), self.world)
+        metrics: dict[str, Any] = {}
+        if self.world.main:
+            self.model.load_state_dict(self.best["state"])
+            test: dict[str, float] = {}
+            if "test" in self.evals:
+                test, self.skipped_test = self._score("test")
+            metrics = self._metrics("done", test)
+            if self.world.distributed:
+                metrics["ddp_params_in_sync"] = len(set(checksums)) == 1
+            save_model(self.out_dir / MODEL, self.model, labels=self.manifest.labels,
+                       label_names=self.manifest.label_names, task_type=self.manifest.task_type,
+                       kind=self.kind, best_epoch=self.best["epoch"])
+            self._write_metrics(metrics)
+        ddp.barrier(self.world)
+        return metrics if self.world.main else json.loads((self.out_dir / METRICS).read_text())
+
+
+def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, out_dir: str | Path,
+             init: str | Path | None, progress: bool) -> dict[str, Any]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    init_path = Path(init).resolve() if init is not None else None
+    metrics_path = out / METRICS
+    if metrics_path.exists():
+        done = json.loads(metrics_path.read_text())
+        if done.get("status") == "done":
+            mine = (recipe.hash, manifest.hash, str(init_path) if init_path else None)
+            if (done.get("recipe_hash"), done.get("manifest_hash"), done.get("init")) != mine:
+                raise UserError(
+                    f"{out}: holds a finished run with a different recipe, manifest or starting state",
+                    fix="use a new output directory, or delete this one to rerun",
+                )
+            return done
+    _check_task(manifest)
+    try:
+        store.rows(manifest.clips["clip_id"].tolist())
+    except UserError as exc:
+        raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
+    return _Run(kind, manifest, store, recipe, out, init_path, progress).execute()
+
+
+def pretrain(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
+             progress: bool = True) -> dict[str, Any]:
+    """Train a model from scratch on a (multi-label) manifest; resumable; returns metrics.json's content."""
+    recipe = recipe or PRETRAIN
+    if recipe.protocol not in ("scratch", "finetune"):
+        raise UserError(f"pre-training trains every weight from scratch; protocol {recipe.protocol!r} does not apply",
+                        fix="use protocol 'scratch' (the PRETRAIN default) for pre-training")
+    return _execute("pretrain", manifest, store, recipe, out_dir, None, progress)
+
+
+def finetune(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
+             init: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
+    recipe's protocol; resumable; returns metrics.json's content."""
+    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress)

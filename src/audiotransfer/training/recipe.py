@@ -1,0 +1,86 @@
+"""Training recipes: the one place for the study's defaults (Milling et al. 2026, after PANNs).
+
+`PRETRAIN`: CNN10 from scratch, multi-label BCE, Adam lr 1e-3, batch 128, 30 epochs.
+`FINETUNE`: all weights, class-weighted cross-entropy, Adam lr 1e-3, batch 32, 50 epochs, no scheduler,
+no augmentation, best epoch on dev accuracy. Both are `TrainRecipe`s; change fields with
+`recipe.replace(field=value)` (validated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROTOCOL_PATTERN = re.compile(r"finetune|linear|scratch|freeze:(\d+)")
+SELECT_METRICS = ("mAP", "auc", "d_prime", "micro_f1", "macro_f1", "accuracy", "uar")
+
+
+class TrainRecipe(BaseModel):
+    """Everything that decides a training run's result, except its data and its starting weights."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "cnn10"
+    width: float = Field(1.0, gt=0)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["none", "cosine", "step"] = "none"
+    step_epochs: int = Field(10, ge=1, description="'step' scheduler: epochs between decays")
+    step_gamma: float = Field(0.1, gt=0, description="'step' scheduler: decay factor")
+    frames: int | None = Field(None, ge=1, description="crop length; None: from the manifest's clip_seconds")
+    protocol: str = "finetune"
+    backbone_lr_scale: float = Field(1.0, ge=0, description="backbone lr = lr * this; the head gets lr")
+    class_weights: bool = Field(True, description="single-label: balanced class weights in the loss")
+    mixup: float = Field(0.0, ge=0, description="mixup Beta(alpha, alpha); 0 disables (multi-label only)")
+    balanced: bool = Field(False, description="class-balanced sampling of training clips, as in PANNs")
+    seed: int = 0
+    device: str = "cpu"
+    select_metric: str | None = Field(None, description="dev metric for the best epoch; None: by task type")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        match = PROTOCOL_PATTERN.fullmatch(value)
+        if not match or (match.group(1) is not None and int(match.group(1)) < 1):
+            raise ValueError(f"protocol {value!r} is not one of finetune, linear, scratch, freeze:K (K >= 1)")
+        return value
+
+    @field_validator("select_metric")
+    @classmethod
+    def _select(cls, value: str | None) -> str | None:
+        if value is not None and value not in SELECT_METRICS:
+            raise ValueError(f"select_metric {value!r} is not one of {', '.join(SELECT_METRICS)}")
+        return value
+
+    def replace(self, **changes: object) -> TrainRecipe:
+        """A validated copy with some fields changed."""
+        return TrainRecipe.model_validate({**self.model_dump(), **changes})
+
+    @property
+    def frozen_blocks(self) -> int:
+        """How many leading conv blocks the protocol freezes (0 unless `freeze:k`)."""
+        return int(self.protocol.split(":")[1]) if self.protocol.startswith("freeze:") else 0
+
+    @property
+    def hash(self) -> str:
+        """Hash of the fields that change results (device and checkpoint cadence excluded)."""
+        fields = self.model_dump(exclude={"device", "checkpoint_every"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PRETRAIN = TrainRecipe(model="cnn10", epochs=30, batch_size=128, protocol="scratch")
+# The study picked the best fine-tuning epoch on dev accuracy and reported test UAR.
+FINETUNE = TrainRecipe(
+    model="cnn10", epochs=50, batch_size=32, protocol="finetune", class_weights=True, select_metric="accuracy"
+)
+
+DEFAULT_SELECT = {"multilabel": "mAP", "multiclass": "uar", "binary": "auc"}

@@ -1,0 +1,34 @@
+"""DDP: two CPU processes (gloo) under torchrun train one run; replicas stay in sync and it finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_training import make_task
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_process_gloo_run(tmp_path: Path) -> None:
+    manifest, store = make_task(tmp_path, "ddp", "multiclass", {"train": 20, "dev": 6, "test": 6})
+    manifest.save(tmp_path / "m")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "audiotransfer.cli", "finetune", "--from", "scratch", "--manifest", str(tmp_path / "m" / "ddp"),
+        "--store", str(store.root), "--model", "cnn6", "--width", "0.125", "--epochs", "2", "--batch-size", "8",
+        "--no-progress", "--out", str(tmp_path / "run"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["world_size"] == 2
+    assert metrics["ddp_params_in_sync"] is True
+    assert metrics["num_train_clips"] == 20 and set(metrics["test"]) >= {"accuracy", "uar"}
+    assert done.stdout.count("finetune done") == 2  # both ranks finished

@@ -1,0 +1,214 @@
+"""The training engine end to end on tiny packed feature stores: pre-training, every protocol, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from audiotransfer.cli import main
+from audiotransfer.data.features import FeatureRecipe
+from audiotransfer.data.loader import BatchLoader, balanced_order
+from audiotransfer.data.store import FeatureStore, write_store
+from audiotransfer.errors import UserError
+from audiotransfer.manifest import Manifest, from_label_lists
+from audiotransfer.training import FINETUNE, PRETRAIN, finetune, load_model, pretrain
+
+MELS = 16
+TINY = {"model": "cnn6", "width": 0.125}
+
+
+def make_task(
+    root: Path,
+    name: str,
+    task_type: str,
+    splits: dict[str, int],
+    classes: int = 3,
+    seed: int = 0,
+    nan_clip: bool = False,
+) -> tuple[Manifest, FeatureStore]:
+    """A manifest and store whose features carry a bright mel band per label (learnable), 0.5 s clips."""
+    rng = np.random.default_rng(seed)
+    split = [s for s, n in splits.items() for _ in range(n)]
+    ids = [f"{name}{i}" for i in range(len(split))]
+    if task_type == "multilabel":
+        lists = [rng.choice(classes, size=int(rng.integers(1, 3)), replace=False).tolist() for _ in ids]
+    else:
+        lists = [[i % classes] for i in range(len(ids))]
+    features = {}
+    for clip_id, labels in zip(ids, lists, strict=True):
+        x = rng.normal(-5.0, 1.0, (int(rng.integers(40, 60)), MELS)).astype(np.float32)
+        for label in labels:
+            band = (4 * label) % (MELS - 2)
+            x[:, band : band + 3] += 4.0
+        features[clip_id] = x
+    if nan_clip:
+        features[ids[0]][:, :] = np.nan
+    manifest = from_label_lists(
+        name,
+        pd.DataFrame({"clip_id": ids, "split": split}),
+        [[str(label) for label in labels] for labels in lists],
+        labels=[str(c) for c in range(classes)],
+        task_type=task_type,  # type: ignore[arg-type]
+        meta={"clip_seconds": 0.5},
+    )
+    store = write_store(root / f"store_{name}", FeatureRecipe(n_mels=MELS), name, features)
+    return manifest, store
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("pre")
+    manifest, store = make_task(root, "pre", "multilabel", {"train": 48, "test": 16}, classes=4)
+    recipe = PRETRAIN.replace(**TINY, epochs=2, batch_size=16, mixup=1.0, balanced=True)
+    metrics = pretrain(manifest, store, recipe, root / "run", progress=False)
+    return root / "run", metrics
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifest, FeatureStore]:
+    return make_task(tmp_path_factory.mktemp("task"), "task", "multiclass", {"train": 48, "dev": 12, "test": 12})
+
+
+def test_pretrain_writes_documented_run_directory(pretrained: tuple[Path, dict]) -> None:
+    run, metrics = pretrained
+    assert {p.name for p in run.iterdir()} >= {"model.pt", "checkpoint.pt", "metrics.json"}
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert metrics["status"] == "done" and metrics["kind"] == "pretrain" and metrics["select_metric"] == "mAP"
+    assert metrics["best_epoch"] == 2  # no dev split: the last epoch
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and all(e["dev"] is None for e in metrics["epochs"])
+    assert set(metrics["test"]) >= {"mAP", "auc", "d_prime", "micro_f1", "macro_f1"}
+    assert metrics["num_train_clips"] == 48 and metrics["init"] is None
+    model = load_model(run)
+    assert model.config == {"name": "cnn6", "num_classes": 4, "width": 0.125, "n_mels": MELS}
+    assert model.num_classes == 4 and not model.training
+
+
+def test_finetune_learns_a_separable_task(task: tuple[Manifest, FeatureStore], tmp_path: Path) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=8, batch_size=8, lr=3e-3)
+    metrics = finetune(manifest, store, recipe, tmp_path / "run", init=None, progress=False)
+    assert metrics["select_metric"] == "accuracy"  # the study's choice, set in FINETUNE
+    best = metrics["epochs"][metrics["best_epoch"] - 1]["dev"]["accuracy"]
+    assert best == max(e["dev"]["accuracy"] for e in metrics["epochs"])
+    assert metrics["test"]["uar"] > 0.8, metrics
+
+
+@pytest.mark.parametrize("protocol", ["finetune", "linear", "freeze:2"])
+def test_protocols_train_only_their_weights(
+    protocol: str, pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    run, _ = pretrained
+    manifest, store = task
+    recipe = FINETUNE.replace(epochs=2, batch_size=8, protocol=protocol)
+    metrics = finetune(manifest, store, recipe, tmp_path / "run", init=run, progress=False)
+    assert metrics["protocol"] == protocol and metrics["init"] == str(run.resolve())
+    assert set(metrics["test"]) >= {"accuracy", "uar", "macro_f1"}
+    before, after = load_model(run).state_dict(), load_model(tmp_path / "run").state_dict()
+    assert after["fc_audioset.weight"].shape == (3, 64)
+    frozen = {"linear": ("bn0", "conv_block", "fc1"), "freeze:2": ("bn0", "conv_block1.", "conv_block2.")}
+    kept = [k for k in before if k.startswith(frozen.get(protocol, ("-",)))]
+    changed = [k for k in before if not k.startswith("fc_audioset") and not torch.equal(before[k], after[k])]
+    assert not set(kept) & set(changed)  # weights and BatchNorm statistics
+    if protocol == "freeze:2":
+        assert any(k.startswith("conv_block3.") for k in changed)
+    if protocol == "finetune":
+        assert "conv_block1.conv1.weight" in changed
+    if protocol == "linear":
+        assert (tmp_path / "run" / "embeddings.pt").exists()
+        assert metrics["num_trainable_params"] == 64 * 3 + 3
+
+
+def test_binary_task_selects_on_auc_by_default(tmp_path: Path) -> None:
+    manifest, store = make_task(tmp_path, "bird", "binary", {"train": 24, "dev": 8, "test": 8}, classes=2)
+    recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8, select_metric=None)  # None: by task type
+    metrics = finetune(manifest, store, recipe, tmp_path / "r", progress=False)
+    assert metrics["select_metric"] == "auc" and "auc" in metrics["test"]
+
+
+def test_finished_run_is_returned_not_retrained(task: tuple[Manifest, FeatureStore], tmp_path: Path) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=1, batch_size=16)
+    first = finetune(manifest, store, recipe, tmp_path / "r", progress=False)
+    stamp = (tmp_path / "r" / "model.pt").stat().st_mtime_ns
+    assert finetune(manifest, store, recipe, tmp_path / "r", progress=False) == first
+    assert (tmp_path / "r" / "model.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(UserError, match="different recipe"):
+        finetune(manifest, store, recipe.replace(lr=0.1), tmp_path / "r", progress=False)
+
+
+def test_bad_inputs_are_user_errors(task: tuple[Manifest, FeatureStore], tmp_path: Path) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=1, batch_size=16)
+    one = manifest.take(np.flatnonzero(manifest.class_indices() == 0))
+    one = Manifest("one", one.clips, ["0"], one.targets[:, :1], task_type="multiclass", meta=one.meta)
+    with pytest.raises(UserError, match="1 class"):
+        finetune(one, store, recipe, tmp_path / "a", progress=False)
+    other, _ = make_task(tmp_path, "other", "multiclass", {"train": 6, "dev": 3})
+    with pytest.raises(UserError, match=r"9 of 9 clips are not in the store"):
+        finetune(other, store, recipe, tmp_path / "b", progress=False)
+    with pytest.raises(UserError, match="freezes 7 blocks"):
+        finetune(manifest, store, recipe.replace(protocol="freeze:7"), tmp_path / "c", progress=False)
+    finetune(manifest, store, recipe, tmp_path / "d", progress=False)
+    with pytest.raises(UserError, match="random initialisation"):
+        finetune(manifest, store, recipe.replace(protocol="scratch"), tmp_path / "e", init=tmp_path / "d",
+                 progress=False)
+
+
+def test_nan_loss_stops_with_epoch_and_batch(tmp_path: Path) -> None:
+    manifest, store = make_task(tmp_path, "nan", "multiclass", {"train": 16, "dev": 4}, nan_clip=True)
+    recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=4, seed=3)
+    with pytest.raises(UserError, match=r"loss is nan at epoch 1, batch \d"):
+        finetune(manifest, store, recipe, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_loader_sharding_balance_and_resume(task: tuple[Manifest, FeatureStore]) -> None:
+    manifest, store = task
+    shards = [BatchLoader(manifest, store, 5, 20, seed=1, rank=r, world_size=2).order(3) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 36
+    assert set(shards[0]) | set(shards[1]) == set(range(72))
+    full = BatchLoader(manifest, store, 8, 20, seed=1)
+    batches = [x for x, _ in full]
+    assert full.state_dict() == {"epoch": 1, "position": 0}
+    again = BatchLoader(manifest, store, 8, 20, seed=1)
+    again.load_state_dict({"epoch": 0, "position": 4})
+    assert all(torch.equal(a, b) for (a, _), b in zip(again, batches[4:], strict=True))
+    targets = manifest.targets.copy().tolil()
+    targets[:, 2] = False
+    targets[0, 2] = True  # one clip of a rare class
+    order = balanced_order(targets.tocsr(), 300, np.random.default_rng(0))
+    assert (order == 0).sum() >= 90  # seen about once per round of three classes
+
+
+def test_cli_pretrain_and_finetune(pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore],
+                                   tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest, store = task
+    manifest.save(tmp_path / "m")
+    args = ["--store", str(store.root), "--epochs", "1", "--batch-size", "16", "--no-progress"]
+    assert main(["finetune", "--from", str(pretrained[0]), "--manifest", str(tmp_path / "m" / "task"),
+                 "--protocol", "linear", "--out", str(tmp_path / "ft"), *args]) == 0
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["protocol"] == "linear"
+    assert main(["finetune", "--from", "scratch", "--manifest", str(tmp_path / "m" / "task"),
+                 "--protocol", "freeze:0", "--out", str(tmp_path / "x"), *args]) == 2
+    assert "protocol" in capsys.readouterr().err
+    assert main(["pretrain", "--manifest", str(tmp_path / "m" / "task"), "--model", "cnn6", "--width", "0.125",
+                 "--out", str(tmp_path / "pt"), *args]) == 0
+    assert "pretrain done" in capsys.readouterr().out
+
+
+def test_backbone_lr_scale_and_scheduler(pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore],
+                                         tmp_path: Path) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(epochs=2, batch_size=16, backbone_lr_scale=0.0, scheduler="step", step_epochs=1,
+                              step_gamma=0.5)
+    finetune(manifest, store, recipe, tmp_path / "r", init=pretrained[0], progress=False)
+    before, after = load_model(pretrained[0]).state_dict(), load_model(tmp_path / "r").state_dict()
+    assert torch.equal(before["conv_block1.conv1.weight"], after["conv_block1.conv1.weight"])
+    assert not torch.equal(before["bn0.running_mean"], after["bn0.running_mean"])  # BN still adapts
+    groups = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.25, 0.0])
