@@ -1,0 +1,199 @@
+"""The plan: a study as a graph of runs, each with a stable readable id, its inputs and its cost.
+
+Pre-training runs come first; every fine-tune run depends on the pre-training run of its state (states
+given as checkpoints, and the scratch control, have none). A run id is also its folder under `runs/`:
+`pretrain/{state}` and `finetune/{state}/{task}/{protocol}/seed{n}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any, Literal
+
+from audiotransfer.errors import UserError
+from audiotransfer.study.prepare import DataIndex
+from audiotransfer.study.spec import SCRATCH, Study
+
+RUNTIME_FIELDS = ("device", "checkpoint_every")  # recipe fields that do not change a run's result
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: what it trains on, from what, with which recipe, and where it writes."""
+
+    run_id: str
+    kind: Literal["pretrain", "finetune"]
+    state: str
+    task: str | None
+    protocol: str | None
+    seed: int | None
+    out_dir: Path
+    recipe: dict[str, Any]
+    manifest: Path
+    store: Path
+    init: str | None  # checkpoint the run starts from (None: random initialisation)
+    parent: str | None  # run id of the pre-training run it depends on
+    subset_hash: str | None  # content hash of the state's pre-training subset
+    data_hash: str  # content hash of the manifest this run trains on
+    num_train_clips: int
+
+    @property
+    def cost(self) -> int:
+        """Clip-epochs through the network: training clips x epochs; a linear probe passes its clips once
+        (it trains the head on embeddings computed once, which costs next to nothing)."""
+        epochs = 1 if self.protocol == "linear" else int(self.recipe.get("epochs", 1))
+        return int(self.num_train_clips * epochs)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the run's result (recorded in the store, compared on resume)."""
+        init = self.parent or self.init  # a parent run id, not its path: studies may be moved
+        recipe = {k: v for k, v in self.recipe.items() if k not in RUNTIME_FIELDS}
+        return {
+            "recipe": recipe,
+            "data": self.manifest.name,
+            "data_hash": self.data_hash,
+            "init": init,
+            "subset_hash": self.subset_hash,
+        }
+
+    def record(self, code_version: str) -> dict[str, Any]:
+        """The run's row for `ResultStore.register`."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "state": self.state,
+            "task": self.task,
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "config": self.config,
+            "subset_hash": self.subset_hash,
+            "parent_run": self.parent,
+            "checkpoint": self.init,
+            "code_version": code_version,
+        }
+
+
+@dataclass
+class Plan:
+    """The runs of a study in dependency order."""
+
+    study: Study
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs.values())
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def dependencies(self, run_id: str) -> list[str]:
+        parent = self.runs[run_id].parent
+        return [parent] if parent else []
+
+    def order(self) -> list[str]:
+        graph = {rid: self.dependencies(rid) for rid in self.runs}
+        return list(TopologicalSorter(graph).static_order())
+
+    def dependents(self, run_id: str) -> list[str]:
+        """Every run that needs `run_id` to finish first (transitively)."""
+        children = [r.run_id for r in self.runs.values() if r.parent == run_id]
+        return children + [d for c in children for d in self.dependents(c)]
+
+    @property
+    def total_cost(self) -> int:
+        return sum(r.cost for r in self.runs.values())
+
+
+def protocol_dir(protocol: str) -> str:
+    """Folder name of a protocol (`freeze:2` -> `freeze-2`)."""
+    return protocol.replace(":", "-")
+
+
+def make_plan(study: Study, data: DataIndex) -> Plan:
+    """All runs of `study` over the prepared data (manifests), validated to write distinct folders."""
+    plan = Plan(study)
+    runs_dir = study.out / "runs"
+    inits: dict[str, tuple[str | None, str | None]] = {SCRATCH: (None, None)}
+    for state, subset in data.states.items():
+        run_id = f"pretrain/{state}"
+        recipe = study.pretrain_recipe.model_dump(mode="json")
+        _add(
+            plan,
+            Run(
+                run_id,
+                "pretrain",
+                state,
+                None,
+                None,
+                None,
+                runs_dir / run_id,
+                recipe,
+                subset.manifest,
+                subset.store,
+                None,
+                None,
+                subset.hash,
+                subset.hash,
+                subset.num_train,
+            ),
+        )
+        inits[state] = (str(runs_dir / run_id / "model.pt"), run_id)
+    for state, ckpt in study.checkpoint_states.items():
+        inits[state] = (str(ckpt.checkpoint), None)
+    for state in study.states:
+        init, parent = inits[state]
+        subset_hash = data.states[state].hash if state in data.states else None
+        for task, dataset in data.tasks.items():
+            for protocol in study.spec.protocols:
+                base = study.finetune_recipes[task][protocol]
+                for seed in study.spec.seeds:
+                    run_id = f"finetune/{state}/{task}/{protocol_dir(protocol)}/seed{seed}"
+                    recipe = base.model_copy(update={"seed": seed}).model_dump(mode="json")
+                    _add(
+                        plan,
+                        Run(
+                            run_id,
+                            "finetune",
+                            state,
+                            task,
+                            protocol,
+                            seed,
+                            runs_dir / run_id,
+                            recipe,
+                            dataset.manifest,
+                            dataset.store,
+                            init,
+                            parent,
+                            subset_hash,
+                            dataset.hash,
+                            dataset.num_train,
+                        ),
+                    )
+    return plan
+
+
+def _add(plan: Plan, run: Run) -> None:
+    clash = [r.run_id for r in plan.runs.values() if str(r.out_dir).lower() == str(run.out_dir).lower()]
+    if clash:
+        raise UserError(
+            f"{plan.study.path}: runs {clash[0]!r} and {run.run_id!r} would write the same folder {run.out_dir}",
+            fix="rename the states or tasks involved",
+        )
+    plan.runs[run.run_id] = run
+
+
+def check_resumable(plan: Plan, finished: dict[str, str]) -> None:
+    """A finished run whose config differs from the plan's means the study changed under its results."""
+    for run_id, config in finished.items():
+        run = plan.runs.get(run_id)
+        if run is not None and json.loads(config) != json.loads(json.dumps(run.config, default=str)):
+            raise UserError(
+                f"{plan.study.path}: run {run_id!r} finished with another configuration than the study now gives "
+                "(recipe, data or initial checkpoint changed)",
+                fix=f"give the changed study a new `out`, or delete {run.out_dir} to redo that run",
+            )

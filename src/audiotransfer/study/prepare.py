@@ -1,0 +1,198 @@
+"""Study data: the manifests of every pre-training state and task, and their feature stores.
+
+Manifests are built from the spec (subset specs over the pre-training corpus's segment lists; task corpora
+through their loaders) and saved under `STUDY/manifests/`; features are extracted once per corpus into
+`STUDY/stores/` (resumable: the store skips clips it already holds). A store written with another feature
+recipe or corpus is refused before any run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiotransfer.errors import UserError
+from audiotransfer.manifest import Manifest
+from audiotransfer.study.spec import Study
+
+PRETRAIN_STORE = "pretrain"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One saved manifest (a state's subset or a task) and the store holding its features."""
+
+    name: str
+    manifest: Path  # DIR/NAME, as `Manifest.load` takes it
+    store: Path
+    hash: str
+    corpus: str
+    task_type: str
+    num_clips: int
+    num_train: int
+    num_classes: int
+    labels: list[str]
+    clip_seconds: float | None
+
+
+@dataclass
+class DataIndex:
+    """The prepared data of a study: subset states and downstream tasks by name."""
+
+    states: dict[str, Dataset]
+    tasks: dict[str, Dataset]
+
+
+def prepare_manifests(study: Study) -> DataIndex:
+    """Build (or rebuild, unchanged ones are not rewritten) every manifest of the study."""
+    states: dict[str, Dataset] = {}
+    if study.subset_states:
+        pool = corpus_manifest(study)
+        present = set(pool.clips["clip_id"])
+        for name, manifest in build_subsets(study).items():
+            keep = np.flatnonzero(manifest.clips["clip_id"].isin(present).to_numpy())
+            if len(keep) == 0:
+                raise UserError(
+                    f"{study.path}: field 'pretraining.states.{name}': none of the subset's "
+                    f"{manifest.num_clips} clips is in the corpus under {study.spec.pretraining.root}",
+                    fix="check that the corpus root holds the audio of the segment lists",
+                )
+            manifest = manifest.take(keep, name=name) if len(keep) < manifest.num_clips else manifest
+            manifest.meta.update(
+                root=pool.meta.get("root"),
+                corpus=study.spec.pretraining.corpus,
+                clip_seconds=pool.meta.get("clip_seconds"),
+            )
+            states[name] = _save(manifest, study.out / "manifests" / "states", study.out / "stores" / PRETRAIN_STORE)
+    tasks: dict[str, Dataset] = {}
+    for name, task in study.spec.downstream.items():
+        from audiotransfer.data.corpora import load_corpus
+
+        try:
+            manifest = load_corpus(task.corpus, task.root, **task.options)
+        except UserError as exc:
+            raise UserError(f"{study.path}: field 'downstream.{name}': {exc.message}", fix=exc.fix) from None
+        manifest.name = name
+        tasks[name] = _save(manifest, study.out / "manifests" / "tasks", study.out / "stores" / name)
+    return DataIndex(states, tasks)
+
+
+def corpus_manifest(study: Study) -> Manifest:
+    """The whole pre-training corpus as its loader sees it (the clips present under its root)."""
+    from audiotransfer.data.corpora import load_corpus
+
+    pre = study.spec.pretraining
+    try:
+        return load_corpus(str(pre.corpus), pre.root, **pre.options)
+    except UserError as exc:
+        raise UserError(f"{study.path}: field 'pretraining': {exc.message}", fix=exc.fix) from None
+
+
+def build_subsets(study: Study) -> dict[str, Manifest]:
+    """Every subset state's manifest, built from the pre-training segment lists and ontology."""
+    from audiotransfer.ontology import Ontology, build_subset, read_segments
+
+    meta = study.spec.pretraining.metadata
+    if meta.ontology is None or not meta.train:
+        raise UserError(
+            f"{study.path}: fields 'pretraining.metadata.ontology' and 'pretraining.metadata.train' are needed "
+            "to build subset states",
+            fix="name the ontology JSON, the label index CSV and the training segment lists",
+        )
+    onto = Ontology.load(meta.ontology, meta.labels)
+    segments = read_segments(meta.train, onto.trainable)
+    evals = read_segments(meta.eval, onto.trainable) if meta.eval else None
+    subsets = {}
+    for name, spec in study.subset_states.items():
+        try:
+            subsets[name] = build_subset(name, spec, segments, onto, eval_segments=evals)
+        except UserError as exc:
+            raise UserError(f"{study.path}: field 'pretraining.states.{name}': {exc.message}", fix=exc.fix) from None
+    return subsets
+
+
+def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: bool = True) -> None:
+    """Extract the features of every clip the study uses, once per store; then check nothing is missing."""
+    from audiotransfer.data.store import extract_features
+
+    if data.states:
+        pool = corpus_manifest(study)
+        used = set().union(*(set(Manifest.load(d.manifest).clips["clip_id"]) for d in data.states.values()))
+        rows = np.flatnonzero(pool.clips["clip_id"].isin(used).to_numpy())
+        store_dir = study.out / "stores" / PRETRAIN_STORE
+        check_store(study, store_dir, str(study.spec.pretraining.corpus))
+        extract_features(pool.take(rows), store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
+    for dataset in data.tasks.values():
+        check_store(study, dataset.store, dataset.corpus)
+        extract_features(
+            Manifest.load(dataset.manifest),
+            dataset.store,
+            study.features,
+            jobs=jobs,
+            on_error="skip",
+            progress=progress,
+        )
+    for dataset in [*data.states.values(), *data.tasks.values()]:
+        _check_complete(study, dataset)
+
+
+def check_store(study: Study, store_dir: Path, corpus: str) -> None:
+    """Refuse a store extracted with another feature recipe or from another corpus."""
+    from audiotransfer.data.store import FeatureStore
+
+    if not (store_dir / "store.json").exists():
+        return
+    store = FeatureStore(store_dir)
+    if store.recipe.hash != study.features.hash or (store.corpus and store.corpus != corpus):
+        raise UserError(
+            f"{study.path}: feature store {store_dir} holds {store.corpus!r} features of recipe "
+            f"{store.recipe.hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
+            "(field 'features')",
+            fix="give the study a new `out` directory, or delete that store to extract it again",
+        )
+
+
+def _check_complete(study: Study, dataset: Dataset) -> None:
+    from audiotransfer.data.store import FeatureStore
+
+    store = FeatureStore(dataset.store)
+    try:
+        store.rows(list(Manifest.load(dataset.manifest).clips["clip_id"]))
+    except UserError as exc:
+        raise UserError(
+            f"{study.path}: {dataset.name}: some clips could not be extracted ({exc.message})",
+            fix=f"see {dataset.store / 'errors.csv'}; remove or repair those files and run again",
+        ) from None
+
+
+def _save(manifest: Manifest, directory: Path, store: Path) -> Dataset:
+    """Save the manifest unless an identical one is already there; describe it."""
+    sidecar = directory / f"{manifest.name}.json"
+    if not sidecar.exists() or _saved_hash(sidecar) != manifest.hash:
+        manifest.save(directory)
+    split = manifest.clips["split"]
+    return Dataset(
+        name=manifest.name,
+        manifest=directory / manifest.name,
+        store=store,
+        hash=manifest.hash,
+        corpus=str(manifest.meta.get("corpus", "")),
+        task_type=manifest.task_type,
+        num_clips=manifest.num_clips,
+        num_train=int((split == "train").sum()),
+        num_classes=manifest.num_classes,
+        labels=list(manifest.labels),
+        clip_seconds=manifest.meta.get("clip_seconds"),
+    )
+
+
+def _saved_hash(sidecar: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(sidecar.read_text()).get("hash")
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,275 @@
+"""Running a study: prepare its data, then execute its runs in dependency order, resumably.
+
+`run(path)` validates the whole study, builds manifests and feature stores (once), plans the runs and
+executes the unfinished ones on a backend with N parallel workers. Each result is committed to the
+results store the moment its run ends, so an interrupted study loses nothing that finished and a rerun
+resumes (a half-finished run continues from its own checkpoint). A failed run is retried, then recorded
+with its error; the runs that depend on it are marked blocked and everything else carries on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from audiotransfer.errors import UserError
+from audiotransfer.study.backends import Backend, RunFn, make_backend
+from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
+from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_manifests
+from audiotransfer.study.spec import Study, load_study
+from audiotransfer.study.store import ResultStore
+
+
+@dataclass
+class Outcome:
+    """What one `run` call did: run ids by what happened to them."""
+
+    study_dir: Path
+    skipped: list[str] = field(default_factory=list)  # finished before this call
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> error
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+
+def execute_run(run: Run) -> dict[str, Any]:
+    """Train one run with the training engine (in a worker) and return its `metrics.json` contents."""
+    from audiotransfer.data.store import FeatureStore
+    from audiotransfer.manifest import Manifest
+    from audiotransfer.training import TrainRecipe, finetune, pretrain
+
+    manifest = Manifest.load(run.manifest)
+    store = FeatureStore(run.store)
+    recipe = TrainRecipe.model_validate(run.recipe)
+    if run.kind == "pretrain":
+        result = pretrain(manifest, store, recipe, run.out_dir, progress=False)
+    else:
+        init = Path(run.init) if run.init else None
+        result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False)
+    return {**result, "checkpoint": str(run.out_dir / "model.pt")}
+
+
+def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Study, ResultStore]:
+    """Validate a study and bind its results store (refusing a store of another study)."""
+    study = load_study(path, overrides)
+    study.out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(study.out / "results.sqlite")
+    store.claim(study.identity, where=str(study.path))
+    return study, store
+
+
+def prepare(
+    study: Study, store: ResultStore, jobs: int = 1, features: bool = True, progress: bool = True
+) -> tuple[DataIndex, Plan]:
+    """Manifests (and features), recorded in the store; the plan, checked against finished runs."""
+    data = prepare_manifests(study)
+    if features:
+        prepare_features(study, data, jobs=jobs, progress=progress)
+    for name, d in data.states.items():
+        store.put_state(
+            name,
+            corpus=d.corpus,
+            num_clips=d.num_train,
+            num_classes=d.num_classes,
+            subset_hash=d.hash,
+            manifest_path=str(d.manifest),
+            store_path=str(d.store),
+            checkpoint=str(study.out / "runs" / "pretrain" / name / "model.pt"),
+            labels=d.labels,
+        )
+    for name, ckpt in study.checkpoint_states.items():
+        store.put_state(name, checkpoint=str(ckpt.checkpoint))
+    if study.spec.include_scratch:
+        store.put_state("scratch", num_clips=0, num_classes=0)
+    for name, d in data.tasks.items():
+        recipe = next(iter(study.finetune_recipes[name].values()))
+        frames = recipe.frames or _default_frames(d.clip_seconds, study.features)
+        store.put_task(
+            name,
+            corpus=d.corpus,
+            task_type=d.task_type,
+            num_classes=d.num_classes,
+            manifest_path=str(d.manifest),
+            store_path=str(d.store),
+            frames=frames,
+        )
+    plan = make_plan(study, data)
+    finished = store.runs().query("status == 'done'")
+    check_resumable(plan, dict(zip(finished["run_id"], finished["config"], strict=True)))
+    return data, plan
+
+
+def run(
+    path: str | Path,
+    jobs: int = 1,
+    backend: str = "local",
+    retries: int = 0,
+    mlflow: str | None = None,
+    progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+    run_fn: RunFn = execute_run,
+    ray_address: str | None = None,
+) -> Outcome:
+    """Run (or resume) the study in `path`; see the module docstring."""
+    study, store = open_study(path, overrides)
+    with _lock(study.out):
+        _write_resolved(study)
+        _, plan = prepare(study, store, jobs=jobs, progress=progress)
+        from audiotransfer import __version__
+
+        store.register([r.record(__version__) for r in plan])
+        store.reset_unfinished()
+        res = study.spec.resources
+        executor = make_backend(backend, jobs, res.num_cpus, res.num_gpus, address=ray_address)
+        on_done = None
+        if mlflow:
+            from audiotransfer.study.mlflow_export import export_runs
+
+            def on_done(run_id: str) -> None:
+                export_runs(study.out, mlflow, run_ids=[run_id])
+
+        return execute(
+            plan,
+            store,
+            executor,
+            jobs=jobs,
+            retries=retries,
+            run_fn=run_fn,
+            progress=progress,
+            on_done=on_done,
+            study_dir=study.out,
+        )
+
+
+def execute(
+    plan: Plan,
+    store: ResultStore,
+    backend: Backend,
+    jobs: int = 1,
+    retries: int = 0,
+    run_fn: RunFn = execute_run,
+    progress: bool = True,
+    on_done: Callable[[str], None] | None = None,
+    study_dir: Path | None = None,
+) -> Outcome:
+    """Execute the plan's unfinished runs on `backend`, at most `jobs` at a time, recording every outcome."""
+    status = store.status()
+    outcome = Outcome(study_dir or Path("."), skipped=[r for r in plan.runs if status.get(r) == "done"])
+    finished = set(outcome.skipped)
+    # pre-training first (each unlocks many fine-tunes), then the longest runs first (fewer idle workers at the end)
+    pending = sorted(
+        (r for r in plan.runs if r not in finished), key=lambda r: (plan.runs[r].kind != "pretrain", -plan.runs[r].cost)
+    )
+    attempts: dict[str, int] = {}
+    inflight: dict[Any, str] = {}
+    bar = tqdm(
+        total=len(plan),
+        initial=len(finished),
+        unit="run",
+        desc="study",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        while pending or inflight:
+            for run_id in list(pending):
+                if len(inflight) >= jobs:
+                    break
+                if all(d in finished for d in plan.dependencies(run_id)):
+                    pending.remove(run_id)
+                    store.mark_running(run_id)
+                    inflight[backend.submit(run_fn, plan.runs[run_id])] = run_id
+            if not inflight:  # only runs whose parents never finished are left
+                break
+            for handle in backend.wait(list(inflight), timeout=1.0):
+                run_id = inflight.pop(handle)
+                try:
+                    result = backend.result(handle)
+                except Exception as exc:
+                    attempts[run_id] = attempts.get(run_id, 0) + 1
+                    if attempts[run_id] <= retries:
+                        pending.insert(0, run_id)
+                        continue
+                    error = _describe(exc)
+                    store.mark_failed(run_id, error)
+                    outcome.failed[run_id] = error
+                    blocked = [d for d in plan.dependents(run_id) if d in pending]
+                    pending = [p for p in pending if p not in blocked]
+                    store.mark_blocked(blocked, f"needs {run_id}, which failed")
+                    outcome.blocked += blocked
+                    bar.update(1 + len(blocked))
+                    tqdm.write(f"failed: {run_id}: {error.splitlines()[-1]}", file=sys.stderr)
+                    continue
+                store.mark_done(run_id, result)
+                finished.add(run_id)
+                outcome.done.append(run_id)
+                bar.update(1)
+                if on_done is not None:
+                    try:
+                        on_done(run_id)
+                    except Exception as exc:  # e.g. an unreachable MLflow server: the result is safe in the store
+                        tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
+            bar.set_postfix(
+                running=len(inflight), failed=len(outcome.failed), blocked=len(outcome.blocked), refresh=False
+            )
+            bar.refresh()
+    except BaseException:
+        backend.close(cancel=True)
+        store.reset_unfinished()
+        raise
+    finally:
+        bar.close()
+    backend.close()
+    return outcome
+
+
+def _describe(exc: BaseException) -> str:
+    """The error text recorded for a failed run: a user error's message, else the traceback's tail."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = "".join(traceback.format_exception(exc)).strip()
+    return text[-4000:]
+
+
+def _default_frames(clip_seconds: float | None, recipe: Any) -> int | None:
+    if not clip_seconds:
+        return None
+    return round(float(clip_seconds) * recipe.sample_rate / recipe.hop_length) + 1
+
+
+def _write_resolved(study: Study) -> None:
+    """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read)."""
+    target = study.out / "study.yaml"
+    if target.resolve() == study.path:
+        return
+    target.write_text(yaml.safe_dump(study.resolved(), sort_keys=False))
+
+
+@contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """One `study run` per study directory at a time."""
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"{out}: another `study run` is running on this study",
+                fix="wait for it to end (or stop it) before starting another",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

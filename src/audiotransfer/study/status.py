@@ -1,0 +1,89 @@
+"""Read-side views of a study: its plan with costs, its progress, and its results as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from audiotransfer.errors import UserError
+from audiotransfer.study.store import ResultStore
+
+RESULT_KEYS = ["run_id", "kind", "state", "task", "protocol", "seed"]
+
+
+def plan(path: str | Path) -> pd.DataFrame:
+    """Every run of the study in `path` with its status and cost (clip-epochs); builds manifests, no features."""
+    from audiotransfer.study.runner import open_study, prepare
+
+    study, store = open_study(path)
+    _, runs = prepare(study, store, features=False, progress=False)
+    status = store.status()
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.run_id,
+                "kind": r.kind,
+                "depends_on": r.parent or "",
+                "clips": r.num_train_clips,
+                "epochs": int(r.recipe.get("epochs", 1)),
+                "clip_epochs": r.cost,
+                "status": status.get(r.run_id, "pending"),
+            }
+            for r in runs
+        ]
+    )
+
+
+def open_store(study: str | Path) -> ResultStore:
+    """The results store of a study given as its directory or its YAML file."""
+    path = Path(study)
+    if path.is_file():
+        from audiotransfer.study.spec import load_study
+
+        path = load_study(path).out
+    db = path / "results.sqlite"
+    if not db.exists():
+        raise UserError(
+            f"{path}: no results store (results.sqlite) here",
+            fix="pass a study directory or study YAML that has been run (`audiotransfer study run`)",
+        )
+    return ResultStore(db)
+
+
+def status_table(study: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run counts by kind and status, and the failed or blocked runs with the first line of their error."""
+    runs = open_store(study).runs()
+    counts = runs.groupby(["kind", "status"]).size().unstack(fill_value=0) if len(runs) else pd.DataFrame()
+    bad = runs[runs["status"].isin(["failed", "blocked"])][["run_id", "status", "attempts", "error"]].copy()
+    bad["error"] = bad["error"].fillna("").map(lambda e: e.strip().splitlines()[-1] if e.strip() else "")
+    return counts, bad
+
+
+def results_table(study: str | Path, kind: str | None = "finetune") -> pd.DataFrame:
+    """Final metrics, one row per finished run (wide: one column per metric)."""
+    metrics = open_store(study).test_metrics()
+    if kind:
+        metrics = metrics[metrics["kind"] == kind]
+    if metrics.empty:
+        return pd.DataFrame(columns=RESULT_KEYS)
+    order = {run_id: i for i, run_id in enumerate(dict.fromkeys(metrics["run_id"]))}
+    keys = metrics.drop_duplicates([*RESULT_KEYS, "metric"], keep="last")
+    wide = keys.set_index([*RESULT_KEYS, "metric"])["value"].unstack("metric").reset_index()
+    wide = wide.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
+    wide["seed"] = wide["seed"].astype("Int64")
+    return wide.rename_axis(columns=None)
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.{digits}f}"
+        return "" if v is None else str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])

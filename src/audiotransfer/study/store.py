@@ -1,0 +1,254 @@
+"""The results store: one SQLite database per study, safe for concurrent writers.
+
+Every run of a study is a row of `runs` (kind, state, task, protocol, seed, status, config, lineage);
+its per-epoch dev metrics and final test metrics are long-format rows of `epochs` and `metrics`; the data
+each state and task was trained on is described in `states` and `tasks`. The database uses WAL journaling,
+a busy timeout and one `BEGIN IMMEDIATE` transaction per write, so several processes can record results
+at once and a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audiotransfer.errors import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, task TEXT, protocol TEXT,
+    seed INTEGER, status TEXT NOT NULL DEFAULT 'pending', config TEXT NOT NULL, subset_hash TEXT,
+    parent_run TEXT, checkpoint TEXT, code_version TEXT, started TEXT, finished TEXT, duration_s REAL,
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_id, epoch, split, metric)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_id, split, metric)
+);
+CREATE TABLE IF NOT EXISTS states (
+    state TEXT PRIMARY KEY, corpus TEXT, num_clips INTEGER, num_classes INTEGER, subset_hash TEXT,
+    manifest_path TEXT, store_path TEXT, checkpoint TEXT, labels TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task TEXT PRIMARY KEY, corpus TEXT, task_type TEXT, num_classes INTEGER, manifest_path TEXT,
+    store_path TEXT, frames INTEGER
+);
+"""
+STATUSES = ("pending", "running", "done", "failed", "blocked")
+RUN_COLUMNS = (
+    "run_id",
+    "kind",
+    "state",
+    "task",
+    "protocol",
+    "seed",
+    "config",
+    "subset_hash",
+    "parent_run",
+    "checkpoint",
+    "code_version",
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ResultStore:
+    """The SQLite results database of one study (`STUDY/results.sqlite`).
+
+    Opens a short-lived connection per operation, so an instance can be pickled into worker processes.
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    # ------------------------------------------------------------- plumbing
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: taken with BEGIN IMMEDIATE, committed on success, rolled back on error."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _frame(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self._connect() as db:
+            return pd.read_sql_query(query, db, params=list(params))
+
+    # ------------------------------------------------------------- identity
+    def claim(self, identity: Mapping[str, str], where: str) -> None:
+        """Bind the store to one study; a store written by another study (name, corpus, recipe) is refused."""
+        with self.transaction() as db:
+            known = dict(db.execute("SELECT key, value FROM study").fetchall())
+            clash = {k: (known[k], v) for k, v in identity.items() if k in known and known[k] != v}
+            if clash:
+                detail = "; ".join(f"{k}: store has {old!r}, study has {new!r}" for k, (old, new) in clash.items())
+                raise UserError(
+                    f"{where}: {self.path} belongs to another study ({detail})",
+                    fix="give this study its own `out` directory, or delete the old study directory",
+                )
+            db.executemany("INSERT OR REPLACE INTO study VALUES (?, ?)", list(identity.items()))
+
+    # --------------------------------------------------------------- writes
+    def register(self, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Add planned runs; unfinished ones get the current config, finished ones keep theirs."""
+        rows = [tuple(_cell(r.get(c)) for c in RUN_COLUMNS) for r in runs]
+        placeholders = ", ".join("?" * len(RUN_COLUMNS))
+        updates = ", ".join(f"{c}=excluded.{c}" for c in RUN_COLUMNS[1:])
+        with self.transaction() as db:
+            db.executemany(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({placeholders}) "
+                f"ON CONFLICT(run_id) DO UPDATE SET {updates} WHERE runs.status != 'done'",
+                rows,
+            )
+
+    def mark_running(self, run_id: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status='running', started=?, error=NULL, attempts=attempts+1 WHERE run_id=?",
+                (_now(), run_id),
+            )
+
+    def mark_done(self, run_id: str, result: Mapping[str, Any]) -> None:
+        """Record a finished run and all its metrics in one transaction (replacing any earlier rows)."""
+        epochs = [
+            (run_id, int(e["epoch"]), split, name, _float(value))
+            for e in result.get("epochs", [])
+            for split, values in _epoch_splits(e).items()
+            for name, value in values.items()
+        ]
+        tests = [(run_id, "test", name, _float(v)) for name, v in (result.get("test") or {}).items()]
+        with self.transaction() as db:
+            db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?)", epochs)
+            db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", tests)
+            db.execute(
+                "UPDATE runs SET status='done', finished=?, duration_s=?, error=NULL, checkpoint=COALESCE(?, "
+                "checkpoint) WHERE run_id=?",
+                (_now(), _float(result.get("duration_s")), result.get("checkpoint"), run_id),
+            )
+
+    def mark_failed(self, run_id: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status='failed', finished=?, error=? WHERE run_id=?", (_now(), error, run_id))
+
+    def mark_blocked(self, run_ids: Sequence[str], reason: str) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE runs SET status='blocked', error=? WHERE run_id=? AND status != 'done'",
+                [(reason, r) for r in run_ids],
+            )
+
+    def reset_unfinished(self) -> None:
+        """Runs left 'running' by a killed study go back to 'pending' (their run dirs resume them)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status='pending' WHERE status='running'")
+
+    def put_state(self, state: str, **fields: Any) -> None:
+        self._upsert("states", "state", state, fields)
+
+    def put_task(self, task: str, **fields: Any) -> None:
+        self._upsert("tasks", "task", task, fields)
+
+    def _upsert(self, table: str, key: str, value: str, fields: Mapping[str, Any]) -> None:
+        columns = [key, *fields]
+        cells = [value, *(_cell(v) for v in fields.values())]
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(cells))})",
+                cells,
+            )
+
+    # ---------------------------------------------------------------- reads
+    def runs(self) -> pd.DataFrame:
+        """All runs, one row each, in insertion order."""
+        return self._frame("SELECT * FROM runs ORDER BY rowid")
+
+    def status(self) -> dict[str, str]:
+        """run_id -> status."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT run_id, status FROM runs").fetchall())
+
+    def test_metrics(self) -> pd.DataFrame:
+        """Final metrics joined with their run's identity (long format: one row per run x metric)."""
+        return self._frame(
+            "SELECT r.run_id, r.kind, r.state, r.task, r.protocol, r.seed, m.split, m.metric, m.value "
+            "FROM metrics m JOIN runs r USING (run_id) ORDER BY r.rowid, m.metric"
+        )
+
+    def epoch_metrics(self) -> pd.DataFrame:
+        """Per-epoch metrics joined with their run's identity (long format)."""
+        return self._frame(
+            "SELECT r.run_id, r.kind, r.state, r.task, r.protocol, r.seed, e.epoch, e.split, e.metric, e.value "
+            "FROM epochs e JOIN runs r USING (run_id) ORDER BY r.rowid, e.epoch, e.split, e.metric"
+        )
+
+    def states(self) -> pd.DataFrame:
+        return self._frame("SELECT * FROM states ORDER BY rowid")
+
+    def tasks(self) -> pd.DataFrame:
+        return self._frame("SELECT * FROM tasks ORDER BY rowid")
+
+    def identity(self) -> dict[str, str]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT key, value FROM study").fetchall())
+
+
+def _cell(value: Any) -> Any:
+    """SQLite cell for a Python value: containers as JSON, paths as text."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _epoch_splits(epoch: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{split: {metric: value}} of one `metrics.json` epoch entry (scalars go to the 'train' split)."""
+    splits: dict[str, dict[str, Any]] = {"train": {}}
+    for key, value in epoch.items():
+        if key == "epoch":
+            continue
+        if isinstance(value, Mapping):
+            splits.setdefault(key, {}).update({k: v for k, v in value.items() if isinstance(v, int | float)})
+        elif isinstance(value, int | float):
+            name = key.removeprefix("train_") if key.startswith("train_") else key
+            splits["train"][name] = value
+    return {k: v for k, v in splits.items() if v}

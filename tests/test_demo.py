@@ -1,0 +1,40 @@
+"""`audiotransfer demo --quick` end to end: world, every run of the study, the report, the three lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audiotransfer.cli import main
+from audiotransfer.study import ResultStore
+from audiotransfer.study.demo import demo_config
+
+
+def test_quick_config_keeps_the_study_design() -> None:
+    full, quick = demo_config(), demo_config(quick=True)
+    states = full["study"]["pretraining"]["states"]
+    assert set(states) == set(quick["study"]["pretraining"]["states"])
+    assert {"all", "human", "animal", "things_nature"} <= set(states)
+    assert sum("fraction" in s for s in states.values()) >= 2
+    budgets = [s for s in states.values() if "num_samples" in s]
+    assert len({s["num_samples"] for s in budgets}) == 1 and len({s["num_classes"] for s in budgets}) >= 2
+    for cfg in (full, quick):
+        assert cfg["study"]["protocols"] == ["finetune", "linear"] and len(cfg["study"]["seeds"]) >= 2
+    assert quick["world"]["num_pretrain"] < full["world"]["num_pretrain"]
+    assert quick["study"]["recipes"]["finetune"]["model"] == full["study"]["recipes"]["finetune"]["model"]
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    runs = ResultStore(out / "results.sqlite").runs()
+    states = 8 + 1  # the demo's pre-training states plus scratch
+    assert len(runs) == 8 + states * 3 * 2 * 2 and set(runs["status"]) == {"done"}
+    assert set(runs["task"].dropna()) == {"scenes", "birds", "commands"}
+    assert (out / "report" / "index.html").exists() and (out / "report" / "summary.md").exists()
+    assert f"report (html): {out / 'report' / 'index.html'}" in printed
+    lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()
+    assert [line.split(":")[0].strip() for line in lines[:3]] == ["samples", "classes", "similarity"]
