@@ -1,0 +1,323 @@
+"""Reading a study for analysis: finished scores, model states, inputs, and the measured similarities.
+
+Everything here reads the study directory (results store, manifests, feature stores, run folders) and
+records what is missing in `notes` instead of failing, so the report can say so and render the rest.
+Expensive measurements (CKA, data similarity) are cached in `report/cache/` under a key made of the model
+files they used and the settings, so rerunning the report after an interruption or a new run only
+recomputes what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audiotransfer.analysis.cka import model_cka
+from audiotransfer.analysis.similarity import (
+    block_weight_distances,
+    frechet_distance,
+    label_share,
+    mmd_rbf,
+    weight_distance_matrix,
+)
+from audiotransfer.errors import UserError
+
+SCRATCH = "scratch"
+FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
+TAGGER_MAP = 0.3  # below this pre-training mAP, label shares are flagged as unreliable
+
+
+@dataclass
+class StudyResults:
+    """The tables of one study as DataFrames, plus notes on what is missing."""
+
+    study_dir: Path
+    name: str
+    runs: pd.DataFrame
+    test: pd.DataFrame  # finished fine-tune runs: state, task, protocol, seed, metric, value
+    states: pd.DataFrame
+    tasks: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    pretrain: pd.DataFrame = field(default_factory=pd.DataFrame)  # pre-training test metrics (long)
+
+    def path(self, value: Any) -> Path | None:
+        """A path cell of the store, resolved against the study directory when relative."""
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
+            return None
+        p = Path(str(value))
+        return p if p.is_absolute() else self.study_dir / p
+
+
+def load_results(study_dir: str | Path) -> StudyResults:
+    """Read `study_dir/results.sqlite`; a missing or empty store gives empty tables and a note."""
+    from audiotransfer.study.store import ResultStore
+
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise UserError(f"{study_dir}: study directory not found",
+                        fix="pass the study's output folder (its 'out' field), e.g. `audiotransfer study report out/`")
+    empty = pd.DataFrame(columns=["state", "task", "protocol", "seed", "metric", "value"])
+    db = study_dir / "results.sqlite"
+    if not db.exists():
+        return StudyResults(study_dir, study_dir.name, pd.DataFrame(), empty, pd.DataFrame(), pd.DataFrame(),
+                            [f"{db} does not exist: the study has not been run, so there are no results yet."])
+    store = ResultStore(db)
+    runs, states, tasks = store.runs(), store.states(), store.tasks()
+    name = store.identity().get("name", study_dir.name)
+    metrics = store.test_metrics()
+    done = set(runs.loc[runs["status"] == "done", "run_id"]) if not runs.empty else set()
+    metrics = metrics[(metrics["split"] == "test") & metrics["run_id"].isin(done)]
+    test = metrics[metrics["kind"] == "finetune"].reset_index(drop=True)
+    res = StudyResults(study_dir, name, runs, test, states, tasks,
+                       pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True))
+    _note_missing(res)
+    return res
+
+
+def _note_missing(res: StudyResults) -> None:
+    ft = res.runs[res.runs["kind"] == "finetune"] if not res.runs.empty else pd.DataFrame()
+    if ft.empty:
+        res.notes.append("The store holds no fine-tuning runs yet.")
+        return
+    for task in sorted(ft["task"].dropna().unique()):
+        if task not in set(res.test["task"]):
+            res.notes.append(f"Task '{task}' has no finished runs: it is left out of the scores and factors.")
+    for state in sorted(ft["state"].unique()):
+        if state not in set(res.test["state"]):
+            res.notes.append(f"State '{state}' has no finished fine-tuning runs.")
+    known = set(res.states["state"]) if not res.states.empty else set()
+    for state in sorted(set(res.test["state"]) - known - {SCRATCH}):
+        res.notes.append(f"State '{state}' is missing from the store's states table: its samples and classes "
+                         "are unknown, so it is left out of the factor analysis.")
+    unfinished = ft[ft["status"] != "done"]
+    if len(unfinished):
+        counts = unfinished["status"].value_counts().to_dict()
+        res.notes.append(f"{len(unfinished)} of {len(ft)} fine-tuning runs are not finished ({counts}).")
+
+
+def pretrained_dir(res: StudyResults, state: str) -> Path | None:
+    """The run folder holding a state's pre-trained `model.pt`, or None (scratch, imported, missing, or its
+    pre-training run is not finished: a half-trained model would distort every measure)."""
+    if not res.runs.empty:
+        run = res.runs[res.runs["run_id"] == f"pretrain/{state}"]
+        if len(run) and run["status"].iloc[0] != "done":
+            return None
+    candidates = [res.study_dir / "runs" / "pretrain" / state]
+    if not res.states.empty and "checkpoint" in res.states and state in set(res.states["state"]):
+        ckpt = res.path(res.states.set_index("state").loc[state, "checkpoint"])
+        if ckpt is not None:
+            candidates.append(ckpt if ckpt.is_dir() else ckpt.parent)
+    return next((c for c in candidates if (c / "model.pt").exists()), None)
+
+
+def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Path | None:
+    """The run folder of the lowest finished seed of (state, task, protocol), or None."""
+    if res.runs.empty:
+        return None
+    r = res.runs
+    hits = r[(r["kind"] == "finetune") & (r["state"] == state) & (r["task"] == task) & (r["protocol"] == protocol)
+             & (r["status"] == "done")].sort_values("seed")
+    for run_id in hits["run_id"]:
+        folder = res.study_dir / "runs" / run_id
+        if (folder / "model.pt").exists():
+            return folder
+    return None
+
+
+def _load_models(dirs: dict[str, Path]) -> dict[str, Any]:
+    from audiotransfer.training import load_model
+
+    return {key: load_model(folder).eval() for key, folder in dirs.items()}
+
+
+def _fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
+    parts = {k: [str(p), (p / "model.pt").stat().st_mtime_ns, (p / "model.pt").stat().st_size]
+             for k, p in sorted(dirs.items())}
+    blob = json.dumps({"models": parts, "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def cached(cache_dir: Path, name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`compute()` once per key: the table is stored as `cache_dir/name.json` with the key beside it."""
+    path = cache_dir / f"{name}.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return pd.DataFrame(stored["records"], columns=stored["columns"])
+    table = compute()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "columns": list(table.columns),
+                               "records": table.to_dict(orient="records")}, default=float))
+    tmp.replace(path)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def _frames(manifest: Any, store: Any, fallback: int) -> int:
+    seconds = manifest.meta.get("clip_seconds")
+    if seconds:
+        return round(float(seconds) * store.recipe.sample_rate / store.recipe.hop_length) + 1
+    return fallback
+
+
+def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: str, max_inputs: int,
+                frames: int | None = None, seed: int = 0) -> np.ndarray:
+    """Up to `max_inputs` centre-cropped log-mels (B, T, M) of a manifest's split (all clips if it has none)."""
+    from audiotransfer.data.store import FeatureStore
+    from audiotransfer.manifest import Manifest
+
+    mpath, spath = res.path(manifest_path), res.path(store_path)
+    if mpath is None or spath is None:
+        raise UserError(f"{res.study_dir / 'results.sqlite'}: a manifest_path or store_path is empty",
+                        fix="rerun `audiotransfer study run` so the store records its data")
+    manifest = Manifest.load(mpath)
+    clips = manifest.clips[manifest.clips["split"] == split]
+    if clips.empty:
+        clips = manifest.clips
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(clips), size=min(max_inputs, len(clips)), replace=False))
+    store = FeatureStore(spath)
+    rows = store.rows(clips["clip_id"].to_numpy()[take])
+    return store.read_batch(rows, frames or _frames(manifest, store, 1001), crop="center")
+
+
+def _inputs_or_note(res: StudyResults, what: str, *args: Any, **kwargs: Any) -> np.ndarray | None:
+    """`clip_inputs`, or None with a note when the data is gone (moved study, deleted store)."""
+    try:
+        return clip_inputs(res, *args, **kwargs)
+    except UserError as exc:
+        res.notes.append(f"Inputs of {what} could not be read, so it is left out of the measures: {exc.message}")
+        return None
+
+
+def _batches(x: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(x), size):
+        yield x[start:start + size]
+
+
+def _forward(model: Any, x: np.ndarray, size: int, what: str) -> np.ndarray:
+    import torch
+
+    outs = []
+    with torch.inference_mode():
+        for batch in _batches(x, size):
+            t = torch.from_numpy(np.ascontiguousarray(batch))
+            outs.append((torch.sigmoid(model(t)) if what == "probs" else model.embed(t)).numpy())
+    return np.concatenate(outs).astype(np.float64)
+
+
+# -------------------------------------------------------------------------------------------- measures
+def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """First-conv weight distance matrix between pre-trained states, and per-block distances (long)."""
+    dirs = {s: d for s in states if (d := pretrained_dir(res, s)) is not None}
+    weights = {s: model.state_dict() for s, model in _load_models(dirs).items()}
+    if len(weights) < 2:
+        return pd.DataFrame(), pd.DataFrame(columns=["a", "b", "block", "distance"])
+    names = list(weights)
+    rows = [dict(a=a, b=b, block=block, distance=d) for i, a in enumerate(names) for b in names[i + 1:]
+            for block, d in block_weight_distances(weights[a], weights[b]).items()]
+    return weight_distance_matrix(weights), pd.DataFrame(rows)
+
+
+def representation_similarity(res: StudyResults, states: list[str], task: str, protocol: str, max_inputs: int,
+                              batch_size: int = 64, progress: bool = True) -> pd.DataFrame:
+    """Layer-wise CKA on the task's test inputs between pre-trained states and their fine-tuned models.
+
+    Long table: block, a, b, cka (keys are state names; fine-tuned models carry the suffix "/ft").
+    """
+    dirs = {s: d for s in states if (d := pretrained_dir(res, s)) is not None}
+    dirs |= {f"{s}{FT}": d for s in states if (d := finetuned_dir(res, s, task, protocol)) is not None}
+    if len(dirs) < 2 or task not in set(res.tasks.get("task", [])):
+        return pd.DataFrame(columns=["block", "a", "b", "cka"])
+    row = res.tasks.set_index("task").loc[task]
+
+    def compute() -> pd.DataFrame:
+        x = _inputs_or_note(res, f"task '{task}'", row["manifest_path"], row["store_path"], "test", max_inputs,
+                            frames=int(row["frames"]) if pd.notna(row.get("frames")) else None)
+        if x is None:
+            return pd.DataFrame(columns=["block", "a", "b", "cka"])
+        models = _load_models(dirs)
+        acc = model_cka(models, _batches(x, batch_size), progress=progress,
+                        total=int(np.ceil(len(x) / batch_size)))
+        return acc.long()
+
+    key = _fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
+    return cached(res.study_dir / "report" / "cache", f"cka_{task}_{protocol.replace(':', '-')}", key, compute)
+
+
+def choose_tagger(res: StudyResults) -> str | None:
+    """The pre-trained state with the most classes (then most clips) that has a model: the reference tagger."""
+    if res.states.empty:
+        return None
+    ranked = res.states.sort_values(["num_classes", "num_clips"], ascending=False)
+    return next((s for s in ranked["state"] if s != SCRATCH and pretrained_dir(res, s) is not None), None)
+
+
+def _labels(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return list(json.loads(value)) if isinstance(value, str) else list(value)
+
+
+def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_size: int = 64,
+                    progress: bool = True) -> tuple[pd.DataFrame, str | None]:
+    """Per state x task: label share (top-1 of the tagger), Frechet distance and MMD of tagger embeddings."""
+    from tqdm import tqdm
+
+    cols = ["state", "task", "label_share", "frechet", "mmd"]
+    tagger = choose_tagger(res)
+    if tagger is None or not tasks:
+        return pd.DataFrame(columns=cols), None
+    tagger_dir = pretrained_dir(res, tagger)
+    if tagger_dir is None:
+        return pd.DataFrame(columns=cols), None
+    states = res.states[res.states["state"] != SCRATCH].set_index("state")
+    tagger_labels = _labels(states.loc[tagger, "labels"])
+    states = states[states["manifest_path"].notna() & states["store_path"].notna()]
+    outside = [s for s, row in states.iterrows() if set(_labels(row["labels"])) - set(tagger_labels)]
+    quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == "mAP")]["value"]
+    if len(quality) and quality.iloc[-1] < TAGGER_MAP:
+        res.notes.append(f"The tagger '{tagger}' reaches only mAP {quality.iloc[-1]:.2f} on its test clips "
+                         f"(below {TAGGER_MAP}): its label shares are a weak measure of similarity; train it longer "
+                         "or compare with the embedding distances.")
+    if outside:
+        res.notes.append(f"The tagger '{tagger}' does not know every class of {', '.join(outside)}: their label "
+                         "share counts only the classes it knows.")
+
+    def compute() -> pd.DataFrame:
+        model = _load_models({"tagger": tagger_dir})["tagger"]
+        task_rows = res.tasks.set_index("task")
+        probs, task_emb = {}, {}
+        for task in tasks:
+            row = task_rows.loc[task]
+            x = _inputs_or_note(res, f"task '{task}'", row["manifest_path"], row["store_path"], "test", max_inputs,
+                                frames=int(row["frames"]) if pd.notna(row.get("frames")) else None)
+            if x is not None:
+                probs[task], task_emb[task] = _forward(model, x, batch_size, "probs"), _forward(model, x, batch_size,
+                                                                                               "embed")
+        rows = []
+        for state, srow in tqdm(states.iterrows(), total=len(states), desc="data similarity", disable=not progress):
+            x = _inputs_or_note(res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train",
+                                max_inputs)
+            if x is None:
+                continue
+            emb = _forward(model, x, batch_size, "embed")
+            subset = _labels(srow["labels"])
+            for task in probs:
+                share = (label_share(probs[task], tagger_labels, subset)
+                         if len(tagger_labels) == probs[task].shape[1] and subset else float("nan"))
+                rows.append(dict(state=state, task=task, label_share=share,
+                                 frechet=frechet_distance(emb, task_emb[task]), mmd=mmd_rbf(emb, task_emb[task])))
+        return pd.DataFrame(rows, columns=cols)
+
+    key = _fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
+                       states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
+    return cached(res.study_dir / "report" / "cache", "data_similarity", key, compute), tagger

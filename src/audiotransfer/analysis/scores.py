@@ -1,0 +1,86 @@
+"""Downstream scores over seeds with 95% t-intervals, and transfer gain over the scratch control.
+
+Input is the long table of test metrics (one row per run and metric: state, task, protocol, seed, metric,
+value). With fewer than two seeds an interval is not estimable: it is NaN and the `note` column says so.
+Transfer gain = state score - scratch score for the same task and protocol. When both have at least two
+seeds in common the interval is a paired t-interval on the per-seed differences (seeds share the
+fine-tuning data order, so pairing removes that variance); otherwise Welch's interval on two independent
+samples. The `method` column names which was used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+KEYS = ["state", "task", "protocol"]
+CONTROL = "scratch"
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, std, low, high) of a sample; std and bounds are NaN below two values."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return (np.nan,) * 4
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, np.nan, np.nan, np.nan
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * std / np.sqrt(len(values)))
+    return mean, std, mean - half, mean + half
+
+
+def select_metric(test_metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of one metric, one per (state, task, protocol, seed) (the last if repeated)."""
+    rows = test_metrics[test_metrics["metric"] == metric]
+    return rows.drop_duplicates(subset=[*KEYS, "seed"], keep="last")
+
+
+def score_table(test_metrics: pd.DataFrame, metric: str, level: float = 0.95) -> pd.DataFrame:
+    """Mean, std and t-interval over seeds per state x task x protocol."""
+    rows = []
+    for key, grp in select_metric(test_metrics, metric).groupby(KEYS, sort=True):
+        mean, std, low, high = t_interval(grp["value"].to_numpy(), level)
+        n = int(grp["value"].notna().sum())
+        note = "" if n >= 2 else f"{n} seed: interval unavailable"
+        rows.append(dict(zip(KEYS, key, strict=True), n_seeds=n, mean=mean, std=std, ci_low=low,
+                         ci_high=high, note=note))
+    return pd.DataFrame(rows, columns=[*KEYS, "n_seeds", "mean", "std", "ci_low", "ci_high", "note"])
+
+
+def transfer_gain(
+    test_metrics: pd.DataFrame, metric: str, control: str = CONTROL, level: float = 0.95
+) -> pd.DataFrame:
+    """Score minus the control state's score per state x task x protocol, with its interval and method."""
+    cols = [*KEYS, "gain", "ci_low", "ci_high", "n_state", "n_control", "method", "note"]
+    data = select_metric(test_metrics, metric).dropna(subset=["value"])
+    ctrl = data[data["state"] == control]
+    rows = []
+    for key, grp in data[data["state"] != control].groupby(KEYS, sort=True):
+        state, task, protocol = key
+        base = ctrl[(ctrl["task"] == task) & (ctrl["protocol"] == protocol)]
+        row = dict(state=state, task=task, protocol=protocol, n_state=len(grp), n_control=len(base))
+        if base.empty:
+            rows.append(row | dict(gain=np.nan, ci_low=np.nan, ci_high=np.nan, method="",
+                                   note=f"no finished '{control}' runs for this task and protocol"))
+            continue
+        rows.append(row | _gain(grp.set_index("seed")["value"], base.set_index("seed")["value"], level))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _gain(state: pd.Series, base: pd.Series, level: float) -> dict:
+    gain = float(state.mean() - base.mean())
+    common = state.index.intersection(base.index)
+    if len(common) >= 2:
+        diff = (state.loc[common] - base.loc[common]).to_numpy()
+        _, _, low, high = t_interval(diff, level)
+        return dict(gain=float(diff.mean()), ci_low=low, ci_high=high, method=f"paired ({len(common)} seeds)",
+                    note="")
+    if len(state) >= 2 and len(base) >= 2:
+        res = stats.ttest_ind(state.to_numpy(), base.to_numpy(), equal_var=False)
+        ci = res.confidence_interval(level)
+        return dict(gain=gain, ci_low=float(ci.low), ci_high=float(ci.high), method="Welch", note="")
+    return dict(gain=gain, ci_low=np.nan, ci_high=np.nan, method="",
+                note="fewer than two seeds: interval unavailable")

@@ -1,0 +1,192 @@
+"""The report over a small written study: renders finished, partial and empty studies; opens in Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from audiotransfer.analysis import write_report
+from audiotransfer.analysis.gather import SCRATCH
+from audiotransfer.data.features import RECIPES
+from audiotransfer.data.store import write_store
+from audiotransfer.manifest import Manifest
+from audiotransfer.models import create_model
+from audiotransfer.study.store import ResultStore
+from audiotransfer.training.checkpoint import save_model
+
+RECIPE = RECIPES["demo"]
+FRAMES = 32
+LABELS = [f"/m/l{i}" for i in range(6)]
+# state -> (label indices, clips): ontology-like subsets and a fraction of the full set
+STATES = {"full": (range(6), 120), "nature": ([0, 1], 60), "things": ([2, 3, 4], 80), "human": ([5], 40),
+          "frac": (range(6), 30)}
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _data(root: Path, name: str, labels: list[str], n: int, split: str, rng: np.random.Generator,
+          task_type: str = "multilabel") -> tuple[Path, Path]:
+    """A manifest of n clips over `labels` and a store of random log-mels for them."""
+    ids = [f"{name}_{i}" for i in range(n)]
+    hot = rng.integers(0, len(labels), n)
+    targets = sparse.csr_matrix((np.ones(n, bool), (np.arange(n), hot)), shape=(n, len(labels)))
+    splits = [split if split != "test" or i % 2 else "train" for i in range(n)]
+    manifest = Manifest(name, pd.DataFrame({"clip_id": ids, "split": splits}), labels, targets,
+                        task_type=task_type, meta={"clip_seconds": (FRAMES - 1) * RECIPE.hop_length
+                                                   / RECIPE.sample_rate})
+    path = manifest.save(root / "manifests")
+    shift = rng.normal(size=RECIPE.n_mels)  # each data set its own spectral tilt
+    store = root / "stores" / name
+    write_store(store, RECIPE, name, {c: (rng.normal(size=(FRAMES, RECIPE.n_mels)) + shift).astype(np.float32)
+                                      for c in ids})
+    return path, store
+
+
+def _model(num_classes: int, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    return create_model("cnn6", num_classes, width=0.125, n_mels=RECIPE.n_mels)
+
+
+def _record(run_id: str, kind: str, state: str, task: str | None = None, protocol: str | None = None,
+            seed: int | None = None) -> dict:
+    return dict(run_id=run_id, kind=kind, state=state, task=task, protocol=protocol, seed=seed, config={})
+
+
+def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = False,
+               states: tuple[str, ...] = tuple(STATES)) -> Path:
+    """A finished study: pre-trained states + scratch, two tasks (one without finished runs), planted scores."""
+    rng = np.random.default_rng(0)
+    chosen = {s: STATES[s] for s in states}
+    store = ResultStore(root / "results.sqlite")
+    store.claim({"name": "tiny-study"}, str(root / "study.yaml"))
+    task_manifest, task_store = _data(root, "scenes", ["a", "b", "c"], 40, "test", rng, "multiclass")
+    store.put_task("scenes", corpus="synthetic_scenes", task_type="multiclass", num_classes=3,
+                   manifest_path=task_manifest, store_path=task_store, frames=FRAMES)
+    runs = []
+    for k, (state, (idx, n)) in enumerate(chosen.items()):
+        labels = [LABELS[i] for i in idx]
+        mpath, spath = _data(root, state, labels, n, "train", rng)
+        folder = root / "runs" / "pretrain" / state
+        folder.mkdir(parents=True)
+        save_model(folder / "model.pt", _model(len(labels), k), labels=labels, kind="pretrain")
+        store.put_state(state, corpus="synthetic", num_clips=n, num_classes=len(labels), manifest_path=mpath,
+                        store_path=spath, checkpoint=folder / "model.pt", labels=labels)
+        runs.append(_record(f"pretrain/{state}", "pretrain", state))
+    finetuned = [*chosen, SCRATCH] + (["ghost"] if ghost else [])
+    for state in finetuned:
+        for seed in seeds:
+            runs.append(_record(f"finetune/{state}/scenes/finetune/seed{seed}", "finetune", state, "scenes",
+                                "finetune", seed))
+    runs.append(_record("finetune/full/birds/finetune/seed1", "finetune", "full", "birds", "finetune", 1))
+    store.register(runs)
+    for state in chosen:
+        store.mark_done(f"pretrain/{state}", {"test": {"mAP": 0.3}, "duration_s": 1.0})
+    for k, state in enumerate(finetuned):
+        base = 0.4 if state == SCRATCH else 0.5 + 0.01 * np.log10(STATES.get(state, ((), 10))[1]) + 0.02 * k
+        for seed in seeds:
+            run_id = f"finetune/{state}/scenes/finetune/seed{seed}"
+            folder = root / "runs" / run_id
+            folder.mkdir(parents=True)
+            save_model(folder / "model.pt", _model(3, 100 + 10 * k + seed), labels=["a", "b", "c"])
+            uar = base + 0.01 * rng.normal()
+            store.mark_done(run_id, {"test": {"uar": uar, "accuracy": uar + 0.05}, "duration_s": 1.0})
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = make_study(tmp_path_factory.mktemp("study"))
+    return root, write_report(root, max_inputs=24, batch_size=8, progress=False)
+
+
+@pytest.mark.slow
+def test_report_of_a_finished_study(finished):
+    root, out = finished
+    assert out["html"] == root / "report" / "index.html" and out["markdown"] == root / "report" / "summary.md"
+    html = out["html"].read_text()
+    md = out["markdown"].read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "<script" not in html
+    assert "src='figures" not in html  # self-contained: no file references
+    for figure in ("score_vs_samples", "score_vs_classes", "score_vs_similarity", "gain_finetune", "weight_distance",
+                   "data_label_share", "cka_scenes", "cka_layers_scenes"):
+        assert (root / "report" / "figures" / f"{figure}.png").exists(), figure
+        assert (root / "report" / "figures" / f"{figure}.svg").exists(), figure
+    summary = json.loads(out["json"].read_text())
+    assert len(out["headline"]) == 3 and summary["headline"] == out["headline"]
+    assert [line.split(":")[0].strip() for line in out["headline"]] == ["samples", "classes", "similarity"]
+    assert "Transfer gain over scratch" in md and "paired (3 seeds)" in md
+    assert "Task 'birds' has no finished runs" in md
+    # measured tables: CKA of each state with itself is absent, before/after pairs present, cache written
+    assert (root / "report" / "cache" / "cka_scenes_finetune.json").exists()
+    assert "CKA of each state with its fine-tuned model" in md
+
+
+def test_report_rerun_reuses_cached_measures(finished):
+    root, _ = finished
+    cache = root / "report" / "cache" / "data_similarity.json"
+    before = cache.stat().st_mtime_ns
+    write_report(root, max_inputs=24, batch_size=8, progress=False)
+    assert cache.stat().st_mtime_ns == before
+
+
+def test_report_says_what_is_missing(tmp_path):
+    root = make_study(tmp_path, seeds=(1,), ghost=True, states=("full", "nature", "frac"))
+    shutil.rmtree(root / "stores" / "nature")  # a deleted feature store: measured without it
+    out = write_report(root, max_inputs=16, batch_size=8, progress=False)
+    md = out["markdown"].read_text()
+    assert "Inputs of state 'nature' could not be read" in md
+    assert "fewer than two finished seeds" in md and "[n/a]" in md
+    assert "State 'ghost' is missing from the store's states table" in md
+    assert len(out["headline"]) == 3
+
+
+def test_report_without_a_study_run(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: nothing\n")
+    out = write_report(tmp_path, progress=False)
+    md = out["markdown"].read_text()
+    assert "has not been run" in md and "could not be computed" not in md
+    assert all("not estimable" in line for line in out["headline"])
+    assert "<h1>" in out["html"].read_text()
+
+
+def test_report_html_opens_in_headless_chromium(finished):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')")
+    from playwright.sync_api import sync_playwright
+
+    _, out = finished
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(out["html"].as_uri())
+        broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")
+        images = page.evaluate("document.images.length")
+        title = page.title()
+        browser.close()
+    assert errors == []
+    assert images >= 6 and broken == 0
+    assert "tiny-study" in title
+
+
+def test_model_cka_identical_models_agree_at_every_block():
+    from audiotransfer.analysis.cka import model_cka
+
+    x = np.random.default_rng(1).normal(size=(24, FRAMES, RECIPE.n_mels)).astype(np.float32)
+    models = {"a": _model(3, 0), "a_copy": _model(3, 0), "b": _model(3, 1)}
+    acc = model_cka(models, (x[i:i + 8] for i in range(0, 24, 8)), progress=False)
+    assert acc.num_inputs == 24 and acc.blocks == models["a"].block_names
+    for block in acc.blocks:
+        mat = acc.matrix(block)
+        assert mat.loc["a", "a_copy"] == pytest.approx(1.0, abs=1e-6)
+        assert mat.loc["a", "b"] < 0.999
