@@ -190,3 +190,14 @@ def test_model_cka_identical_models_agree_at_every_block():
         mat = acc.matrix(block)
         assert mat.loc["a", "a_copy"] == pytest.approx(1.0, abs=1e-6)
         assert mat.loc["a", "b"] < 0.999
+
+
+def test_cli_study_report(finished, capsys, tmp_path):
+    from audiotransfer.cli import main
+
+    root, _ = finished
+    assert main(["study", "report", str(root), "--max-inputs", "24", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"report (html): {root / 'report' / 'index.html'}" in out and "samples vs classes vs similarity" in out
+    assert main(["study", "report", str(tmp_path / "nowhere")]) == 2  # a UserError, not a traceback
+    assert "study directory not found" in capsys.readouterr().err

@@ -437,7 +437,31 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uri", required=True, help="MLflow tracking URI, e.g. file:///tmp/mlruns")
     p.set_defaults(handler=run_export)
 
-    # --- `study report` (issue: analysis) goes here: study_sub.add_parser("report", ...) ---
+    def run_report(args: argparse.Namespace) -> None:
+        from pathlib import Path
+
+        from audiotransfer.analysis import write_report
+
+        study_dir = Path(args.study)
+        if study_dir.is_file():
+            from audiotransfer.study.spec import load_study
+
+            study_dir = load_study(study_dir).out
+        out = write_report(study_dir, metric=args.metric, similarity=args.similarity, max_inputs=args.max_inputs,
+                           progress=not args.no_progress)
+        print(f"report (html): {out['html']}\nreport (markdown): {out['markdown']}")
+        print("\nsamples vs classes vs similarity:")
+        for line in out["headline"]:
+            print(f"  {line}")
+
+    p = study_sub.add_parser("report", help="what transferred and why: scores, similarity, factors (HTML + Markdown)")
+    p.add_argument("study", help="study directory or study YAML")
+    p.add_argument("--metric", default="uar", help="test metric to analyse (default: uar)")
+    p.add_argument("--similarity", choices=("label_share", "frechet", "mmd"), default="label_share",
+                   help="data-similarity measure used as the regression's similarity factor")
+    p.add_argument("--max-inputs", type=int, default=256, help="clips per data set for CKA and data similarity")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=run_report)
 
     p = sub.add_parser("demo", help="the main job: a complete small study on the synthetic world")
     p.add_argument("--out", help="study folder (default ./audiotransfer-demo or ./audiotransfer-demo-quick)")
