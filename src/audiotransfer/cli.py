@@ -7,6 +7,7 @@ registered by one `_add_<group>` function below.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -15,19 +16,20 @@ from audiotransfer.errors import UserError
 Handler = Callable[[argparse.Namespace], int | None]
 
 
+
+def _metadata_args(p: argparse.ArgumentParser) -> None:
+    """--ontology / --labels / --metadata: where the AudioSet metadata files are."""
+    p.add_argument("--ontology", help="ontology.json (default: in --metadata)")
+    p.add_argument("--labels", help="class_labels_indices.csv (default: in --metadata)")
+    p.add_argument(
+        "--metadata",
+        default=os.environ.get("AUDIOTRANSFER_METADATA"),
+        help="folder with the AudioSet metadata files (default: $AUDIOTRANSFER_METADATA)",
+    )
+
+
 def _add_ontology(sub: argparse._SubParsersAction) -> None:
     """`audiotransfer ontology tree|show|fetch` (issue: ontology)."""
-    import os
-
-    def metadata_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--ontology", help="ontology.json (default: in --metadata)")
-        p.add_argument("--labels", help="class_labels_indices.csv (default: in --metadata)")
-        p.add_argument(
-            "--metadata",
-            default=os.environ.get("AUDIOTRANSFER_METADATA"),
-            help="folder with the AudioSet metadata files (default: $AUDIOTRANSFER_METADATA)",
-        )
-
     def tree(args: argparse.Namespace) -> None:
         from audiotransfer.ontology import load_ontology
 
@@ -51,11 +53,11 @@ def _add_ontology(sub: argparse._SubParsersAction) -> None:
     p = group.add_parser("tree", help="print the class tree (* = trainable label, [n] = labels below)")
     p.add_argument("cls", nargs="?", metavar="CLASS", help="start at this class (name or id); default: all roots")
     p.add_argument("--depth", type=int, help="levels to show below the start")
-    metadata_args(p)
+    _metadata_args(p)
     p.set_defaults(handler=tree)
     p = group.add_parser("show", help="one class: id, flags, depth, parents, children, labels below")
     p.add_argument("cls", metavar="CLASS", help="class name (case-insensitive) or id")
-    metadata_args(p)
+    _metadata_args(p)
     p.set_defaults(handler=show)
     p = group.add_parser("fetch", help="download the AudioSet metadata files (cached, md5-checked)")
     p.add_argument("dir", help="cache folder; use it as --metadata afterwards")
@@ -66,7 +68,6 @@ def _add_ontology(sub: argparse._SubParsersAction) -> None:
 
 def _add_subsets(sub: argparse._SubParsersAction) -> None:
     """`audiotransfer subsets build|show` (issue: ontology)."""
-    import os
 
     def build(args: argparse.Namespace) -> None:
         from audiotransfer.ontology import (
@@ -109,13 +110,7 @@ def _add_subsets(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC.yaml")
     p.add_argument("--segments", action="append", required=True, metavar="CSV", help="training list (repeatable)")
     p.add_argument("--eval-segments", action="append", metavar="CSV", help="evaluation list -> split 'test'")
-    p.add_argument("--ontology", help="ontology.json (default: in --metadata)")
-    p.add_argument("--labels", help="class_labels_indices.csv (default: in --metadata)")
-    p.add_argument(
-        "--metadata",
-        default=os.environ.get("AUDIOTRANSFER_METADATA"),
-        help="folder with ontology.json and class_labels_indices.csv (default: $AUDIOTRANSFER_METADATA)",
-    )
+    _metadata_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for NAME.parquet + NAME.json")
     p.add_argument("--only", action="append", metavar="NAME", help="build only this subset (repeatable)")
     p.add_argument(
@@ -316,7 +311,6 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
 
 def _add_study(sub: argparse._SubParsersAction) -> None:
     """`audiotransfer study plan|run|status|results|report` and `audiotransfer demo` (issues: study, analysis)."""
-    import os
 
     def show(frame: object, fmt: str = "markdown") -> None:
         from audiotransfer.study.status import to_markdown

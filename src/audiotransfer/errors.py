@@ -22,3 +22,8 @@ def suggest(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.5)
     substr = [c for c in pool if word.lower() in c.lower() and c.lower() not in hits]
     return [lowered[h] for h in hits] + substr[: max(0, n - len(hits))]
+
+
+def did_you_mean(hint: list[str]) -> str:
+    """'; did you mean a, b?' for a non-empty list of suggestions, else ''."""
+    return f"; did you mean {', '.join(hint)}?" if hint else ""

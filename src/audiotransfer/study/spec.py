@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, did_you_mean, suggest
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as suffix ".3"
 PROTOCOL = re.compile(r"^(finetune|linear|freeze:[1-9][0-9]*)$")
@@ -284,7 +284,7 @@ def _check_corpora(path: Path, spec: StudySpec) -> None:
             hint = suggest(corpus, CORPORA)
             raise UserError(
                 f"{path}: field '{where}.corpus': unknown corpus {corpus!r}"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                + did_you_mean(hint),
                 fix=f"use one of: {', '.join(CORPORA)}",
             )
         if not Path(root).exists():
@@ -309,7 +309,7 @@ def _features(path: Path, features: str | dict[str, Any]) -> Any:
             hint = suggest(features, RECIPES)
             raise UserError(
                 f"{path}: field 'features': unknown recipe {features!r}"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                + did_you_mean(hint),
                 fix=f"use one of {', '.join(RECIPES)} or give the recipe's fields",
             )
         return RECIPES[features]
@@ -351,7 +351,7 @@ def _classify_states(path: Path, study: Study) -> None:
                 raise UserError(
                     f"{path}: field '{where}.subset': no subset {fields['subset']!r} in "
                     f"{pre.subsets_file or '(no subsets_file given)'}"
-                    + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                    + did_you_mean(hint),
                     fix="name a subset of pretraining.subsets_file, or give the subset's fields inline",
                 )
             study.subset_states[name] = named[fields["subset"]]
@@ -383,7 +383,7 @@ def _resolve_recipes(path: Path, study: Study) -> None:
             hint = suggest(protocol, spec.protocols)
             raise UserError(
                 f"{path}: field 'recipes.protocols.{protocol}': the study does not run protocol {protocol!r}"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                + did_you_mean(hint),
                 fix=f"use one of the study's protocols: {', '.join(spec.protocols)}",
             )
     for name, task in spec.downstream.items():
@@ -408,7 +408,7 @@ def _check_keys(path: Path, where: str, given: Mapping[str, Any], allowed: Mappi
             hint = suggest(str(key), allowed)
             raise UserError(
                 f"{path}: field '{where}.{key}' is not a known field"
-                + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                + did_you_mean(hint),
                 fix=f"known fields: {', '.join(allowed)}",
             )
 
@@ -423,7 +423,7 @@ def _validation_error(path: Path, exc: ValidationError, model: type[BaseModel], 
         allowed = _fields_at(model, loc[:-1])
         hint = suggest(loc[-1], allowed)
         return UserError(
-            f"{path}: field '{where}' is not a known field" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+            f"{path}: field '{where}' is not a known field" + did_you_mean(hint),
             fix=f"known fields here: {', '.join(allowed)}",
         )
     if err["type"] == "missing":

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, did_you_mean, suggest
 from audiotransfer.manifest import Manifest
 
 CORPORA: dict[str, str] = {
@@ -36,7 +36,7 @@ def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
     if name not in CORPORA:
         hint = suggest(name, CORPORA)
         raise UserError(
-            f"unknown corpus {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+            f"unknown corpus {name!r}" + did_you_mean(hint),
             fix=f"use one of: {', '.join(CORPORA)}",
         )
     root = Path(root).expanduser()

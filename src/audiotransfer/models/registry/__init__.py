@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, did_you_mean, suggest
 
 if TYPE_CHECKING:
     from audiotransfer.models.cnn import AudioCNN
@@ -45,7 +45,7 @@ def get_spec(name: str) -> ArchSpec:
     if name not in ARCHITECTURES:
         hint = suggest(name, ARCHITECTURES)
         raise UserError(
-            f"unknown model {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+            f"unknown model {name!r}" + did_you_mean(hint),
             fix=f"use one of: {', '.join(ARCHITECTURES)}",
         )
     return ARCHITECTURES[name]
