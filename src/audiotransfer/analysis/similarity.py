@@ -107,9 +107,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError("the Frechet distance needs at least two embeddings per data set")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    if min(len(a), len(b)) <= a.shape[1]:  # fewer points than dimensions: singular covariances
-        ridge = 1e-6 * max(np.trace(cov_a), np.trace(cov_b), 1e-12) / a.shape[1] * np.eye(a.shape[1])
-        cov_a, cov_b = cov_a + ridge, cov_b + ridge
+    # a tiny ridge keeps sqrtm well-posed when covariances are singular (fewer points than dimensions,
+    # or embedding units that never fire); it shifts the distance by a negligible constant
+    ridge = 1e-6 * max(np.trace(cov_a), np.trace(cov_b), 1e-12) / a.shape[1] * np.eye(a.shape[1])
+    cov_a, cov_b = cov_a + ridge, cov_b + ridge
     covmean = np.real(linalg.sqrtm(cov_a @ cov_b))
     dist = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean)
     return float(max(dist, 0.0))
