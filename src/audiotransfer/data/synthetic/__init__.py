@@ -10,14 +10,17 @@ model recovers it is an empirical question that `benchmarks/bench_synthetic.py -
 
 - commands (12 words, 1 s clips, speakers disjoint across splits) <- Human sounds: the same source-filter
   voice and phone units speak the speech classes and the vocalisations (laughs, yells, whoops, sighs,
-  sneezes: fixed unit patterns by any speaker, so telling them apart takes vowels and consonants).
-- birds (bird present or absent in natural beds at low SNR) <- Animal, above all Bird: the same bird-call
-  recipes with shifted ranges.
+  sneezes: fixed unit patterns by any speaker, so telling them apart takes vowels and consonants; the
+  speech synthesizer and whispering also speak with any voice). Male, female and child voices overlap in
+  pitch and differ in vocal-tract scale (formant positions).
+- birds (bird present or absent in natural beds at low SNR, among other animals as loud as the birds:
+  crickets, frogs, insect buzz, dogs, cats) <- Animal, above all Bird: the same bird-call recipes and ranges.
 - scenes (6 scenes of beds + typical events) <- Sounds of things + Natural sounds: the same engines, alarms,
   tools, rain, wind, waves, fire.
 - Music shares nothing: plucked strings, mallets, blown tones and drums appear in no task.
 
-Bird distractors (cricket, frog, insect buzz) also come from Animal; the bird task's beds from Natural sounds.
+Bird distractors come from Animal (and fire crackle from Natural sounds); the bird task's beds from Natural
+sounds. Alarms (car alarm, alarm clock) beep longer and lower than bird calls chirp.
 Animal calls are additive tones, not the source-filter voice. In the real ontology a few classes also
 descend from "Source-ambiguous sounds" (Chirp, Buzz, Crackle, Knock); the fragment keeps those links.
 """

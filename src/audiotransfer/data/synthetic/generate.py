@@ -36,7 +36,7 @@ from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError
 
-VERSION = 1
+VERSION = 2
 TASKS = ("scenes", "birds", "commands")
 CHUNK = 64
 _YTID_PREFIX = {"train": "syntr", "eval": "synev"}

@@ -48,8 +48,9 @@ def _length(n: int, rng: np.random.Generator, duration: Range) -> int:
 # -------------------------------------------------------------------------------------- human
 def speech(rng: np.random.Generator, n: int, voice_kind: str, duration: Range = (0.8, 2.0),
            style: str = "normal") -> np.ndarray:  # fmt: skip
-    """Running speech (random syllables) by a random speaker; style "whisper" or "robot" (synthesizer)."""
-    speaker = voice.random_speaker(rng, voice_kind)
+    """Running speech (random syllables) by a random speaker of `voice_kind` ("any": male, female or child);
+    style "whisper" or "robot" (synthesizer)."""
+    speaker = _random_voice(rng) if voice_kind == "any" else voice.random_speaker(rng, voice_kind)
     manner = {"normal": voice.NORMAL, "whisper": voice.Style(whisper=True), "robot": voice.ROBOT}[style]
     return voice.babble(rng, speaker, draw(rng, duration) * n / SR / 2.0, manner)[:n]
 

@@ -77,11 +77,11 @@ class Speaker:
 
 
 # Speaker populations: (f0 range, formant-scale range).
-# Pitch ranges overlap (as real voices do), so telling the voices apart also takes the formants.
+# Pitch ranges overlap widely; the vocal-tract scale (formant positions) is what tells the voices apart.
 VOICES: dict[str, tuple[Range, Range]] = {
-    "male": ((85.0, 190.0), (0.88, 1.02)),
-    "female": ((150.0, 280.0), (1.02, 1.17)),
-    "child": ((210.0, 420.0), (1.17, 1.35)),
+    "male": ((85.0, 240.0), (0.88, 1.02)),
+    "female": ((120.0, 300.0), (1.04, 1.17)),
+    "child": ((150.0, 420.0), (1.19, 1.35)),
 }
 
 
