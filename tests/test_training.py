@@ -17,6 +17,7 @@ from audiotransfer.data.store import FeatureStore, write_store
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest, from_label_lists
 from audiotransfer.training import FINETUNE, PRETRAIN, finetune, load_model, pretrain
+from audiotransfer.training.engine import default_frames
 
 MELS = 16
 TINY = {"model": "cnn6", "width": 0.125}
@@ -212,3 +213,32 @@ def test_backbone_lr_scale_and_scheduler(pretrained: tuple[Path, dict], task: tu
     assert not torch.equal(before["bn0.running_mean"], after["bn0.running_mean"])  # BN still adapts
     groups = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
     assert [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.25, 0.0])
+
+
+def test_linear_probe_standardises_and_saves_a_head_for_raw_embeddings(
+    pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    manifest, store = task
+    run_dir, _ = pretrained
+    recipe = FINETUNE.replace(**TINY, protocol="linear", epochs=5, batch_size=8)
+    metrics = finetune(manifest, store, recipe, tmp_path / "probe", init=run_dir, progress=False)
+    model = load_model(tmp_path / "probe")
+    test = manifest.split("test")
+    frames = default_frames(manifest, store)
+    x = torch.from_numpy(store.read_batch(store.rows(test.clips["clip_id"]), frames, crop="center"))
+    with torch.no_grad():
+        predicted = model(x).argmax(1).numpy()
+    accuracy = float((predicted == test.class_indices()).mean())
+    assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+
+
+def test_folding_the_standardisation_keeps_the_head_function() -> None:
+    from audiotransfer.training.engine import _fold_standardisation
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(6, 3)
+    e = torch.randn(20, 6) * 5 + 2
+    mean, std = e.mean(0), e.std(0)
+    expected = head((e - mean) / std)
+    _fold_standardisation(head, mean, std)
+    assert torch.allclose(head(e), expected, atol=1e-5)

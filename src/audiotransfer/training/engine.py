@@ -186,14 +186,19 @@ class _Run:
         """Embeddings of every split, computed once and cached in the run directory."""
         path = self.out_dir / EMBEDDINGS
         key = [self.recipe.hash, self.manifest.hash, str(self.init)]
-        if path.exists():
-            cached = torch.load(path, map_location="cpu", weights_only=True)
-            if cached.get("key") == key:
-                return cached["splits"]
-        splits = {s: embed_all(self.model, ld, self.device) for s, ld in loaders.items()}
-        if self.world.main:
-            atomic_save({"key": key, "splits": splits}, path)
-        return splits
+        cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+        if cached.get("key") == key:
+            splits = cached["splits"]
+        else:
+            splits = {s: embed_all(self.model, ld, self.device) for s, ld in loaders.items()}
+            if self.world.main:
+                atomic_save({"key": key, "splits": splits}, path)
+        # the head trains on embeddings standardised with train statistics (as probes usually do: one
+        # learning rate then suits every state's embedding scale); _finish folds this into the saved head
+        std = splits["train"].std(0)
+        self.standardise = (splits["train"].mean(0), torch.where(std < 1e-6, torch.ones_like(std), std))
+        mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
+        return {s: (e - mean) / std for s, e in splits.items()}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.recipe)
@@ -397,6 +402,8 @@ class _Run:
             if "test" in self.evals:
                 test, self.skipped_test = self._score("test")
             metrics = self._metrics("done", test)
+            if self.recipe.protocol == "linear":
+                _fold_standardisation(self.model.fc_audioset, *self.standardise)
             if self.world.distributed:
                 metrics["ddp_params_in_sync"] = len(set(checksums)) == 1
             save_model(self.out_dir / MODEL, self.model, labels=self.manifest.labels,
@@ -405,6 +412,13 @@ class _Run:
             self._write_metrics(metrics)
         ddp.barrier(self.world)
         return metrics if self.world.main else json.loads((self.out_dir / METRICS).read_text())
+
+
+@torch.no_grad()
+def _fold_standardisation(head: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Make a head trained on (e - mean) / std act on raw embeddings e: W' = W / std, b' = b - W' mean."""
+    head.weight.div_(std.to(head.weight))
+    head.bias.sub_(head.weight @ mean.to(head.weight))
 
 
 def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, out_dir: str | Path,
