@@ -435,14 +435,15 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
         from pathlib import Path
 
         from audiotransfer.analysis import write_report
+        from audiotransfer.analysis.report import DEFAULT_SIMILARITY
 
         study_dir = Path(args.study)
         if study_dir.is_file():
             from audiotransfer.study.spec import load_study
 
             study_dir = load_study(study_dir).out
-        out = write_report(study_dir, metric=args.metric, similarity=args.similarity, max_inputs=args.max_inputs,
-                           progress=not args.no_progress)
+        out = write_report(study_dir, metric=args.metric, similarity=args.similarity or DEFAULT_SIMILARITY,
+                           max_inputs=args.max_inputs, progress=not args.no_progress)
         print(f"report (html): {out['html']}\nreport (markdown): {out['markdown']}")
         print("\nsamples vs classes vs similarity:")
         for line in out["headline"]:
@@ -451,8 +452,8 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p = study_sub.add_parser("report", help="what transferred and why: scores, similarity, factors (HTML + Markdown)")
     p.add_argument("study", help="study directory or study YAML")
     p.add_argument("--metric", default="uar", help="test metric to analyse (default: uar)")
-    p.add_argument("--similarity", choices=("label_share", "frechet", "mmd"), default="label_share",
-                   help="data-similarity measure used as the regression's similarity factor")
+    p.add_argument("--similarity", choices=("frechet", "mmd", "label_share"),
+                   help="data-similarity measure used as the regression's similarity factor (default: frechet)")
     p.add_argument("--max-inputs", type=int, default=256, help="clips per data set for CKA and data similarity")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_report)

@@ -26,7 +26,11 @@ from audiotransfer.analysis.scores import score_table, select_metric, transfer_g
 from audiotransfer.errors import UserError
 
 METRICS = ("uar", "accuracy", "macro_f1", "auc")
-SIMILARITIES = ("label_share", "frechet", "mmd")
+SIMILARITIES = ("frechet", "mmd", "label_share")
+# Default data similarity for the factors: the Frechet distance of embeddings sees dilution (a superset
+# of the task's material is less similar than the material alone), while the label share saturates at 1
+# for every superset and so moves with the class count.
+DEFAULT_SIMILARITY = "frechet"
 
 
 @dataclass
@@ -86,7 +90,7 @@ def factor_table(a: Analysis) -> pd.DataFrame:
     return table.merge(sim, on=["state", "task"], how="left")
 
 
-def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = "label_share", max_inputs: int = 256,
+def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY, max_inputs: int = 256,
             batch_size: int = 64, progress: bool = True) -> Analysis:
     """Compute every table of the report from a study directory."""
     if similarity not in SIMILARITIES:
@@ -332,7 +336,7 @@ def render_markdown(a: Analysis, figs: list[tuple[str, Path]], when: str, root: 
     return "\n".join(lines)
 
 
-def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = "label_share",
+def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY,
                  max_inputs: int = 256, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
     """Write `report/index.html`, `report/summary.md` and `report/summary.json` for a study directory.
 
