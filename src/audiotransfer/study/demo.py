@@ -18,7 +18,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.study.runner import Outcome, run
 from audiotransfer.study.spec import deep_merge
 
-DEMO_SPEC = Path(__file__).resolve().parents[3] / "examples" / "studies" / "demo.yaml"
+DEMO_SPEC = Path(__file__).with_name("demo.yaml")  # package data; examples/studies/demo.yaml links here
 
 
 @dataclass
@@ -38,7 +38,7 @@ def demo_config(quick: bool = False, spec: str | Path | None = None) -> dict[str
     if not path.is_file():
         raise UserError(
             f"{path}: demo study file not found",
-            fix="run from a checkout of the repository (examples/studies/demo.yaml) or pass --spec",
+            fix="reinstall audiotransfer (the package ships demo.yaml) or pass --spec",
         )
     raw = yaml.safe_load(path.read_text()) or {}
     missing = {"world", "study"} - set(raw)
