@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from tqdm import tqdm
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
@@ -54,12 +55,6 @@ def _read_index(root: Path) -> pd.DataFrame:
         return INDEX_SCHEMA.empty_table().to_pandas()
     frame = pa.concat_tables([t.cast(INDEX_SCHEMA) for t in tables]).to_pandas()
     return frame.drop_duplicates("clip_id", keep="first").reset_index(drop=True)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class FeatureStore:
@@ -247,7 +242,7 @@ class StoreWriter:
         parts = sorted((self.root / "index").glob("*.parquet"))
         number = int(parts[-1].stem) + 1 if parts else 0
         table = pa.Table.from_pandas(part, schema=INDEX_SCHEMA, preserve_index=False)
-        _write_atomic(self.root / "index" / f"{number:06d}.parquet", lambda p: pq.write_table(table, p))
+        write_atomic(self.root / "index" / f"{number:06d}.parquet", lambda p: pq.write_table(table, p))
         self.index = pd.concat([self.index, part], ignore_index=True)
         self._pending.clear()
 
@@ -256,7 +251,7 @@ class StoreWriter:
         self.commit()
         self._file.close()
         table = pa.Table.from_pandas(self.index, schema=INDEX_SCHEMA, preserve_index=False)
-        _write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
+        write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
         for part in (self.root / "index").glob("*.parquet"):
             part.unlink()
         self._write_sidecar(num_clips=len(self.index), num_frames=int(self.index["frames"].sum()))
@@ -279,7 +274,7 @@ class StoreWriter:
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             "audiotransfer_version": __version__,
         }
-        _write_atomic(self.root / "store.json", lambda p: p.write_text(json.dumps(info, indent=1) + "\n"))
+        write_atomic(self.root / "store.json", lambda p: p.write_text(json.dumps(info, indent=1) + "\n"))
 
 
 def write_store(store_dir: str | Path, recipe: FeatureRecipe, corpus: str,

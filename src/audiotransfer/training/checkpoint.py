@@ -7,7 +7,6 @@ weights with the model config and the label set, everything needed to rebuild th
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 from audiotransfer.models.checkpoints import model_from_checkpoint
 from audiotransfer.models.cnn import AudioCNN
 
@@ -26,15 +26,11 @@ METRICS = "metrics.json"
 
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file, then rename: a kill never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def rng_state() -> dict[str, Any]:

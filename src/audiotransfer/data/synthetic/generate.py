@@ -35,6 +35,7 @@ from audiotransfer.data.synthetic import world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 
 VERSION = 2
 TASKS = ("scenes", "birds", "commands")
@@ -54,9 +55,7 @@ def ytid(part: str, index: int) -> str:
 def write_wav(path: Path, audio: np.ndarray) -> None:
     """16-bit PCM with explicit rounding, written to a temporary name then renamed (atomic)."""
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(tmp, pcm, SR, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: sf.write(tmp, pcm, SR, subtype="PCM_16", format="WAV"), suffix=".part")
 
 
 def _render(part: str, index: int, spec: dict[str, str], seed: int) -> np.ndarray:
