@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from scipy import sparse
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 
 TaskType = Literal["multilabel", "multiclass", "binary"]
 FORMAT_VERSION = 1
@@ -147,9 +148,10 @@ class Manifest:
         label_array = pa.array(np.asarray(self.labels, dtype=object)[csr.indices], type=pa.string())
         offsets = pa.array(csr.indptr.astype(np.int32), type=pa.int32())
         table = table.append_column("targets", pa.ListArray.from_arrays(offsets, label_array))
-        pq.write_table(table, directory / f"{self.name}.parquet")
+        write_atomic(directory / f"{self.name}.parquet", lambda tmp: pq.write_table(table, tmp))
         sidecar = directory / f"{self.name}.json"
-        sidecar.write_text(json.dumps(self.summary(), indent=1, default=str) + "\n")
+        text = json.dumps(self.summary(), indent=1, default=str) + "\n"
+        write_atomic(sidecar, lambda tmp: tmp.write_text(text))
         return sidecar
 
     @classmethod
