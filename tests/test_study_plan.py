@@ -78,6 +78,13 @@ def test_paper_study_plans_13_pretrainings_and_126_finetunings(paper: Path) -> N
     assert plan.total_cost == sum(r.cost for r in plan)
 
 
+def test_step_budget_gives_every_state_the_same_compute(paper: Path) -> None:
+    study = load_study(paper, overrides={"recipes": {"pretrain": {"steps": 40}}})
+    plan = make_plan(study, _index(study, study.out))
+    full = plan.runs["pretrain/full"]  # 1000 clips in batches of 128: 8 batches per epoch
+    assert full.epochs == 5 and full.cost == 1000 * 5
+
+
 def test_checkpoint_states_and_protocol_folders(paper: Path, tmp_path: Path) -> None:
     ckpt = tmp_path / "cnn10.pth"
     ckpt.touch()

@@ -131,6 +131,17 @@ def test_binary_task_selects_on_auc_by_default(tmp_path: Path) -> None:
     assert metrics["select_metric"] == "auc" and "auc" in metrics["test"]
 
 
+def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
+    """`steps` gives small and large subsets the same number of optimiser steps (whole epochs, rounded up)."""
+    recipe = PRETRAIN.replace(**TINY, steps=9, batch_size=16)
+    assert (recipe.epochs_for(3), recipe.epochs_for(9), recipe.epochs_for(10)) == (3, 1, 1)
+    assert PRETRAIN.epochs_for(5) == PRETRAIN.epochs  # no budget: the recipe's epochs
+    for clips, epochs in ((32, 5), (80, 2)):  # 2 and 5 batches per epoch
+        manifest, store = make_task(tmp_path, f"pre{clips}", "multilabel", {"train": clips, "test": 8}, classes=3)
+        metrics = pretrain(manifest, store, recipe, tmp_path / f"r{clips}", progress=False)
+        assert len(metrics["epochs"]) == epochs, metrics["epochs"]
+
+
 def test_finished_run_is_returned_not_retrained(task: tuple[Manifest, FeatureStore], tmp_path: Path) -> None:
     manifest, store = task
     recipe = FINETUNE.replace(**TINY, epochs=1, batch_size=16)

@@ -8,6 +8,7 @@ given as checkpoints, and the scratch control, have none). A run id is also its 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from audiotransfer.errors import UserError
 from audiotransfer.study.prepare import DataIndex
 from audiotransfer.study.spec import SCRATCH, Study
+from audiotransfer.training.recipe import TrainRecipe
 
 RUNTIME_FIELDS = ("device", "checkpoint_every")  # recipe fields that do not change a run's result
 
@@ -45,8 +47,13 @@ class Run:
     def cost(self) -> int:
         """Clip-epochs through the network: training clips x epochs; a linear probe passes its clips once
         (it trains the head on embeddings computed once, which costs next to nothing)."""
-        epochs = 1 if self.protocol == "linear" else int(self.recipe.get("epochs", 1))
-        return int(self.num_train_clips * epochs)
+        return self.num_train_clips * (1 if self.protocol == "linear" else self.epochs)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run trains for (derived from `steps` when the recipe sets it)."""
+        recipe = TrainRecipe.model_validate(self.recipe)
+        return recipe.epochs_for(math.ceil(self.num_train_clips / recipe.batch_size))
 
     @property
     def config(self) -> dict[str, Any]:

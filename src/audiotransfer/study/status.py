@@ -26,7 +26,7 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "kind": r.kind,
                 "depends_on": r.parent or "",
                 "clips": r.num_train_clips,
-                "epochs": int(r.recipe.get("epochs", 1)),
+                "epochs": r.epochs,
                 "clip_epochs": r.cost,
                 "status": status.get(r.run_id, "pending"),
             }

@@ -170,6 +170,7 @@ class _Run:
             self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
             self.module = self.model
         self.trained = ddp.wrap(self.module, self.world, self.device)
+        self.epochs = recipe.epochs_for(len(self.train))
         self.optimizer = self._optimizer()
         self.scheduler = self._scheduler()
         if self.multilabel:
@@ -211,7 +212,7 @@ class _Run:
     def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         r = self.recipe
         if r.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=r.epochs)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.epochs)
         if r.scheduler == "step":
             return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=r.step_epochs, gamma=r.step_gamma)
         return None
@@ -371,7 +372,7 @@ class _Run:
         try:
             self._resume()
             show = self.progress and self.world.main
-            with tqdm(total=self.recipe.epochs, initial=len(self.history), desc=f"{self.kind} epochs",
+            with tqdm(total=self.epochs, initial=len(self.history), desc=f"{self.kind} epochs",
                       unit="epoch", disable=not show) as epochs:
                 self._epochs(epochs, show)
             return self._finish()
@@ -379,7 +380,7 @@ class _Run:
             ddp.leave(self.world)
 
     def _epochs(self, epochs: tqdm, show: bool) -> None:
-        while self.train.epoch < self.recipe.epochs:
+        while self.train.epoch < self.epochs:
             t0, wait0 = time.perf_counter(), self.train.wait_s
             with tqdm(total=len(self.train), initial=self.train.position, leave=False, unit="batch",
                       desc=f"epoch {self.train.epoch + 1}", disable=not show, mininterval=0.5) as bar:

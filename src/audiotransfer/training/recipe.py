@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Literal
 
@@ -27,6 +28,9 @@ class TrainRecipe(BaseModel):
     model: str = "cnn10"
     width: float = Field(1.0, gt=0)
     epochs: int = Field(50, ge=1)
+    steps: int | None = Field(None, ge=1, description="train for this many optimiser steps instead: epochs = "
+                              "ceil(steps / batches per epoch), the same compute for every data size (as PANNs "
+                              "counts iterations)")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -64,6 +68,12 @@ class TrainRecipe(BaseModel):
     def replace(self, **changes: object) -> TrainRecipe:
         """A validated copy with some fields changed."""
         return TrainRecipe.model_validate({**self.model_dump(), **changes})
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """Epochs to train: `epochs`, or enough whole epochs to make `steps` optimiser steps."""
+        if self.steps is None:
+            return self.epochs
+        return max(1, math.ceil(self.steps / max(1, batches_per_epoch)))
 
     @property
     def frozen_blocks(self) -> int:
