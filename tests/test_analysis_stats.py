@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from audiotransfer.analysis.cka import MinibatchCKA, linear_cka
-from audiotransfer.analysis.factors import answer, fit_factors, headline
+from audiotransfer.analysis.factors import FactorFit, answer, fit_factors, headline
 from audiotransfer.analysis.scores import score_table, transfer_gain
 from audiotransfer.analysis.similarity import (
     block_weight_distances,
@@ -187,3 +187,33 @@ def test_pooled_regression_with_task_effects(rng):
     fit = fit_factors(pooled, metric="UAR")
     assert fit.table.loc["similarity", "coef"] == pytest.approx(0.08, abs=0.01)
     assert fit.most_important() == "similarity"
+
+
+def test_pooled_intervals_are_clustered_by_state(rng):
+    """One state's rows share its model: a state-level factor is known from the states, not from the rows."""
+    states = _planted(rng, 10, 0.02).assign(state=[f"s{i}" for i in range(10)])
+    tasks = []
+    for offset, task in ((0.0, "scenes"), (0.2, "birds"), (-0.1, "commands")):
+        part = states.assign(task=task, score=states["score"] + offset + 0.002 * rng.normal(size=10))
+        part["similarity"] = rng.uniform(0, 1, 10)  # similarity varies per task, samples per state only
+        tasks.append(part)
+    pooled = pd.concat(tasks, ignore_index=True)
+    clustered = fit_factors(pooled, metric="UAR")
+    naive = fit_factors(pooled.drop(columns="state"), metric="UAR")
+    assert clustered.clusters == 10 and naive.clusters == 0
+    width = lambda fit, f: fit.table.loc[f, "ci_high"] - fit.table.loc[f, "ci_low"]  # noqa: E731
+    assert clustered.table.loc["samples", "coef"] == pytest.approx(naive.table.loc["samples", "coef"])
+    assert width(clustered, "samples") > 1.5 * width(naive, "samples")  # 30 rows, but only 10 states
+
+
+def test_a_factor_mattered_most_only_when_its_interval_excludes_zero():
+    table = pd.DataFrame({"coef": [0.007, 0.005, 0.007], "ci_low": [-0.001, -0.003, 0.002],
+                          "ci_high": [0.015, 0.012, 0.012], "lmg": [0.04, 0.02, 0.03], "vif": 1.1, "rho": 0.2},
+                         index=pd.Index(["samples", "classes", "similarity"], name="factor"))
+    fit = FactorFit(label="pooled", metric="UAR", n_states=27, table=table, r2=0.5)
+    assert fit.most_important() == "similarity"  # samples has the larger share, but its interval includes zero
+    text = answer(fit)
+    assert "data similarity mattered most" in text and "Log pre-training samples has a larger share" in text
+    assert "mattered most" in headline(fit)[2] and "mattered most" not in headline(fit)[0]
+    table.loc["similarity", "ci_low"] = -0.001  # nothing clear: the largest share, flagged as unclear
+    assert fit.most_important() == "samples" and "no factor clearly mattered most" in answer(fit)

@@ -6,7 +6,9 @@ similar), so coefficients read as "score change per standard deviation of the fa
 gives 95% confidence intervals; Spearman correlations give a model-free check; relative importance is the
 LMG decomposition (the Shapley value of R^2 over all orders of entering the predictors), which splits R^2
 fairly between correlated predictors. When several tasks are pooled, task fixed effects are always in the
-model and LMG splits the R^2 beyond them.
+model and LMG splits the R^2 beyond them, and the intervals are clustered by state: the rows of one state
+share its pre-trained model, so they are not independent (cluster-robust covariance, t with G - 1 degrees
+of freedom for G states). A factor "mattered most" only when its interval excludes zero.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class FactorFit:
     notes: list[str] = field(default_factory=list)
     unit: str = "states"  # what a row is: "states", or "state-task pairs" when tasks are pooled
     r2_base: float = 0.0  # R^2 of the task effects alone (pooled fits)
+    clusters: int = 0  # states the intervals are clustered by (pooled fits; 0: rows are independent states)
 
     def shares(self) -> pd.Series:
         """Each factor's share of the R^2 the factors explain (beyond task effects), from LMG."""
@@ -53,7 +56,11 @@ class FactorFit:
         return f"R^2 = {self.r2:.2f}"
 
     def most_important(self) -> str | None:
+        """The factor with the largest R^2 share among those whose interval excludes zero (else overall)."""
         lmg = self.table["lmg"].dropna()
+        clear = [f for f in lmg.index if _clear(self.table.loc[f])]
+        if clear:
+            return str(lmg[clear].idxmax())
         return str(lmg.idxmax()) if not lmg.empty else None
 
 
@@ -142,9 +149,13 @@ def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", leve
         notes.append(f"{n} {fit.unit} are too few for {len(factors)} factors: no regression, ranks only.")
         return fit
     design = sm.add_constant(pd.concat([x, dummies], axis=1) if dummies is not None else x, has_constant="add")
+    clusters = pd.factorize(data["state"])[0] if "state" in data.columns and data["state"].duplicated().any() else None
+    if clusters is not None:
+        fit.clusters = int(clusters.max()) + 1
     with warnings.catch_warnings():  # rank-deficient designs are detected and reported below
         warnings.simplefilter("ignore")
-        model = sm.OLS(y, design).fit()
+        model = (sm.OLS(y, design).fit() if clusters is None else
+                 sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True))
         xv = sm.add_constant(x, has_constant="add").to_numpy()
         vifs = {f: variance_inflation_factor(xv, i) for i, f in enumerate(factors, start=1)} if len(factors) > 1 else {}
     ci = model.conf_int(alpha=1 - level)
@@ -211,6 +222,11 @@ def answer(fit: FactorFit) -> str:
     if _clear(row):
         text = (f"{head}across {fit.n_states} {fit.unit}, {DESCRIBE[best]} mattered most: {effect} and it accounts "
                 f"for {share:.0%} of the variance the factors explain ({fit.r2_text()}).")
+        larger = [f for f in FACTORS if f != best and fit.shares().get(f, 0) > share]
+        if larger:
+            verb = "has" if len(larger) == 1 else "have"
+            text += (f" ({' and '.join(DESCRIBE[f] for f in larger).capitalize()} {verb} a larger share, but an "
+                     "interval that includes zero.)")
     else:
         why = (f"its interval includes zero: {effect}" if np.isfinite(row["coef"])
                else "its own effect cannot be estimated (see below)")

@@ -61,8 +61,12 @@ def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, met
             x = np.log10(s[factor]) if log else s[factor]
             slope, icept = np.polyfit(x, s["mean"], 1)
             xs = np.linspace(x.min(), x.max(), 50)
-            unit = "/decade" if log else "/unit"
-            ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {slope:+.3f}{unit}")
+            unit = "/decade" if log else "/SD"
+            per = slope if log else slope * float(np.std(x, ddof=1))  # raw units (a distance) read badly
+            ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
+        for row in s.itertuples():  # name the states: which data sat where is the point of the figure
+            ax.annotate(str(row.state), (getattr(row, factor), row.mean), fontsize=6, alpha=0.8,
+                        xytext=(3, 3), textcoords="offset points")
         if log:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())

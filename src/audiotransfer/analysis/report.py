@@ -141,9 +141,11 @@ def _fit(a: Analysis) -> None:
         part = data[data["protocol"] == protocol]
         for task in sorted(part["task"].unique()):
             a.fits.append(fit_factors(part[part["task"] == task], a.metric, label=f"{task} ({protocol})"))
-    if a.protocols:
-        main = data[data["protocol"] == a.protocols[0]]
-        a.pooled = fit_factors(main, a.metric, label=f"all tasks pooled ({a.protocols[0]}, task effects removed)")
+    pooled = [fit_factors(data[data["protocol"] == p], a.metric, label=f"all tasks pooled ({p}, task effects "
+                          "removed)") for p in a.protocols]
+    if pooled:  # the first protocol's pooled fit is the headline; the others lead the per-protocol list
+        a.pooled = pooled[0]
+        a.fits[:0] = pooled[1:]
 
 
 # ------------------------------------------------------------------------------------------------- figures
@@ -286,8 +288,11 @@ def method_note(a: Analysis) -> str:
             f"{tagger} is one of the state's classes; Frechet distance and RBF-MMD compare the tagger's "
             "embeddings of the state's training clips and the task's test clips (with few clips per set the "
             "Frechet distance is biased upward: compare it across states only). Factors: OLS on standardised "
-            "log samples, log classes and similarity over states (seed means), 95% CIs; importance = LMG share "
-            "of R^2; transfer-gain intervals are paired by seed when seeds match, Welch otherwise.")
+            "log samples, log classes and similarity over states (seed means), 95% CIs; pooled over tasks, with "
+            "task effects and intervals clustered by state (a state's rows share its pre-trained model; t with "
+            "states - 1 degrees of freedom, which with few states can still be somewhat narrow); importance = "
+            "LMG share of R^2; a factor mattered most only if its interval excludes zero; transfer-gain "
+            "intervals are paired by seed when seeds match, Welch otherwise.")
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -354,9 +359,16 @@ def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = D
                "answer": a.paragraph, "notes": a.notes, "generated": when,
                "importance": ({f: _float(a.pooled.table.loc[f, "lmg"]) for f in a.pooled.table.index}
                               if a.pooled else {}),
-               "most_important": a.pooled.most_important() if a.pooled else None}
+               "most_important": a.pooled.most_important() if a.pooled else None,
+               "factors": _records(a.pooled.table.reset_index(names="factor")) if a.pooled else [],
+               "scores": _records(a.scores), "data_similarity": _records(a.data_sim)}
     paths["json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return {**paths, "headline": a.headline, "answer": a.paragraph}
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON records (NaN as null)."""
+    return json.loads(df.to_json(orient="records"))
 
 
 def _float(v: Any) -> float | None:
