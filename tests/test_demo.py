@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ def test_quick_config_keeps_the_study_design() -> None:
     full, quick = demo_config(), demo_config(quick=True)
     states = full["study"]["pretraining"]["states"]
     assert set(states) == set(quick["study"]["pretraining"]["states"])
-    assert {"all", "human", "animal", "things_nature"} <= set(states)
+    assert {"all", "human", "animal", "things_nature", "music"} <= set(states)
     assert sum("fraction" in s for s in states.values()) >= 2
     budgets = [s for s in states.values() if "num_samples" in s]
     assert len({s["num_samples"] for s in budgets}) == 1 and len({s["num_classes"] for s in budgets}) >= 2
@@ -31,10 +32,14 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     runs = ResultStore(out / "results.sqlite").runs()
-    states = 8 + 1  # the demo's pre-training states plus scratch
-    assert len(runs) == 8 + states * 3 * 2 * 2 and set(runs["status"]) == {"done"}
+    states = 9 + 1  # the demo's pre-training states plus scratch
+    assert len(runs) == 9 + states * 3 * 2 * 2 and set(runs["status"]) == {"done"}
     assert set(runs["task"].dropna()) == {"scenes", "birds", "commands"}
     assert (out / "report" / "index.html").exists() and (out / "report" / "summary.md").exists()
     assert f"report (html): {out / 'report' / 'index.html'}" in printed
     lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()
     assert [line.split(":")[0].strip() for line in lines[:3]] == ["samples", "classes", "similarity"]
+    checks = printed.split("against the world's ground truth")[1].strip().splitlines()[1:]
+    assert len(checks) == 10 and all(line.endswith((": agrees", ": DISAGREES")) for line in checks)
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert len(summary["ground_truth"]) == 10 and {"scores", "data_similarity", "factors"} <= set(summary)

@@ -234,8 +234,9 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
     from typing import Any
 
     overrides = {  # flag -> TrainRecipe field; unset flags keep the study recipe (training/recipe.py)
-        "model": str, "width": float, "epochs": int, "batch_size": int, "eval_batch_size": int, "lr": float,
-        "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int, "device": str,
+        "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,
+        "lr": float, "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int,
+        "device": str,
         "mixup": float, "select_metric": str, "checkpoint_every": int,
     }
 
@@ -393,6 +394,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
             print("\nsamples vs classes vs similarity:")
             for line in result.headline:
                 print(f"  {line}")
+        if result.ground_truth:
+            agree = sum(c.agrees for c in result.ground_truth)
+            small = " (--quick is a smoke test: too small a world and too few epochs to expect agreement)"
+            print(f"\nagainst the world's ground truth ({agree} of {len(result.ground_truth)} checks agree)"
+                  f"{small if args.quick else ''}:")
+            for check in result.ground_truth:
+                print(f"  {check.line()}")
         return 0 if o.ok else 1
 
     cores = os.cpu_count() or 1

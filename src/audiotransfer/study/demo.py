@@ -2,19 +2,22 @@
 
 It generates the world (cached), writes `OUT/study.yaml` from `examples/studies/demo.yaml` (its `quick`
 block merged in for `--quick`), runs that study exactly as `audiotransfer study run` would (resumable:
-rerunning the demo continues where it stopped), and writes the analysis report.
+rerunning the demo continues where it stopped), writes the analysis report, and checks the report's answer
+against the world's ground truth (`study.ground_truth`; also saved in `report/summary.json`).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from audiotransfer.errors import UserError
+from audiotransfer.study.ground_truth import Check, check_ground_truth
 from audiotransfer.study.runner import Outcome, run
 from audiotransfer.study.spec import deep_merge
 
@@ -30,6 +33,7 @@ class DemoResult:
     report: dict[str, Any]
     headline: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    ground_truth: list[Check] = field(default_factory=list)
 
 
 def demo_config(quick: bool = False, spec: str | Path | None = None) -> dict[str, Any]:
@@ -73,7 +77,13 @@ def run_demo(
     start = time.perf_counter()
     report = _report(study_dir, progress)
     seconds["report"] = time.perf_counter() - start
-    return DemoResult(study_dir, outcome, report, list(report.get("headline") or []), seconds)
+    checks = []
+    if "json" in report:
+        summary = json.loads(Path(report["json"]).read_text())
+        checks = check_ground_truth(summary, config["study"]["pretraining"]["states"])
+        summary["ground_truth"] = [asdict(c) for c in checks]
+        Path(report["json"]).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return DemoResult(study_dir, outcome, report, list(report.get("headline") or []), seconds, checks)
 
 
 def _report(study_dir: Path, progress: bool) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
 
-VERSION = 2
+VERSION = 3
 TASKS = ("scenes", "birds", "commands")
 CHUNK = 64
 _YTID_PREFIX = {"train": "syntr", "eval": "synev"}

@@ -24,7 +24,8 @@ CLIP_SECONDS = 2.0
 COMMAND_SECONDS = 1.0
 PARTS = {"train": 0, "eval": 1, "scenes": 2, "birds": 3, "commands": 4, "speakers": 5, "preview": 6}
 EVENT_DB = (-30.0, -14.0)
-FLOOR_DB = (-58.0, -45.0)
+FLOOR_DB = (-58.0, -45.0)  # task clips' room tone
+FLOOR_SNR = (10.0, 30.0)  # pre-training clips: the floor sits this far below the quietest labelled event
 # 70 / 15 / 15 over each run of 20 clips of a class, dev and test spread out so small tasks get all splits.
 SPLIT_CYCLE = tuple("dev" if i in (2, 9, 16) else "test" if i in (4, 13, 19) else "train" for i in range(20))
 
@@ -98,8 +99,9 @@ class Rendered:
 def render_pretrain(seed: int, part: str, index: int, seconds_: float = CLIP_SECONDS) -> Rendered:
     n = seconds(seconds_)
     rng = clip_rng(seed, part, index, 1)
-    floor = noise_floor(rng, n, draw(rng, FLOOR_DB))
-    stems = {cid: event(rng, BY_ID[cid], n, draw(rng, EVENT_DB)) for cid in pretrain_labels(seed, part, index)}
+    levels = {cid: draw(rng, EVENT_DB) for cid in pretrain_labels(seed, part, index)}
+    stems = {cid: event(rng, BY_ID[cid], n, db) for cid, db in levels.items()}
+    floor = noise_floor(rng, n, min(levels.values()) - draw(rng, FLOOR_SNR))
     mix = floor + sum(stems.values())
     g = limit(mix)
     return Rendered(mix * g, floor * g, {k: v * g for k, v in stems.items()})
@@ -108,7 +110,8 @@ def render_pretrain(seed: int, part: str, index: int, seconds_: float = CLIP_SEC
 def render_single(rng: np.random.Generator, cls: SoundClass, seconds_: float = CLIP_SECONDS) -> np.ndarray:
     """One event of a class over the noise floor (previews)."""
     n = seconds(seconds_)
-    mix = noise_floor(rng, n, draw(rng, FLOOR_DB)) + event(rng, cls, n, draw(rng, EVENT_DB))
+    db = draw(rng, EVENT_DB)
+    mix = noise_floor(rng, n, db - draw(rng, FLOOR_SNR)) + event(rng, cls, n, db)
     return mix * limit(mix)
 
 
@@ -137,13 +140,19 @@ BIRD_CALLS: list[tuple[str, dict[str, object]]] = [
 ]
 BIRD_DISTRACTORS = ["Cricket", "Croak", "Buzz", "Bark", "Meow", "Cricket", "Croak", "Crackle"]
 BIRD_SNR = (-12.0, 6.0)
-COMMAND_SNR = (0.0, 25.0)
+COMMAND_SNR = (5.0, 30.0)
 TASK_LABELS: dict[str, list[str]] = {
     "scenes": list(SCENES),
     "birds": ["0", "1"],
     "commands": list(voice.WORDS),
 }
 TASK_NAMES = {"birds": ["no bird", "bird"]}
+# The ground truth: the root categories whose generators each task is built from (Music: none).
+SHARES: dict[str, tuple[str, ...]] = {
+    "scenes": ("Sounds of things", "Natural sounds"),
+    "birds": ("Animal", "Natural sounds"),
+    "commands": ("Human sounds",),
+}
 
 
 def task_spec(task: str, seed: int, index: int, num_speakers: int) -> dict[str, str]:

@@ -1,0 +1,45 @@
+"""The demo's ground-truth check: a report summary compared with the world's generator sharing."""
+
+from __future__ import annotations
+
+from audiotransfer.data.synthetic import SHARES
+from audiotransfer.study.ground_truth import check_ground_truth
+
+STATES = {"all": {}, "human": {"categories": ["Human sounds"], "fraction": 0.3}, "animal": {"categories": ["Animal"]},
+          "things_nature": {"categories": ["Sounds of things", "Natural sounds"]}, "fraction_15pc": {"fraction": 0.15}}
+BEST = {"commands": "human", "birds": "animal", "scenes": "things_nature"}
+
+
+def summary(best: dict[str, str], coef: tuple[float, float, float]) -> dict:
+    scores, sims = [], []
+    for task in SHARES:
+        for state in STATES:
+            top = state == best[task]
+            for protocol in ("finetune", "linear"):
+                scores.append({"state": state, "task": task, "protocol": protocol, "mean": 0.9 if top else 0.7})
+            sims.append({"state": state, "task": task, "frechet": 10.0 if top else 30.0, "label_share": 0.5})
+    factors = [{"factor": "similarity", "coef": coef[0], "ci_low": coef[1], "ci_high": coef[2]}]
+    return {"similarity": "frechet", "scores": scores, "data_similarity": sims, "factors": factors}
+
+
+def test_matched_states_on_top_agree_everywhere() -> None:
+    checks = check_ground_truth(summary(BEST, (0.02, 0.01, 0.03)), STATES)
+    assert len(checks) == 3 * 3 + 1 and all(c.agrees for c in checks)
+    assert "human best (0.900" in next(c.found for c in checks if c.subject == "commands (finetune)")
+
+
+def test_an_unmatched_winner_and_a_null_effect_disagree() -> None:
+    wrong = {**BEST, "commands": "animal"}
+    checks = {c.subject: c for c in check_ground_truth(summary(wrong, (0.01, -0.01, 0.03)), STATES)}
+    assert not checks["commands (finetune)"].agrees and not checks["commands (linear)"].agrees
+    assert not checks["commands (data similarity, frechet)"].agrees and checks["birds (linear)"].agrees
+    assert not checks["similarity effect (all tasks pooled)"].agrees
+    assert "DISAGREES" in checks["commands (linear)"].line()
+    # a random fraction is no category state: only category states compete for the best one
+    fraction = {c.subject: c for c in check_ground_truth(summary({**BEST, "scenes": "fraction_15pc"}, (0, 0, 0)),
+                                                         STATES)}
+    assert "fraction_15pc" not in fraction["scenes (finetune)"].found
+
+
+def test_nothing_to_check_without_scores() -> None:
+    assert check_ground_truth({"similarity": "frechet"}, STATES) == []
