@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from audiotransfer.analysis import write_report
+from audiotransfer.analysis import analyse, write_analysis, write_report
 from audiotransfer.analysis.gather import SCRATCH
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import write_store
@@ -134,6 +134,16 @@ def test_report_rerun_reuses_cached_measures(finished):
     before = cache.stat().st_mtime_ns
     write_report(root, max_inputs=24, batch_size=8, progress=False)
     assert cache.stat().st_mtime_ns == before
+
+
+def test_sections_a_caller_adds_reach_every_report_file(finished):
+    root, _ = finished
+    a = analyse(root, max_inputs=24, batch_size=8, progress=False)
+    a.sections.append(("Checks of my own", ["first <check>: agrees", "second check: DISAGREES"]))
+    out = write_analysis(a)
+    assert "## Checks of my own\n\n- first <check>: agrees\n- second check: DISAGREES" in out["markdown"].read_text()
+    assert "<h2>Checks of my own</h2><ul><li>first &lt;check&gt;: agrees</li>" in out["html"].read_text()
+    assert json.loads(out["json"].read_text())["sections"] == {"Checks of my own": a.sections[0][1]}
 
 
 def test_report_says_what_is_missing(tmp_path):

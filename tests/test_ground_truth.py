@@ -1,6 +1,8 @@
-"""The demo's ground-truth check: a report summary compared with the world's generator sharing."""
+"""The demo's ground-truth check: an analysis' tables compared with the world's generator sharing."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from audiotransfer.data.synthetic import SHARES
 from audiotransfer.study.ground_truth import check_ground_truth
@@ -10,7 +12,8 @@ STATES = {"all": {}, "human": {"categories": ["Human sounds"], "fraction": 0.3},
 BEST = {"commands": "human", "birds": "animal", "scenes": "things_nature"}
 
 
-def summary(best: dict[str, str], coef: tuple[float, float, float]) -> dict:
+def tables(best: dict[str, str], coef: tuple[float, float, float]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Score, data-similarity and pooled-factor tables as the report's analysis holds them."""
     scores, sims = [], []
     for task in SHARES:
         for state in STATES:
@@ -18,28 +21,33 @@ def summary(best: dict[str, str], coef: tuple[float, float, float]) -> dict:
             for protocol in ("finetune", "linear"):
                 scores.append({"state": state, "task": task, "protocol": protocol, "mean": 0.9 if top else 0.7})
             sims.append({"state": state, "task": task, "frechet": 10.0 if top else 30.0, "label_share": 0.5})
-    factors = [{"factor": "similarity", "coef": coef[0], "ci_low": coef[1], "ci_high": coef[2]}]
-    return {"similarity": "frechet", "scores": scores, "data_similarity": sims, "factors": factors}
+    factors = pd.DataFrame([coef], columns=["coef", "ci_low", "ci_high"],
+                           index=pd.Index(["similarity"], name="factor"))
+    return pd.DataFrame(scores), pd.DataFrame(sims), factors
+
+
+def check(best: dict[str, str], coef: tuple[float, float, float]) -> list:
+    scores, sims, factors = tables(best, coef)
+    return check_ground_truth(scores, sims, "frechet", factors, STATES)
 
 
 def test_matched_states_on_top_agree_everywhere() -> None:
-    checks = check_ground_truth(summary(BEST, (0.02, 0.01, 0.03)), STATES)
+    checks = check(BEST, (0.02, 0.01, 0.03))
     assert len(checks) == 3 * 3 + 1 and all(c.agrees for c in checks)
     assert "human best (0.900" in next(c.found for c in checks if c.subject == "commands (finetune)")
 
 
 def test_an_unmatched_winner_and_a_null_effect_disagree() -> None:
     wrong = {**BEST, "commands": "animal"}
-    checks = {c.subject: c for c in check_ground_truth(summary(wrong, (0.01, -0.01, 0.03)), STATES)}
+    checks = {c.subject: c for c in check(wrong, (0.01, -0.01, 0.03))}
     assert not checks["commands (finetune)"].agrees and not checks["commands (linear)"].agrees
     assert not checks["commands (data similarity, frechet)"].agrees and checks["birds (linear)"].agrees
     assert not checks["similarity effect (all tasks pooled)"].agrees
     assert "DISAGREES" in checks["commands (linear)"].line()
     # a random fraction is no category state: only category states compete for the best one
-    fraction = {c.subject: c for c in check_ground_truth(summary({**BEST, "scenes": "fraction_15pc"}, (0, 0, 0)),
-                                                         STATES)}
+    fraction = {c.subject: c for c in check({**BEST, "scenes": "fraction_15pc"}, (0, 0, 0))}
     assert "fraction_15pc" not in fraction["scenes (finetune)"].found
 
 
 def test_nothing_to_check_without_scores() -> None:
-    assert check_ground_truth({"similarity": "frechet"}, STATES) == []
+    assert check_ground_truth(pd.DataFrame(), pd.DataFrame(), "frechet", None, STATES) == []

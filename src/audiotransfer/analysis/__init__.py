@@ -2,7 +2,7 @@
 
 from audiotransfer.analysis.cka import MinibatchCKA, linear_cka, model_cka
 from audiotransfer.analysis.factors import FactorFit, answer, fit_factors, headline
-from audiotransfer.analysis.report import analyse, write_report
+from audiotransfer.analysis.report import analyse, write_analysis, write_report
 from audiotransfer.analysis.scores import score_table, transfer_gain
 from audiotransfer.analysis.similarity import (
     block_weight_distances,
@@ -30,5 +30,6 @@ __all__ = [
     "transfer_gain",
     "weight_distance",
     "weight_distance_matrix",
+    "write_analysis",
     "write_report",
 ]

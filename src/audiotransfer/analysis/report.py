@@ -50,6 +50,7 @@ class Analysis:
     tagger: str | None = None
     fits: list[FactorFit] = field(default_factory=list)
     pooled: FactorFit | None = None
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (title, lines) a caller adds
 
     @property
     def notes(self) -> list[str]:
@@ -312,6 +313,8 @@ def render_html(a: Analysis, figs: list[tuple[str, Path]], when: str) -> str:
              f"<p>{esc(a.paragraph)}</p>"]
     if len(a.fits) > 0:
         parts.append("<h3>Per task</h3><ul>" + "".join(f"<li>{esc(answer(f))}</li>" for f in a.fits) + "</ul>")
+    for title, items in a.sections:
+        parts.append(f"<h2>{esc(title)}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
     if a.notes:
         items = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes)
         parts.append(f"<h2>Caveats and missing pieces</h2><ul>{items}</ul>")
@@ -332,6 +335,8 @@ def render_markdown(a: Analysis, figs: list[tuple[str, Path]], when: str, root: 
              f"Generated {when}; metric: test {a.metric}; similarity: {a.similarity}.", "", method_note(a), "",
              "## Samples vs classes vs similarity", "", "```", *a.headline, "```", "", a.paragraph, ""]
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
+    for title, items in a.sections:
+        lines += [f"## {title}", "", *[f"- {i}" for i in items], ""]
     if a.notes:
         lines += ["## Caveats and missing pieces", "", *[f"- {n}" for n in a.notes], ""]
     for title, df in tables(a):
@@ -347,8 +352,12 @@ def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = D
 
     Returns {"html": Path, "markdown": Path, "json": Path, "headline": [three lines], "answer": paragraph}.
     """
-    a = analyse(study_dir, metric, similarity, max_inputs, batch_size, progress)
-    root = Path(study_dir) / "report"
+    return write_analysis(analyse(study_dir, metric, similarity, max_inputs, batch_size, progress))
+
+
+def write_analysis(a: Analysis) -> dict[str, Any]:
+    """Write the report files of an analysis (see `write_report`), with any sections a caller added."""
+    root = a.res.study_dir / "report"
     root.mkdir(parents=True, exist_ok=True)
     figs = figures(a, root / "figures")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -361,7 +370,8 @@ def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = D
                               if a.pooled else {}),
                "most_important": a.pooled.most_important() if a.pooled else None,
                "factors": _records(a.pooled.table.reset_index(names="factor")) if a.pooled else [],
-               "scores": _records(a.scores), "data_similarity": _records(a.data_sim)}
+               "scores": _records(a.scores), "data_similarity": _records(a.data_sim),
+               "sections": {title: items for title, items in a.sections}}
     paths["json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return {**paths, "headline": a.headline, "answer": a.paragraph}
 

@@ -3,14 +3,13 @@
 It generates the world (cached), writes `OUT/study.yaml` from `examples/studies/demo.yaml` (its `quick`
 block merged in for `--quick`), runs that study exactly as `audiotransfer study run` would (resumable:
 rerunning the demo continues where it stopped), writes the analysis report, and checks the report's answer
-against the world's ground truth (`study.ground_truth`; also saved in `report/summary.json`).
+against the world's ground truth (`study.ground_truth`: a section of the report, printed too).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +74,19 @@ def run_demo(
     outcome = run(study_file, jobs=jobs, progress=progress)
     seconds["study"] = time.perf_counter() - start
     start = time.perf_counter()
-    report = _report(study_dir, progress)
+    report, checks = _report(study_dir, config["study"]["pretraining"]["states"], progress)
     seconds["report"] = time.perf_counter() - start
-    checks = []
-    if "json" in report:
-        summary = json.loads(Path(report["json"]).read_text())
-        checks = check_ground_truth(summary, config["study"]["pretraining"]["states"])
-        summary["ground_truth"] = [asdict(c) for c in checks]
-        Path(report["json"]).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return DemoResult(study_dir, outcome, report, list(report.get("headline") or []), seconds, checks)
 
 
-def _report(study_dir: Path, progress: bool) -> dict[str, Any]:
-    """The analysis report of the study (`report/index.html`, `report/summary.md`)."""
-    from audiotransfer.analysis import write_report
+def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[dict[str, Any], list[Check]]:
+    """The analysis report of the study, with a section checking it against the world's ground truth."""
+    from audiotransfer.analysis import analyse, write_analysis
 
-    return write_report(study_dir, progress=progress)
+    a = analyse(study_dir, progress=progress)
+    checks = check_ground_truth(a.scores, a.data_sim, a.similarity, a.pooled.table if a.pooled else None, states)
+    if checks:
+        agree = sum(c.agrees for c in checks)
+        a.sections.append((f"Against the world's ground truth ({agree} of {len(checks)} checks agree)",
+                           [c.line() for c in checks]))
+    return write_analysis(a), checks

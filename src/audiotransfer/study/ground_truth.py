@@ -4,7 +4,8 @@ The world documents which root categories share generators with each task (`synt
 recovers that when (1) among its category states (states chosen by `categories`) the best one on each task
 shares generators with it, under every protocol; (2) the report's data similarity ranks such a state
 closest to the task; (3) the pooled factor analysis finds a positive similarity effect whose interval
-excludes zero. The demo prints these checks; they read only the report's `summary.json` and the spec.
+excludes zero. The demo prints these checks and adds them to its report; they read only the analysis'
+tables (scores, data similarity, the pooled factor table) and the spec's states.
 """
 
 from __future__ import annotations
@@ -36,12 +37,19 @@ def category_states(states: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
     return {name: set(spec["categories"]) for name, spec in states.items() if (spec or {}).get("categories")}
 
 
-def check_ground_truth(summary: dict[str, Any], states: dict[str, dict[str, Any]]) -> list[Check]:
-    """Compare a report summary (`report/summary.json`) of a synthetic-world study with `SHARES`."""
+def check_ground_truth(
+    scores: pd.DataFrame,
+    data_sim: pd.DataFrame,
+    measure: str,
+    factors: pd.DataFrame | None,
+    states: dict[str, dict[str, Any]],
+) -> list[Check]:
+    """Compare an analysis of a synthetic-world study with `SHARES`.
+
+    `scores`: state, task, protocol, mean (the report's score table); `data_sim`: state, task and one column
+    per similarity measure; `factors`: the pooled fit's table (index: factor; coef, ci_low, ci_high).
+    """
     content = category_states(states)
-    scores = pd.DataFrame(summary.get("scores") or [])
-    sims = pd.DataFrame(summary.get("data_similarity") or [])
-    measure = summary.get("similarity", "frechet")
     checks: list[Check] = []
     for task, roots in SHARES.items():
         matched = sorted(s for s, cats in content.items() if cats & set(roots))
@@ -56,16 +64,14 @@ def check_ground_truth(summary: dict[str, Any], states: dict[str, dict[str, Any]
                 f"{r.state} {r.mean:.3f}" for r in ranked.iloc[1:].itertuples()
             ) + ")"
             checks.append(Check(f"{task} ({protocol})", expected, found, best["state"] in matched))
-        if not sims.empty and measure in sims:
-            part = sims[(sims["task"] == task) & sims["state"].isin(list(content))].dropna(subset=[measure])
+        if not data_sim.empty and measure in data_sim:
+            part = data_sim[(data_sim["task"] == task) & data_sim["state"].isin(list(content))].dropna(subset=[measure])
             if not part.empty:
                 closest = part.loc[part[measure].idxmax() if measure == "label_share" else part[measure].idxmin()]
                 checks.append(Check(f"{task} (data similarity, {measure})", expected,
                                     f"{closest['state']} closest", closest["state"] in matched))
-    factor = {f["factor"]: f for f in summary.get("factors") or []}.get("similarity")
-    if factor and factor.get("coef") is not None:
-        low, high = factor["ci_low"], factor["ci_high"]
+    if factors is not None and "similarity" in factors.index and pd.notna(factors.loc["similarity", "coef"]):
+        coef, low, high = factors.loc["similarity", ["coef", "ci_low", "ci_high"]]
         checks.append(Check("similarity effect (all tasks pooled)", "positive, interval above zero",
-                            f"{factor['coef']:+.3f} per SD (95% CI {low:+.3f} to {high:+.3f})",
-                            low is not None and low > 0))
+                            f"{coef:+.3f} per SD (95% CI {low:+.3f} to {high:+.3f})", bool(low > 0)))
     return checks
