@@ -35,6 +35,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     states = 9 + 1  # the demo's pre-training states plus scratch
     assert len(runs) == 9 + states * 3 * 2 * 2 and set(runs["status"]) == {"done"}
     assert set(runs["task"].dropna()) == {"scenes", "birds", "commands"}
+    assert not list((out / "runs").rglob("checkpoint.pt")) and len(list((out / "runs").rglob("model.pt"))) == len(runs)
     assert (out / "report" / "index.html").exists() and (out / "report" / "summary.md").exists()
     assert f"report (html): {out / 'report' / 'index.html'}" in printed
     lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()

@@ -253,3 +253,19 @@ def test_folding_the_standardisation_keeps_the_head_function() -> None:
     expected = head((e - mean) / std)
     _fold_standardisation(head, mean, std)
     assert torch.allclose(head(e), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_study_runs_drop_their_resume_checkpoint_unless_kept(tmp_path: Path, keep: bool) -> None:
+    from audiotransfer.study.plan import Run
+    from audiotransfer.study.runner import execute_run
+
+    manifest, store = make_task(tmp_path, "pre", "multilabel", {"train": 16, "test": 8}, classes=3)
+    recipe = PRETRAIN.replace(**TINY, epochs=1, batch_size=8).model_dump(mode="json")
+    out = tmp_path / "runs" / "pretrain" / "pre"
+    run = Run("pretrain/pre", "pretrain", "pre", None, None, None, out, recipe, manifest.save(tmp_path / "m"),
+              store.root, None, None, manifest.hash, manifest.hash, 16, keep_checkpoint=keep)
+    result = execute_run(run)
+    assert result["status"] == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
+    assert (out / "checkpoint.pt").exists() == keep
+    assert execute_run(run)["test"] == result["test"]  # a finished run needs no checkpoint to be returned

@@ -42,6 +42,7 @@ class Run:
     subset_hash: str | None  # content hash of the state's pre-training subset
     data_hash: str  # content hash of the manifest this run trains on
     num_train_clips: int
+    keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
 
     @property
     def cost(self) -> int:
@@ -147,6 +148,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                 subset.hash,
                 subset.hash,
                 subset.num_train,
+                study.spec.keep_checkpoints,
             ),
         )
         inits[state] = (str(runs_dir / run_id / "model.pt"), run_id)
@@ -179,6 +181,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                             subset_hash,
                             dataset.hash,
                             dataset.num_train,
+                            study.spec.keep_checkpoints,
                         ),
                     )
     return plan

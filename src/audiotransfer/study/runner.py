@@ -49,6 +49,7 @@ def execute_run(run: Run) -> dict[str, Any]:
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
     from audiotransfer.training import TrainRecipe, finetune, pretrain
+    from audiotransfer.training.checkpoint import CHECKPOINT
 
     manifest = Manifest.load(run.manifest)
     store = FeatureStore(run.store)
@@ -58,6 +59,8 @@ def execute_run(run: Run) -> dict[str, Any]:
     else:
         init = Path(run.init) if run.init else None
         result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False)
+    if not run.keep_checkpoint:  # model.pt and metrics.json hold the result; a CNN10 resume state is ~60 MB
+        (run.out_dir / CHECKPOINT).unlink(missing_ok=True)
     return {**result, "checkpoint": str(run.out_dir / "model.pt")}
 
 

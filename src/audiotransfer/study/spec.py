@@ -93,6 +93,7 @@ class StudySpec(_Strict):
     seeds: list[int] = [1, 2, 3]
     recipes: Recipes = Recipes()
     include_scratch: bool = True
+    keep_checkpoints: bool = False  # a finished run's checkpoint.pt (resume state) is deleted unless true
     resources: Resources = Resources()
 
     @field_validator("protocols")
