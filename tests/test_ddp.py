@@ -32,3 +32,22 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert metrics["ddp_params_in_sync"] is True
     assert metrics["num_train_clips"] == 20 and set(metrics["test"]) >= {"accuracy", "uar"}
     assert done.stdout.count("finetune done") == 2  # both ranks finished
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_nan_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
+    """A NaN clip reaches one rank's batch: every rank stops with the same error (before, only that rank
+    raised and the others sat in the next all-reduce until the launcher killed them)."""
+    manifest, store = make_task(tmp_path, "nan", "multiclass", {"train": 20, "dev": 6, "test": 6}, nan_clip=True)
+    manifest.save(tmp_path / "m")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "audiotransfer.cli", "finetune", "--from", "scratch", "--manifest", str(tmp_path / "m" / "nan"),
+        "--store", str(store.root), "--model", "cnn6", "--width", "0.125", "--epochs", "2", "--batch-size", "4",
+        "--no-progress", "--out", str(tmp_path / "run"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0
+    assert (done.stdout + done.stderr).count("loss is nan at epoch 1") == 2, done.stderr[-3000:]

@@ -90,6 +90,16 @@ def broadcast(obj: Any, world: World) -> Any:
     return box[0]
 
 
+def mean(value: torch.Tensor, world: World) -> float:
+    """A scalar averaged over ranks: every rank gets the same number, so a NaN on one rank is a NaN on
+    all of them and they stop together, rather than the others waiting in the next all-reduce."""
+    if not world.distributed:
+        return value.item()
+    total = value.detach().float().reshape(1).clone()
+    dist.all_reduce(total)
+    return total.item() / world.size
+
+
 def params_checksum(module: nn.Module) -> float:
     """Sum of all parameters: equal on every rank when DDP kept the replicas in sync."""
     with torch.no_grad():

@@ -285,7 +285,7 @@ class _Run:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = self.trained(x)
             loss = self.loss_fn(logits.float(), y)
-            value = loss.item()
+            value = ddp.mean(loss, self.world)  # the batch loss over all ranks (= loss.item() on one process)
             if not math.isfinite(value):
                 raise UserError(
                     f"{self.out_dir}: loss is {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
