@@ -5,7 +5,7 @@ world (5,000 pre-training + 1,000 eval clips + the three tasks) into a temporary
 prints clips/s of both, the speed-up and the total against the 2-minute target; then times the cached re-run.
 
 Whether a study recovers the world's ground truth is not a speed question: `audiotransfer demo` checks it
-(`audiotransfer.study.ground_truth`).
+(`audiotransfer.demo.ground_truth`).
 
     .venv/bin/python benchmarks/bench_synthetic.py [--clips 5000] [--jobs 2]
 """

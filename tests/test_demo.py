@@ -9,7 +9,7 @@ import pytest
 
 from audiotransfer.cli import main
 from audiotransfer.study import ResultStore
-from audiotransfer.study.demo import demo_config
+from audiotransfer.demo import demo_config
 
 
 def test_quick_config_keeps_the_study_design() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from audiotransfer.data.synthetic import SHARES
-from audiotransfer.study.ground_truth import check_ground_truth
+from audiotransfer.demo.ground_truth import check_ground_truth
 
 STATES = {"all": {}, "human": {"categories": ["Human sounds"], "fraction": 0.3}, "animal": {"categories": ["Animal"]},
           "things_nature": {"categories": ["Sounds of things", "Natural sounds"]}, "fraction_15pc": {"fraction": 0.15}}

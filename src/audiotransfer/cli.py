@@ -377,7 +377,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     def run_demo_cmd(args: argparse.Namespace) -> int:
         import time
 
-        from audiotransfer.study import run_demo
+        from audiotransfer.demo import run_demo
 
         start = time.perf_counter()
         result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec)

@@ -3,7 +3,7 @@
 It generates the world (cached), writes `OUT/study.yaml` from `examples/studies/demo.yaml` (its `quick`
 block merged in for `--quick`), runs that study exactly as `audiotransfer study run` would (resumable:
 rerunning the demo continues where it stopped), writes the analysis report, and checks the report's answer
-against the world's ground truth (`study.ground_truth`: a section of the report, printed too).
+against the world's ground truth (`demo.ground_truth`: a section of the report, printed too).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from audiotransfer.errors import UserError
-from audiotransfer.study.ground_truth import Check, check_ground_truth
+from audiotransfer.demo.ground_truth import Check, check_ground_truth
 from audiotransfer.study.runner import Outcome, run
 from audiotransfer.study.spec import deep_merge
 

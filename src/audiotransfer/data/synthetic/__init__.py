@@ -6,7 +6,7 @@
 written as AudioSet segment lists + WAVs + an ontology fragment; and three downstream tasks.
 
 Ground truth by construction (`SHARES`: which pre-training material shares generators with which task;
-`audiotransfer.study.ground_truth` checks a study's report against it):
+`audiotransfer.demo.ground_truth` checks a study's report against it):
 
 - commands (12 words, 1 s clips, 5-30 dB SNR, speakers disjoint across splits) <- Human sounds: the same
   source-filter voice and phone units speak the speech classes and the vocalisations. Most Human classes
