@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from audiotransfer.cli import main
-from audiotransfer.study import ResultStore
 from audiotransfer.demo import demo_config
+from audiotransfer.study import ResultStore
 
 
 def test_quick_config_keeps_the_study_design() -> None:

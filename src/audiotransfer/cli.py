@@ -369,9 +369,11 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
     def run_export(args: argparse.Namespace) -> None:
         from audiotransfer.study import export_runs
-        from audiotransfer.study.status import open_store
+        from audiotransfer.study.layout import StudyDir
 
-        study_dir = open_store(args.study).path.parent
+        folder = StudyDir.of(args.study)
+        folder.require_results()
+        study_dir = folder.root
         print(f"logged {export_runs(study_dir, args.uri)} new runs to {args.uri}")
 
     def run_demo_cmd(args: argparse.Namespace) -> int:
@@ -440,18 +442,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_export)
 
     def run_report(args: argparse.Namespace) -> None:
-        from pathlib import Path
-
         from audiotransfer.analysis import write_report
         from audiotransfer.analysis.report import DEFAULT_SIMILARITY
+        from audiotransfer.study.layout import StudyDir
 
-        study_dir = Path(args.study)
-        if study_dir.is_file():
-            from audiotransfer.study.spec import load_study
-
-            study_dir = load_study(study_dir).out
-        out = write_report(study_dir, metric=args.metric, similarity=args.similarity or DEFAULT_SIMILARITY,
-                           max_inputs=args.max_inputs, progress=not args.no_progress)
+        out = write_report(StudyDir.of(args.study).root, metric=args.metric,
+                           similarity=args.similarity or DEFAULT_SIMILARITY, max_inputs=args.max_inputs,
+                           progress=not args.no_progress)
         print(f"report (html): {out['html']}\nreport (markdown): {out['markdown']}")
         print("\nsamples vs classes vs similarity:")
         for line in out["headline"]:

@@ -28,6 +28,7 @@ from audiotransfer.analysis.similarity import (
     weight_distance_matrix,
 )
 from audiotransfer.errors import UserError
+from audiotransfer.study.layout import StudyDir, pretrain_id
 
 SCRATCH = "scratch"
 FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
@@ -54,6 +55,11 @@ class StudyResults:
         p = Path(str(value))
         return p if p.is_absolute() else self.study_dir / p
 
+    @property
+    def dir(self) -> StudyDir:
+        """The study folder's layout."""
+        return StudyDir(self.study_dir)
+
 
 def load_results(study_dir: str | Path) -> StudyResults:
     """Read `study_dir/results.sqlite`; a missing or empty store gives empty tables and a note."""
@@ -64,7 +70,7 @@ def load_results(study_dir: str | Path) -> StudyResults:
         raise UserError(f"{study_dir}: study directory not found",
                         fix="pass the study's output folder (its 'out' field), e.g. `audiotransfer study report out/`")
     empty = pd.DataFrame(columns=["state", "task", "protocol", "seed", "metric", "value"])
-    db = study_dir / "results.sqlite"
+    db = StudyDir(study_dir).results
     if not db.exists():
         return StudyResults(study_dir, study_dir.name, pd.DataFrame(), empty, pd.DataFrame(), pd.DataFrame(),
                             [f"{db} does not exist: the study has not been run, so there are no results yet."])
@@ -106,10 +112,10 @@ def pretrained_dir(res: StudyResults, state: str) -> Path | None:
     """The run folder holding a state's pre-trained `model.pt`, or None (scratch, imported, missing, or its
     pre-training run is not finished: a half-trained model would distort every measure)."""
     if not res.runs.empty:
-        run = res.runs[res.runs["run_id"] == f"pretrain/{state}"]
+        run = res.runs[res.runs["run_id"] == pretrain_id(state)]
         if len(run) and run["status"].iloc[0] != "done":
             return None
-    candidates = [res.study_dir / "runs" / "pretrain" / state]
+    candidates = [res.dir.run_dir(pretrain_id(state))]
     if not res.states.empty and "checkpoint" in res.states and state in set(res.states["state"]):
         ckpt = res.path(res.states.set_index("state").loc[state, "checkpoint"])
         if ckpt is not None:
@@ -125,9 +131,8 @@ def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Pa
     hits = r[(r["kind"] == "finetune") & (r["state"] == state) & (r["task"] == task) & (r["protocol"] == protocol)
              & (r["status"] == "done")].sort_values("seed")
     for run_id in hits["run_id"]:
-        folder = res.study_dir / "runs" / run_id
-        if (folder / "model.pt").exists():
-            return folder
+        if res.dir.model(run_id).exists():
+            return res.dir.run_dir(run_id)
     return None
 
 
@@ -176,7 +181,7 @@ def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: s
 
     mpath, spath = res.path(manifest_path), res.path(store_path)
     if mpath is None or spath is None:
-        raise UserError(f"{res.study_dir / 'results.sqlite'}: a manifest_path or store_path is empty",
+        raise UserError(f"{res.dir.results}: a manifest_path or store_path is empty",
                         fix="rerun `audiotransfer study run` so the store records its data")
     manifest = Manifest.load(mpath)
     clips = manifest.clips[manifest.clips["split"] == split]
@@ -250,7 +255,7 @@ def representation_similarity(res: StudyResults, states: list[str], task: str, p
         return acc.long()
 
     key = _fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
-    return cached(res.study_dir / "report" / "cache", f"cka_{task}_{protocol.replace(':', '-')}", key, compute)
+    return cached(res.dir.cache, f"cka_{task}_{protocol.replace(':', '-')}", key, compute)
 
 
 def choose_tagger(res: StudyResults) -> str | None:
@@ -320,4 +325,4 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
 
     key = _fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
                        states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
-    return cached(res.study_dir / "report" / "cache", "data_similarity", key, compute), tagger
+    return cached(res.dir.cache, "data_similarity", key, compute), tagger

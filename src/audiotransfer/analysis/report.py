@@ -357,7 +357,7 @@ def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = D
 
 def write_analysis(a: Analysis) -> dict[str, Any]:
     """Write the report files of an analysis (see `write_report`), with any sections a caller added."""
-    root = a.res.study_dir / "report"
+    root = a.res.dir.report
     root.mkdir(parents=True, exist_ok=True)
     figs = figures(a, root / "figures")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from audiotransfer.errors import UserError
 from audiotransfer.demo.ground_truth import Check, check_ground_truth
+from audiotransfer.errors import UserError
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.runner import Outcome, run
 from audiotransfer.study.spec import deep_merge
 
@@ -66,9 +67,9 @@ def run_demo(
     study_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    generate_world(study_dir / "world", **config["world"], jobs=jobs, progress=progress)
+    generate_world(StudyDir(study_dir).world, **config["world"], jobs=jobs, progress=progress)
     seconds["world"] = time.perf_counter() - start
-    study_file = study_dir / "study.yaml"
+    study_file = StudyDir(study_dir).spec
     study_file.write_text(yaml.safe_dump({**config["study"], "out": "."}, sort_keys=False))
     start = time.perf_counter()
     outcome = run(study_file, jobs=jobs, progress=progress)

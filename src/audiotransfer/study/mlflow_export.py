@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audiotransfer.errors import UserError
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.store import ResultStore
 
 TAG = "audiotransfer.run_id"
@@ -30,9 +31,9 @@ def export_runs(
         raise UserError("MLflow logging needs mlflow", fix="pip install 'audiotransfer[mlflow]'") from None
     if "://" not in tracking_uri or tracking_uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # asked for explicitly: a local folder store
-    study_dir = Path(study_dir)
-    store = ResultStore(study_dir / "results.sqlite")
-    name = experiment or store.identity().get("name") or study_dir.name
+    folder = StudyDir(Path(study_dir))
+    store = ResultStore(folder.results)
+    name = experiment or store.identity().get("name") or folder.root.name
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(name)
     exp_id = found.experiment_id if found else client.create_experiment(name)
@@ -57,10 +58,9 @@ def export_runs(
                 client.log_metric(key, f"{m.split}_{m.metric}", float(m.value))
         if row.get("duration_s") is not None:
             client.log_metric(key, "duration_s", float(row["duration_s"]))
-        run_dir = study_dir / "runs" / run_id
-        for artifact in ("metrics.json", "model.pt"):
-            if (run_dir / artifact).exists():
-                client.log_artifact(key, str(run_dir / artifact))
+        for artifact in (folder.metrics(run_id), folder.model(run_id)):
+            if artifact.exists():
+                client.log_artifact(key, str(artifact))
         client.set_terminated(key, "FINISHED")
         logged += 1
     return logged

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from audiotransfer.errors import UserError
+from audiotransfer.study.layout import StudyDir, finetune_id, pretrain_id
 from audiotransfer.study.prepare import DataIndex
 from audiotransfer.study.spec import SCRATCH, Study
 from audiotransfer.training.recipe import TrainRecipe
@@ -117,18 +118,13 @@ class Plan:
         return sum(r.cost for r in self.runs.values())
 
 
-def protocol_dir(protocol: str) -> str:
-    """Folder name of a protocol (`freeze:2` -> `freeze-2`)."""
-    return protocol.replace(":", "-")
-
-
 def make_plan(study: Study, data: DataIndex) -> Plan:
     """All runs of `study` over the prepared data (manifests), validated to write distinct folders."""
     plan = Plan(study)
-    runs_dir = study.out / "runs"
+    folder = StudyDir(study.out)
     inits: dict[str, tuple[str | None, str | None]] = {SCRATCH: (None, None)}
     for state, subset in data.states.items():
-        run_id = f"pretrain/{state}"
+        run_id = pretrain_id(state)
         recipe = study.pretrain_recipe.model_dump(mode="json")
         _add(
             plan,
@@ -139,7 +135,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                 None,
                 None,
                 None,
-                runs_dir / run_id,
+                folder.run_dir(run_id),
                 recipe,
                 subset.manifest,
                 subset.store,
@@ -151,7 +147,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                 study.spec.keep_checkpoints,
             ),
         )
-        inits[state] = (str(runs_dir / run_id / "model.pt"), run_id)
+        inits[state] = (str(folder.model(run_id)), run_id)
     for state, ckpt in study.checkpoint_states.items():
         inits[state] = (str(ckpt.checkpoint), None)
     for state in study.states:
@@ -161,7 +157,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
             for protocol in study.spec.protocols:
                 base = study.finetune_recipes[task][protocol]
                 for seed in study.spec.seeds:
-                    run_id = f"finetune/{state}/{task}/{protocol_dir(protocol)}/seed{seed}"
+                    run_id = finetune_id(state, task, protocol, seed)
                     recipe = base.model_copy(update={"seed": seed}).model_dump(mode="json")
                     _add(
                         plan,
@@ -172,7 +168,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                             task,
                             protocol,
                             seed,
-                            runs_dir / run_id,
+                            folder.run_dir(run_id),
                             recipe,
                             dataset.manifest,
                             dataset.store,

@@ -16,6 +16,7 @@ import numpy as np
 
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.spec import Study
 
 PRETRAIN_STORE = "pretrain"
@@ -66,7 +67,8 @@ def prepare_manifests(study: Study) -> DataIndex:
                 corpus=study.spec.pretraining.corpus,
                 clip_seconds=pool.meta.get("clip_seconds"),
             )
-            states[name] = _save(manifest, study.out / "manifests" / "states", study.out / "stores" / PRETRAIN_STORE)
+            folder = StudyDir(study.out)
+            states[name] = _save(manifest, folder.manifests("states"), folder.store(PRETRAIN_STORE))
     tasks: dict[str, Dataset] = {}
     for name, task in study.spec.downstream.items():
         from audiotransfer.data.corpora import load_corpus
@@ -76,7 +78,7 @@ def prepare_manifests(study: Study) -> DataIndex:
         except UserError as exc:
             raise UserError(f"{study.path}: field 'downstream.{name}': {exc.message}", fix=exc.fix) from None
         manifest.name = name
-        tasks[name] = _save(manifest, study.out / "manifests" / "tasks", study.out / "stores" / name)
+        tasks[name] = _save(manifest, StudyDir(study.out).manifests("tasks"), StudyDir(study.out).store(name))
     return DataIndex(states, tasks)
 
 
@@ -122,7 +124,7 @@ def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: boo
         pool = corpus_manifest(study)
         used = set().union(*(set(Manifest.load(d.manifest).clips["clip_id"]) for d in data.states.values()))
         rows = np.flatnonzero(pool.clips["clip_id"].isin(used).to_numpy())
-        store_dir = study.out / "stores" / PRETRAIN_STORE
+        store_dir = StudyDir(study.out).store(PRETRAIN_STORE)
         check_store(study, store_dir, str(study.spec.pretraining.corpus))
         extract_features(pool.take(rows), store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
     for dataset in data.tasks.values():

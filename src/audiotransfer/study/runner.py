@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from audiotransfer.errors import UserError
 from audiotransfer.study.backends import Backend, RunFn, make_backend
+from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
 from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_manifests
 from audiotransfer.study.spec import Study, load_study
@@ -68,7 +69,7 @@ def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     """Validate a study and bind its results store (refusing a store of another study)."""
     study = load_study(path, overrides)
     study.out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(study.out / "results.sqlite")
+    store = ResultStore(StudyDir(study.out).results)
     store.claim(study.identity, where=str(study.path))
     return study, store
 
@@ -89,7 +90,7 @@ def prepare(
             subset_hash=d.hash,
             manifest_path=str(d.manifest),
             store_path=str(d.store),
-            checkpoint=str(study.out / "runs" / "pretrain" / name / "model.pt"),
+            checkpoint=str(StudyDir(study.out).model(pretrain_id(name))),
             labels=d.labels,
         )
     for name, ckpt in study.checkpoint_states.items():
@@ -127,7 +128,7 @@ def run(
 ) -> Outcome:
     """Run (or resume) the study in `path`; see the module docstring."""
     study, store = open_study(path, overrides)
-    with _lock(study.out):
+    with _lock(StudyDir(study.out)):
         _write_resolved(study)
         _, plan = prepare(study, store, jobs=jobs, progress=progress)
         from audiotransfer import __version__
@@ -255,21 +256,21 @@ def _default_frames(clip_seconds: float | None, recipe: Any) -> int | None:
 
 def _write_resolved(study: Study) -> None:
     """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read)."""
-    target = study.out / "study.yaml"
+    target = StudyDir(study.out).spec
     if target.resolve() == study.path:
         return
     target.write_text(yaml.safe_dump(study.resolved(), sort_keys=False))
 
 
 @contextmanager
-def _lock(out: Path) -> Iterator[None]:
+def _lock(out: StudyDir) -> Iterator[None]:
     """One `study run` per study directory at a time."""
-    with open(out / ".lock", "w") as handle:
+    with open(out.lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"{out}: another `study run` is running on this study",
+                f"{out.root}: another `study run` is running on this study",
                 fix="wait for it to end (or stop it) before starting another",
             ) from None
         try:

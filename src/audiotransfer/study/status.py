@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiotransfer.errors import UserError
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.store import ResultStore
 
 RESULT_KEYS = ["run_id", "kind", "state", "task", "protocol", "seed"]
@@ -37,18 +37,7 @@ def plan(path: str | Path) -> pd.DataFrame:
 
 def open_store(study: str | Path) -> ResultStore:
     """The results store of a study given as its directory or its YAML file."""
-    path = Path(study)
-    if path.is_file():
-        from audiotransfer.study.spec import load_study
-
-        path = load_study(path).out
-    db = path / "results.sqlite"
-    if not db.exists():
-        raise UserError(
-            f"{path}: no results store (results.sqlite) here",
-            fix="pass a study directory or study YAML that has been run (`audiotransfer study run`)",
-        )
-    return ResultStore(db)
+    return ResultStore(StudyDir.of(study).require_results())
 
 
 def status_table(study: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
