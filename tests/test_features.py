@@ -83,3 +83,11 @@ def test_bad_recipes() -> None:
     with pytest.raises(UserError, match="panns16k"):
         get_recipe("panns")
     assert get_recipe("panns32k").sample_rate == 32000
+
+
+def test_frames_for_a_duration_is_the_frame_count_of_that_many_samples() -> None:
+    r = get_recipe("panns16k")
+    assert r.frames_for(10.0) == 1001
+    demo = get_recipe("demo")  # 16 kHz, hop 320: 1.01 s is 16160 samples -> 50 full hops + 1
+    assert demo.frames_for(1.01) == demo.num_frames(16160) == 51
+    assert [r.frames_for(s) for s in (None, 0.0, float("nan"))] == [None, None, None]

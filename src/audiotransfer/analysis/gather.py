@@ -166,13 +166,6 @@ def cached(cache_dir: Path, name: str, key: str, compute: Callable[[], pd.DataFr
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def _frames(manifest: Any, store: Any, fallback: int) -> int:
-    seconds = manifest.meta.get("clip_seconds")
-    if seconds:
-        return round(float(seconds) * store.recipe.sample_rate / store.recipe.hop_length) + 1
-    return fallback
-
-
 def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: str, max_inputs: int,
                 frames: int | None = None, seed: int = 0) -> np.ndarray:
     """Up to `max_inputs` centre-cropped log-mels (B, T, M) of a manifest's split (all clips if it has none)."""
@@ -191,7 +184,11 @@ def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: s
     take = np.sort(rng.choice(len(clips), size=min(max_inputs, len(clips)), replace=False))
     store = FeatureStore(spath)
     rows = store.rows(clips["clip_id"].to_numpy()[take])
-    return store.read_batch(rows, frames or _frames(manifest, store, 1001), crop="center")
+    frames = frames or store.recipe.frames_for(manifest.meta.get("clip_seconds"))
+    if frames is None:
+        raise UserError(f"manifest {manifest.name!r}: meta field 'clip_seconds' is missing, so the crop length "
+                        "is unknown", fix="add clip_seconds to the manifest meta")
+    return store.read_batch(rows, frames, crop="center")
 
 
 def _inputs_or_note(res: StudyResults, what: str, *args: Any, **kwargs: Any) -> np.ndarray | None:

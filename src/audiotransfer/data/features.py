@@ -61,6 +61,16 @@ class FeatureRecipe(BaseModel):
         """Frames of a centred STFT over `num_samples` samples."""
         return num_samples // self.hop_length + 1
 
+    def frames_for(self, seconds: float | None) -> int | None:
+        """Frames of a clip lasting `seconds` (`num_frames` of its samples; 1001 for 10 s at 16 kHz, hop 160).
+
+        The one rule for every crop length derived from a duration: an unknown duration (None, 0 or NaN)
+        gives None, and the caller that needs a length says so (or takes the recipe's `frames`).
+        """
+        if seconds is None or not seconds > 0:
+            return None
+        return self.num_frames(round(float(seconds) * self.sample_rate))
+
 
 RECIPES: dict[str, FeatureRecipe] = {
     "panns16k": FeatureRecipe(),

@@ -333,7 +333,7 @@ def _estimate_frames(paths: list[str], durations: np.ndarray, recipe: FeatureRec
             except AudioError:
                 continue
             seconds = n / sr
-        total += int(seconds * recipe.sample_rate) // recipe.hop_length + 1
+        total += recipe.frames_for(seconds) or 0
     return int(total * len(paths) / max(len(picked), 1))
 
 

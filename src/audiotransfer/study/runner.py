@@ -99,7 +99,7 @@ def prepare(
         store.put_state("scratch", num_clips=0, num_classes=0)
     for name, d in data.tasks.items():
         recipe = next(iter(study.finetune_recipes[name].values()))
-        frames = recipe.frames or _default_frames(d.clip_seconds, study.features)
+        frames = recipe.frames or study.features.frames_for(d.clip_seconds)
         store.put_task(
             name,
             corpus=d.corpus,
@@ -246,12 +246,6 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     text = "".join(traceback.format_exception(exc)).strip()
     return text[-4000:]
-
-
-def _default_frames(clip_seconds: float | None, recipe: Any) -> int | None:
-    if not clip_seconds:
-        return None
-    return round(float(clip_seconds) * recipe.sample_rate / recipe.hop_length) + 1
 
 
 def _write_resolved(study: Study) -> None:

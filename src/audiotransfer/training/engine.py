@@ -48,14 +48,14 @@ EMBEDDINGS = "embeddings.pt"
 
 
 def default_frames(manifest: Manifest, store: FeatureStore) -> int:
-    """Crop length in frames: `round(clip_seconds * sample_rate / hop) + 1` (1001 for 10 s at 16 kHz)."""
-    seconds = manifest.meta.get("clip_seconds")
-    if seconds is None:
+    """Crop length in frames of the manifest's `clip_seconds` (`FeatureRecipe.frames_for`)."""
+    frames = store.recipe.frames_for(manifest.meta.get("clip_seconds"))
+    if frames is None:
         raise UserError(
             f"manifest {manifest.name!r}: meta field 'clip_seconds' is missing, so the crop length is unknown",
             fix="set the recipe's frames (--frames) or add clip_seconds to the manifest meta",
         )
-    return round(float(seconds) * store.recipe.sample_rate / store.recipe.hop_length) + 1
+    return frames
 
 
 def _check_task(manifest: Manifest) -> None:
