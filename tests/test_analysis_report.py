@@ -19,6 +19,7 @@ from audiotransfer.manifest import Manifest
 from audiotransfer.models import create_model
 from audiotransfer.study.store import ResultStore
 from audiotransfer.training.checkpoint import save_model
+from audiotransfer.training.result import RunResult
 
 RECIPE = RECIPES["demo"]
 FRAMES = 32
@@ -87,7 +88,7 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
     runs.append(_record("finetune/full/birds/finetune/seed1", "finetune", "full", "birds", "finetune", 1))
     store.register(runs)
     for state in chosen:
-        store.mark_done(f"pretrain/{state}", {"test": {"mAP": 0.3}, "duration_s": 1.0})
+        store.mark_done(f"pretrain/{state}", RunResult(test={"mAP": 0.3}, duration_s=1.0))
     for k, state in enumerate(finetuned):
         base = 0.4 if state == SCRATCH else 0.5 + 0.01 * np.log10(STATES.get(state, ((), 10))[1]) + 0.02 * k
         for seed in seeds:
@@ -96,7 +97,7 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
             folder.mkdir(parents=True)
             save_model(folder / "model.pt", _model(3, 100 + 10 * k + seed), labels=["a", "b", "c"])
             uar = base + 0.01 * rng.normal()
-            store.mark_done(run_id, {"test": {"uar": uar, "accuracy": uar + 0.05}, "duration_s": 1.0})
+            store.mark_done(run_id, RunResult(test={"uar": uar, "accuracy": uar + 0.05}, duration_s=1.0))
     return root
 
 

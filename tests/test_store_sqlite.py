@@ -10,6 +10,7 @@ import pytest
 
 from audiotransfer.errors import UserError
 from audiotransfer.study.store import ResultStore
+from audiotransfer.training.result import RunResult
 
 
 def _result(run: int, epochs: int = 3) -> dict:
@@ -46,7 +47,7 @@ def test_round_trip_long_tables(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "results.sqlite")
     store.register([_row("a"), _row("b", seed=2)])
     store.mark_running("a")
-    store.mark_done("a", _result(0))
+    store.mark_done("a", RunResult.from_json(_result(0)))
     runs = store.runs().set_index("run_id")
     assert runs.loc["a", "status"] == "done" and runs.loc["b", "status"] == "pending"
     assert runs.loc["a", "attempts"] == 1 and runs.loc["a", "duration_s"] == 1.5
@@ -59,7 +60,7 @@ def test_round_trip_long_tables(tmp_path: Path) -> None:
     assert dev_uar["value"].tolist() == pytest.approx([0.1, 0.2, 0.3])
     assert set(epochs.query("split == 'train'")["metric"]) == {"loss", "seconds"}
     # recording the same run again replaces its rows instead of duplicating them
-    store.mark_done("a", _result(0))
+    store.mark_done("a", RunResult.from_json(_result(0)))
     assert len(store.test_metrics()) == 3 and len(store.epoch_metrics()) == len(epochs)
 
 
@@ -67,7 +68,7 @@ def test_register_keeps_finished_runs_and_resets_running(tmp_path: Path) -> None
     store = ResultStore(tmp_path / "results.sqlite")
     store.register([_row("a"), _row("b")])
     store.mark_running("a")
-    store.mark_done("a", _result(0))
+    store.mark_done("a", RunResult.from_json(_result(0)))
     store.mark_running("b")
     changed = {**_row("a"), "config": {"recipe": {"lr": 1.0}}}
     store.register([changed, {**_row("b"), "config": {"recipe": {"lr": 1.0}}}])
@@ -103,7 +104,7 @@ def _writer(path: str, worker: int, count: int) -> None:
         run_id = f"w{worker}/r{i}"
         store.register([_row(run_id, state=f"s{worker}", seed=i)])
         store.mark_running(run_id)
-        store.mark_done(run_id, _result(i, epochs=4))
+        store.mark_done(run_id, RunResult.from_json(_result(i, epochs=4)))
         store.put_state(f"s{worker}", num_clips=i)
 
 

@@ -18,18 +18,19 @@ from audiotransfer.cli import main
 from audiotransfer.errors import UserError
 from audiotransfer.study import ResultStore, plan, run
 from audiotransfer.study.plan import Run
+from audiotransfer.training.result import RunResult
 
 HERE = Path(__file__).resolve().parent
 
 
-def fast_train(run: Run) -> dict[str, Any]:
+def fast_train(run: Run) -> RunResult:
     """Reads the run's real inputs, writes `model.pt` + `metrics.json` like the engine (idempotent per dir)."""
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
 
     metrics = run.out_dir / "metrics.json"
     if metrics.exists():
-        return json.loads(metrics.read_text())
+        return RunResult.from_json(json.loads(metrics.read_text()))
     manifest, store = Manifest.load(run.manifest), FeatureStore(run.store)
     train = manifest.split("train")
     batch = store.read_batch(store.rows(train.clips["clip_id"][:4]), 20, crop="center")
@@ -48,7 +49,7 @@ def fast_train(run: Run) -> dict[str, Any]:
         "test": {"uar": score, "accuracy": score},
     }
     metrics.write_text(json.dumps(result))
-    return result
+    return RunResult.from_json(result)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from audiotransfer.study.backends import LocalBackend
 from audiotransfer.study.plan import Plan, Run
 from audiotransfer.study.runner import execute
 from audiotransfer.study.store import ResultStore
+from audiotransfer.training.result import RunResult
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,14 +71,14 @@ def make_plan(
     return plan
 
 
-def fake_train(run: Run) -> dict:
+def fake_train(run: Run) -> RunResult:
     """Stands in for the engine: idempotent per run dir (a finished dir returns its metrics), logs trainings.
 
     A state named `bad` always fails; a run dir holding `flaky` fails once; `SLOW` env makes runs last.
     """
     metrics = run.out_dir / "metrics.json"
     if metrics.exists():
-        return json.loads(metrics.read_text())
+        return RunResult.from_json(json.loads(metrics.read_text()))
     if run.state == "bad":
         raise ValueError(f"cannot train {run.run_id}")
     flaky = run.out_dir / "flaky"
@@ -98,7 +99,7 @@ def fake_train(run: Run) -> dict:
     with open(runs_dir / "trained.log", "a") as log:
         log.write(run.run_id + "\n")
     metrics.write_text(json.dumps(result))
-    return result
+    return RunResult.from_json(result)
 
 
 def _register(plan: Plan, store: ResultStore) -> None:

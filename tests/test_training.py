@@ -78,12 +78,12 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifest, FeatureSto
 def test_pretrain_writes_documented_run_directory(pretrained: tuple[Path, dict]) -> None:
     run, metrics = pretrained
     assert {p.name for p in run.iterdir()} >= {"model.pt", "checkpoint.pt", "metrics.json"}
-    assert json.loads((run / "metrics.json").read_text()) == metrics
-    assert metrics["status"] == "done" and metrics["kind"] == "pretrain" and metrics["select_metric"] == "mAP"
-    assert metrics["best_epoch"] == 2  # no dev split: the last epoch
-    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and all(e["dev"] is None for e in metrics["epochs"])
-    assert set(metrics["test"]) >= {"mAP", "auc", "d_prime", "micro_f1", "macro_f1"}
-    assert metrics["num_train_clips"] == 48 and metrics["init"] is None
+    assert json.loads((run / "metrics.json").read_text()) == metrics.to_json()
+    assert metrics.status == "done" and metrics.kind == "pretrain" and metrics.select_metric == "mAP"
+    assert metrics.best_epoch == 2  # no dev split: the last epoch
+    assert [e["epoch"] for e in metrics.epochs] == [1, 2] and all(e["dev"] is None for e in metrics.epochs)
+    assert set(metrics.test) >= {"mAP", "auc", "d_prime", "micro_f1", "macro_f1"}
+    assert metrics.num_train_clips == 48 and metrics.init is None
     model = load_model(run)
     assert model.config == {"name": "cnn6", "num_classes": 4, "width": 0.125, "n_mels": MELS}
     assert model.num_classes == 4 and not model.training
@@ -93,10 +93,10 @@ def test_finetune_learns_a_separable_task(task: tuple[Manifest, FeatureStore], t
     manifest, store = task
     recipe = FINETUNE.replace(**TINY, epochs=8, batch_size=8, lr=3e-3)
     metrics = finetune(manifest, store, recipe, tmp_path / "run", init=None, progress=False)
-    assert metrics["select_metric"] == "accuracy"  # the study's choice, set in FINETUNE
-    best = metrics["epochs"][metrics["best_epoch"] - 1]["dev"]["accuracy"]
-    assert best == max(e["dev"]["accuracy"] for e in metrics["epochs"])
-    assert metrics["test"]["uar"] > 0.8, metrics
+    assert metrics.select_metric == "accuracy"  # the study's choice, set in FINETUNE
+    best = metrics.epochs[metrics.best_epoch - 1]["dev"]["accuracy"]
+    assert best == max(e["dev"]["accuracy"] for e in metrics.epochs)
+    assert metrics.test["uar"] > 0.8, metrics
 
 
 @pytest.mark.parametrize("protocol", ["finetune", "linear", "freeze:2"])
@@ -107,8 +107,8 @@ def test_protocols_train_only_their_weights(
     manifest, store = task
     recipe = FINETUNE.replace(epochs=2, batch_size=8, protocol=protocol)
     metrics = finetune(manifest, store, recipe, tmp_path / "run", init=run, progress=False)
-    assert metrics["protocol"] == protocol and metrics["init"] == str(run.resolve())
-    assert set(metrics["test"]) >= {"accuracy", "uar", "macro_f1"}
+    assert metrics.protocol == protocol and metrics.init == str(run.resolve())
+    assert set(metrics.test) >= {"accuracy", "uar", "macro_f1"}
     before, after = load_model(run).state_dict(), load_model(tmp_path / "run").state_dict()
     assert after["fc_audioset.weight"].shape == (3, 64)
     frozen = {"linear": ("bn0", "conv_block", "fc1"), "freeze:2": ("bn0", "conv_block1.", "conv_block2.")}
@@ -121,14 +121,14 @@ def test_protocols_train_only_their_weights(
         assert "conv_block1.conv1.weight" in changed
     if protocol == "linear":
         assert (tmp_path / "run" / "embeddings.pt").exists()
-        assert metrics["num_trainable_params"] == 64 * 3 + 3
+        assert metrics.num_trainable_params == 64 * 3 + 3
 
 
 def test_binary_task_selects_on_auc_by_default(tmp_path: Path) -> None:
     manifest, store = make_task(tmp_path, "bird", "binary", {"train": 24, "dev": 8, "test": 8}, classes=2)
     recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8, select_metric=None)  # None: by task type
     metrics = finetune(manifest, store, recipe, tmp_path / "r", progress=False)
-    assert metrics["select_metric"] == "auc" and "auc" in metrics["test"]
+    assert metrics.select_metric == "auc" and "auc" in metrics.test
 
 
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
     for clips, epochs in ((32, 5), (80, 2)):  # 2 and 5 batches per epoch
         manifest, store = make_task(tmp_path, f"pre{clips}", "multilabel", {"train": clips, "test": 8}, classes=3)
         metrics = pretrain(manifest, store, recipe, tmp_path / f"r{clips}", progress=False)
-        assert len(metrics["epochs"]) == epochs, metrics["epochs"]
+        assert len(metrics.epochs) == epochs, metrics.epochs
 
 
 def test_finished_run_is_returned_not_retrained(task: tuple[Manifest, FeatureStore], tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_linear_probe_standardises_and_saves_a_head_for_raw_embeddings(
     with torch.no_grad():
         predicted = model(x).argmax(1).numpy()
     accuracy = float((predicted == test.class_indices()).mean())
-    assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+    assert accuracy == pytest.approx(metrics.test["accuracy"], abs=1e-9)
 
 
 def test_folding_the_standardisation_keeps_the_head_function() -> None:
@@ -266,6 +266,6 @@ def test_study_runs_drop_their_resume_checkpoint_unless_kept(tmp_path: Path, kee
     run = Run("pretrain/pre", "pretrain", "pre", None, None, None, out, recipe, manifest.save(tmp_path / "m"),
               store.root, None, None, manifest.hash, manifest.hash, 16, keep_checkpoint=keep)
     result = execute_run(run)
-    assert result["status"] == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
+    assert result.status == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
     assert (out / "checkpoint.pt").exists() == keep
-    assert execute_run(run)["test"] == result["test"]  # a finished run needs no checkpoint to be returned
+    assert execute_run(run).test == result.test  # a finished run needs no checkpoint to be returned

@@ -233,6 +233,8 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
     """`audiotransfer pretrain` and `audiotransfer finetune` (issue: training)."""
     from typing import Any
 
+    from audiotransfer.training import RunResult
+
     overrides = {  # flag -> TrainRecipe field; unset flags keep the study recipe (training/recipe.py)
         "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,
         "lr": float, "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int,
@@ -261,9 +263,9 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
             raise UserError(f"option --{'-'.join(map(str, first['loc']))}: {first['msg']}",
                             fix="see `audiotransfer pretrain --help` / `finetune --help`") from None
 
-    def report(metrics: dict, out: str) -> None:
-        test = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items() if k != "classes_scored")
-        print(f"{metrics['kind']} done in {out}: best epoch {metrics['best_epoch']}"
+    def report(metrics: RunResult, out: str) -> None:
+        test = ", ".join(f"{k} {v:.4f}" for k, v in metrics.test.items() if k != "classes_scored")
+        print(f"{metrics.kind} done in {out}: best epoch {metrics.best_epoch}"
               + (f"; test {test}" if test else ""))
 
     def run_pretrain(args: argparse.Namespace) -> None:

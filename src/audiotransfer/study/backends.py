@@ -17,8 +17,9 @@ from multiprocessing import get_context
 from typing import Any, Protocol
 
 from audiotransfer.errors import UserError
+from audiotransfer.training.result import RunResult
 
-RunFn = Callable[[Any], dict[str, Any]]
+RunFn = Callable[[Any], RunResult]
 
 
 class Backend(Protocol):
@@ -98,7 +99,7 @@ class LocalBackend:
             self._pool = None
 
 
-def _ray_call(fn: RunFn, run: Any, threads: int) -> dict[str, Any]:
+def _ray_call(fn: RunFn, run: Any, threads: int) -> RunResult:
     import torch
 
     torch.set_num_threads(threads)

@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
 from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_manifests
 from audiotransfer.study.spec import Study, load_study
 from audiotransfer.study.store import ResultStore
+from audiotransfer.training.result import RunResult
 
 
 @dataclass
@@ -45,12 +46,12 @@ class Outcome:
         return not self.failed and not self.blocked
 
 
-def execute_run(run: Run) -> dict[str, Any]:
-    """Train one run with the training engine (in a worker) and return its `metrics.json` contents."""
+def execute_run(run: Run) -> RunResult:
+    """Train one run with the training engine (in a worker) and return its result, with its `model.pt`."""
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
     from audiotransfer.training import TrainRecipe, finetune, pretrain
-    from audiotransfer.training.checkpoint import CHECKPOINT
+    from audiotransfer.training.checkpoint import CHECKPOINT, MODEL
 
     manifest = Manifest.load(run.manifest)
     store = FeatureStore(run.store)
@@ -62,7 +63,7 @@ def execute_run(run: Run) -> dict[str, Any]:
         result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False)
     if not run.keep_checkpoint:  # model.pt and metrics.json hold the result; a CNN10 resume state is ~60 MB
         (run.out_dir / CHECKPOINT).unlink(missing_ok=True)
-    return {**result, "checkpoint": str(run.out_dir / "model.pt")}
+    return replace(result, checkpoint=str(run.out_dir / MODEL))
 
 
 def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Study, ResultStore]:

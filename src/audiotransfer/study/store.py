@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from audiotransfer.errors import UserError
+from audiotransfer.training.result import RunResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,15 +142,15 @@ class ResultStore:
                 (_now(), run_id),
             )
 
-    def mark_done(self, run_id: str, result: Mapping[str, Any]) -> None:
+    def mark_done(self, run_id: str, result: RunResult) -> None:
         """Record a finished run and all its metrics in one transaction (replacing any earlier rows)."""
         epochs = [
             (run_id, int(e["epoch"]), split, name, _float(value))
-            for e in result.get("epochs", [])
+            for e in result.epochs
             for split, values in _epoch_splits(e).items()
             for name, value in values.items()
         ]
-        tests = [(run_id, "test", name, _float(v)) for name, v in (result.get("test") or {}).items()]
+        tests = [(run_id, "test", name, _float(v)) for name, v in result.test.items()]
         with self.transaction() as db:
             db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
             db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
@@ -158,7 +159,7 @@ class ResultStore:
             db.execute(
                 "UPDATE runs SET status='done', finished=?, duration_s=?, error=NULL, checkpoint=COALESCE(?, "
                 "checkpoint) WHERE run_id=?",
-                (_now(), _float(result.get("duration_s")), result.get("checkpoint"), run_id),
+                (_now(), _float(result.duration_s), result.checkpoint, run_id),
             )
 
     def mark_failed(self, run_id: str, error: str) -> None:

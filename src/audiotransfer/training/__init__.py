@@ -3,5 +3,6 @@
 from audiotransfer.training.checkpoint import load_model
 from audiotransfer.training.engine import finetune, pretrain
 from audiotransfer.training.recipe import FINETUNE, PRETRAIN, TrainRecipe
+from audiotransfer.training.result import RunResult
 
-__all__ = ["FINETUNE", "PRETRAIN", "TrainRecipe", "finetune", "load_model", "pretrain"]
+__all__ = ["FINETUNE", "PRETRAIN", "RunResult", "TrainRecipe", "finetune", "load_model", "pretrain"]

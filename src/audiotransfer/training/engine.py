@@ -40,6 +40,7 @@ from audiotransfer.training.checkpoint import (
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
 from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TrainRecipe
+from audiotransfer.training.result import RunResult
 
 if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
@@ -337,35 +338,35 @@ class _Run:
         return record
 
     # -------------------------------------------------------------- reporting
-    def _metrics(self, status: str, test: dict[str, float] | None = None) -> dict[str, Any]:
-        return {
-            "status": status,
-            "kind": self.kind,
-            "select_metric": self.select,
-            "best_epoch": self.best["epoch"],
-            "epochs": self.history,
-            "test": test or {},
-            "num_train_clips": self.splits["train"].num_clips,
-            "num_params": sum(p.numel() for p in self.model.parameters()),
-            "num_trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-            "duration_s": round(self.elapsed + time.perf_counter() - self.started, 3),
-            "manifest_hash": self.manifest.hash,
-            "init": str(self.init) if self.init else None,
-            "protocol": self.recipe.protocol if self.kind == "finetune" else "scratch",
-            "task_type": self.manifest.task_type,
-            "labels": self.manifest.labels,
-            "model": self.model.config,
-            "recipe": self.recipe.model_dump(),
-            "recipe_hash": self.recipe.hash,
-            "skipped_classes": {"dev": self.skipped_dev, "test": getattr(self, "skipped_test", [])},
-            "world_size": self.world.size,
-        }
+    def _metrics(self, status: str, test: dict[str, float] | None = None) -> RunResult:
+        return RunResult(
+            status=status,
+            kind=self.kind,
+            select_metric=self.select,
+            best_epoch=self.best["epoch"],
+            epochs=self.history,
+            test=test or {},
+            num_train_clips=self.splits["train"].num_clips,
+            num_params=sum(p.numel() for p in self.model.parameters()),
+            num_trainable_params=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            duration_s=round(self.elapsed + time.perf_counter() - self.started, 3),
+            manifest_hash=self.manifest.hash,
+            init=str(self.init) if self.init else None,
+            protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
+            task_type=self.manifest.task_type,
+            labels=self.manifest.labels,
+            model=self.model.config,
+            recipe=self.recipe.model_dump(),
+            recipe_hash=self.recipe.hash,
+            skipped_classes={"dev": self.skipped_dev, "test": getattr(self, "skipped_test", [])},
+            world_size=self.world.size,
+        )
 
-    def _write_metrics(self, metrics: dict[str, Any]) -> None:
-        atomic_write_text(json.dumps(metrics, indent=1) + "\n", self.out_dir / METRICS)
+    def _write_metrics(self, metrics: RunResult) -> None:
+        atomic_write_text(json.dumps(metrics.to_json(), indent=1) + "\n", self.out_dir / METRICS)
 
     # ------------------------------------------------------------------- main
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> RunResult:
         self.started = time.perf_counter()
         self.skipped_dev: list[str] = []
         self._setup()
@@ -394,9 +395,9 @@ class _Run:
                                 "loss": f"{record['train_loss']:.4f}"})
             epochs.update()
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> RunResult:
         checksums = ddp.gather(ddp.params_checksum(self.module), self.world)
-        metrics: dict[str, Any] = {}
+        metrics = RunResult()
         if self.world.main:
             self.model.load_state_dict(self.best["state"])
             test: dict[str, float] = {}
@@ -406,13 +407,13 @@ class _Run:
             if self.recipe.protocol == "linear":
                 _fold_standardisation(self.model.fc_audioset, *self.standardise)
             if self.world.distributed:
-                metrics["ddp_params_in_sync"] = len(set(checksums)) == 1
+                metrics.ddp_params_in_sync = len(set(checksums)) == 1
             save_model(self.out_dir / MODEL, self.model, labels=self.manifest.labels,
                        label_names=self.manifest.label_names, task_type=self.manifest.task_type,
                        kind=self.kind, best_epoch=self.best["epoch"])
             self._write_metrics(metrics)
         ddp.barrier(self.world)
-        return metrics if self.world.main else json.loads((self.out_dir / METRICS).read_text())
+        return metrics if self.world.main else RunResult.from_json(json.loads((self.out_dir / METRICS).read_text()))
 
 
 @torch.no_grad()
@@ -423,16 +424,16 @@ def _fold_standardisation(head: nn.Linear, mean: torch.Tensor, std: torch.Tensor
 
 
 def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, out_dir: str | Path,
-             init: str | Path | None, progress: bool) -> dict[str, Any]:
+             init: str | Path | None, progress: bool) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     init_path = Path(init).resolve() if init is not None else None
     metrics_path = out / METRICS
     if metrics_path.exists():
-        done = json.loads(metrics_path.read_text())
-        if done.get("status") == "done":
+        done = RunResult.from_json(json.loads(metrics_path.read_text()))
+        if done.status == "done":
             mine = (recipe.hash, manifest.hash, str(init_path) if init_path else None)
-            if (done.get("recipe_hash"), done.get("manifest_hash"), done.get("init")) != mine:
+            if (done.recipe_hash, done.manifest_hash, done.init) != mine:
                 raise UserError(
                     f"{out}: holds a finished run with a different recipe, manifest or starting state",
                     fix="use a new output directory, or delete this one to rerun",
@@ -447,8 +448,8 @@ def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRe
 
 
 def pretrain(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
-             progress: bool = True) -> dict[str, Any]:
-    """Train a model from scratch on a (multi-label) manifest; resumable; returns metrics.json's content."""
+             progress: bool = True) -> RunResult:
+    """Train a model from scratch on a (multi-label) manifest; resumable; returns the run result."""
     recipe = recipe or PRETRAIN
     if recipe.protocol not in ("scratch", "finetune"):
         raise UserError(f"pre-training trains every weight from scratch; protocol {recipe.protocol!r} does not apply",
@@ -457,7 +458,7 @@ def pretrain(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None
 
 
 def finetune(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
-             init: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+             init: str | Path | None = None, progress: bool = True) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
-    recipe's protocol; resumable; returns metrics.json's content."""
+    recipe's protocol; resumable; returns the run result (also written as metrics.json)."""
     return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress)
