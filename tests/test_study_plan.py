@@ -66,12 +66,12 @@ def test_paper_study_plans_13_pretrainings_and_126_finetunings(paper: Path) -> N
     assert run.parent == "pretrain/speech" and plan.dependencies(run.run_id) == ["pretrain/speech"]
     assert run.init == str(study.out / "runs" / "pretrain" / "speech" / "model.pt")
     assert run.out_dir == study.out / "runs" / "finetune" / "speech" / "commands" / "finetune" / "seed3"
-    assert run.recipe["frames"] == 101 and run.recipe["seed"] == 3 and run.recipe["model"] == "cnn10"
-    assert run.recipe["select_metric"] == "accuracy"
+    assert run.recipe.frames == 101 and run.recipe.seed == 3 and run.recipe.model == "cnn10"
+    assert run.recipe.select_metric == "accuracy"
     scratch = plan.runs["finetune/scratch/birds/finetune/seed1"]
     assert scratch.parent is None and scratch.init is None and plan.dependencies(scratch.run_id) == []
     pre = plan.runs["pretrain/full"]
-    assert pre.cost == 1000 * 30 and pre.recipe["batch_size"] == 128  # clip-epochs with the study's recipe
+    assert pre.cost == 1000 * 30 and pre.recipe.batch_size == 128  # clip-epochs with the study's recipe
     assert len(plan.dependents("pretrain/full")) == 3 * 3
     order = plan.order()
     assert order.index("pretrain/animal") < order.index("finetune/animal/scenes/finetune/seed1")
@@ -98,10 +98,10 @@ def test_checkpoint_states_and_protocol_folders(paper: Path, tmp_path: Path) -> 
     )
     plan = make_plan(study, _index(study, study.out))
     run = plan.runs["finetune/panns/scenes/freeze-2/seed1"]
-    assert run.protocol == "freeze:2" and run.recipe["protocol"] == "freeze:2"
+    assert run.protocol == "freeze:2" and run.recipe.protocol == "freeze:2"
     assert run.init == str(ckpt) and run.parent is None and "pretrain/panns" not in plan.runs
     assert run.config["init"] == str(ckpt)
-    assert run.cost == 100 * run.recipe["epochs"]
+    assert run.cost == 100 * run.recipe.epochs
     assert plan.runs["finetune/panns/scenes/linear/seed1"].cost == 100  # embeddings once, then only the head
 
 

@@ -13,9 +13,11 @@ from types import SimpleNamespace
 import pytest
 
 from audiotransfer.study.backends import LocalBackend
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.plan import Plan, Run
 from audiotransfer.study.runner import execute
 from audiotransfer.study.store import ResultStore
+from audiotransfer.training.recipe import TrainRecipe
 from audiotransfer.training.result import RunResult
 
 HERE = Path(__file__).resolve().parent
@@ -29,45 +31,18 @@ def make_plan(
 ) -> Plan:
     """A study-shaped plan (pretrain per state, fine-tunes depending on it) without real data."""
     plan = Plan(SimpleNamespace(path=root / "study.yaml"))  # type: ignore[arg-type]
+    folder = StudyDir(root)
     for state in states:
-        rid = f"pretrain/{state}"
-        plan.runs[rid] = Run(
-            rid,
-            "pretrain",
-            state,
-            None,
-            None,
-            None,
-            root / "runs" / rid,
-            {"epochs": 2},
-            root / "m",
-            root / "s",
-            None,
-            None,
-            "h",
-            "h",
-            10,
-        )
+        pre = Run.pretrain(folder=folder, state=state, recipe=TrainRecipe(epochs=2), manifest=root / "m",
+                           store=root / "s", data_hash="h", num_train_clips=10)
+        plan.runs[pre.run_id] = pre
         for task in tasks:
             for seed in seeds:
-                fid = f"finetune/{state}/{task}/linear/seed{seed}"
-                plan.runs[fid] = Run(
-                    fid,
-                    "finetune",
-                    state,
-                    task,
-                    "linear",
-                    seed,
-                    root / "runs" / fid,
-                    {"epochs": 3},
-                    root / "m",
-                    root / "s",
-                    "ckpt",
-                    rid,
-                    "h",
-                    "h",
-                    5,
-                )
+                run = Run.finetune(folder=folder, state=state, task=task, protocol="linear", seed=seed,
+                                   recipe=TrainRecipe(epochs=3), manifest=root / "m", store=root / "s",
+                                   data_hash="h", num_train_clips=5, init="ckpt", parent=pre.run_id,
+                                   subset_hash="h")
+                plan.runs[run.run_id] = run
     return plan
 
 

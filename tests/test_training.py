@@ -257,14 +257,15 @@ def test_folding_the_standardisation_keeps_the_head_function() -> None:
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_study_runs_drop_their_resume_checkpoint_unless_kept(tmp_path: Path, keep: bool) -> None:
+    from audiotransfer.study.layout import StudyDir
     from audiotransfer.study.plan import Run
     from audiotransfer.study.runner import execute_run
 
     manifest, store = make_task(tmp_path, "pre", "multilabel", {"train": 16, "test": 8}, classes=3)
-    recipe = PRETRAIN.replace(**TINY, epochs=1, batch_size=8).model_dump(mode="json")
+    recipe = PRETRAIN.replace(**TINY, epochs=1, batch_size=8)
     out = tmp_path / "runs" / "pretrain" / "pre"
-    run = Run("pretrain/pre", "pretrain", "pre", None, None, None, out, recipe, manifest.save(tmp_path / "m"),
-              store.root, None, None, manifest.hash, manifest.hash, 16, keep_checkpoint=keep)
+    run = Run.pretrain(folder=StudyDir(tmp_path), state="pre", recipe=recipe, manifest=manifest.save(tmp_path / "m"),
+                       store=store.root, data_hash=manifest.hash, num_train_clips=16, keep_checkpoint=keep)
     result = execute_run(run)
     assert result.status == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
     assert (out / "checkpoint.pt").exists() == keep

@@ -26,7 +26,10 @@ RUNTIME_FIELDS = ("device", "checkpoint_every")  # recipe fields that do not cha
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: what it trains on, from what, with which recipe, and where it writes."""
+    """One training run: what it trains on, from what, with which recipe, and where it writes.
+
+    Built with `Run.pretrain(...)` or `Run.finetune(...)`, which derive its id and folder from the layout.
+    """
 
     run_id: str
     kind: Literal["pretrain", "finetune"]
@@ -35,7 +38,7 @@ class Run:
     protocol: str | None
     seed: int | None
     out_dir: Path
-    recipe: dict[str, Any]
+    recipe: TrainRecipe
     manifest: Path
     store: Path
     init: str | None  # checkpoint the run starts from (None: random initialisation)
@@ -44,6 +47,27 @@ class Run:
     data_hash: str  # content hash of the manifest this run trains on
     num_train_clips: int
     keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
+
+    @classmethod
+    def pretrain(
+        cls, *, folder: StudyDir, state: str, recipe: TrainRecipe, manifest: Path, store: Path, data_hash: str,
+        num_train_clips: int, keep_checkpoint: bool = False,
+    ) -> Run:
+        """The pre-training run of a subset state (its data hash is also the state's subset hash)."""
+        run_id = pretrain_id(state)
+        return cls(run_id, "pretrain", state, None, None, None, folder.run_dir(run_id), recipe, manifest, store,
+                   None, None, data_hash, data_hash, num_train_clips, keep_checkpoint)
+
+    @classmethod
+    def finetune(
+        cls, *, folder: StudyDir, state: str, task: str, protocol: str, seed: int, recipe: TrainRecipe,
+        manifest: Path, store: Path, data_hash: str, num_train_clips: int, init: str | None = None,
+        parent: str | None = None, subset_hash: str | None = None, keep_checkpoint: bool = False,
+    ) -> Run:
+        """One fine-tuning run of a state on a task under a protocol and seed."""
+        run_id = finetune_id(state, task, protocol, seed)
+        return cls(run_id, "finetune", state, task, protocol, seed, folder.run_dir(run_id), recipe, manifest,
+                   store, init, parent, subset_hash, data_hash, num_train_clips, keep_checkpoint)
 
     @property
     def cost(self) -> int:
@@ -54,14 +78,13 @@ class Run:
     @property
     def epochs(self) -> int:
         """Epochs the run trains for (derived from `steps` when the recipe sets it)."""
-        recipe = TrainRecipe.model_validate(self.recipe)
-        return recipe.epochs_for(math.ceil(self.num_train_clips / recipe.batch_size))
+        return self.recipe.epochs_for(math.ceil(self.num_train_clips / self.recipe.batch_size))
 
     @property
     def config(self) -> dict[str, Any]:
         """Everything that determines the run's result (recorded in the store, compared on resume)."""
         init = self.parent or self.init  # a parent run id, not its path: studies may be moved
-        recipe = {k: v for k, v in self.recipe.items() if k not in RUNTIME_FIELDS}
+        recipe = self.recipe.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
         return {
             "recipe": recipe,
             "data": self.manifest.name,
@@ -122,32 +145,14 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
     """All runs of `study` over the prepared data (manifests), validated to write distinct folders."""
     plan = Plan(study)
     folder = StudyDir(study.out)
+    keep = study.spec.keep_checkpoints
     inits: dict[str, tuple[str | None, str | None]] = {SCRATCH: (None, None)}
     for state, subset in data.states.items():
-        run_id = pretrain_id(state)
-        recipe = study.pretrain_recipe.model_dump(mode="json")
-        _add(
-            plan,
-            Run(
-                run_id,
-                "pretrain",
-                state,
-                None,
-                None,
-                None,
-                folder.run_dir(run_id),
-                recipe,
-                subset.manifest,
-                subset.store,
-                None,
-                None,
-                subset.hash,
-                subset.hash,
-                subset.num_train,
-                study.spec.keep_checkpoints,
-            ),
-        )
-        inits[state] = (str(folder.model(run_id)), run_id)
+        run = Run.pretrain(folder=folder, state=state, recipe=study.pretrain_recipe, manifest=subset.manifest,
+                           store=subset.store, data_hash=subset.hash, num_train_clips=subset.num_train,
+                           keep_checkpoint=keep)
+        _add(plan, run)
+        inits[state] = (str(folder.model(run.run_id)), run.run_id)
     for state, ckpt in study.checkpoint_states.items():
         inits[state] = (str(ckpt.checkpoint), None)
     for state in study.states:
@@ -157,29 +162,12 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
             for protocol in study.spec.protocols:
                 base = study.finetune_recipes[task][protocol]
                 for seed in study.spec.seeds:
-                    run_id = finetune_id(state, task, protocol, seed)
-                    recipe = base.model_copy(update={"seed": seed}).model_dump(mode="json")
-                    _add(
-                        plan,
-                        Run(
-                            run_id,
-                            "finetune",
-                            state,
-                            task,
-                            protocol,
-                            seed,
-                            folder.run_dir(run_id),
-                            recipe,
-                            dataset.manifest,
-                            dataset.store,
-                            init,
-                            parent,
-                            subset_hash,
-                            dataset.hash,
-                            dataset.num_train,
-                            study.spec.keep_checkpoints,
-                        ),
-                    )
+                    _add(plan, Run.finetune(
+                        folder=folder, state=state, task=task, protocol=protocol, seed=seed,
+                        recipe=base.replace(seed=seed), manifest=dataset.manifest, store=dataset.store,
+                        data_hash=dataset.hash, num_train_clips=dataset.num_train, init=init, parent=parent,
+                        subset_hash=subset_hash, keep_checkpoint=keep,
+                    ))
     return plan
 
 

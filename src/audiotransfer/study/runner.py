@@ -50,12 +50,12 @@ def execute_run(run: Run) -> RunResult:
     """Train one run with the training engine (in a worker) and return its result, with its `model.pt`."""
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
-    from audiotransfer.training import TrainRecipe, finetune, pretrain
+    from audiotransfer.training import finetune, pretrain
     from audiotransfer.training.checkpoint import CHECKPOINT, MODEL
 
     manifest = Manifest.load(run.manifest)
     store = FeatureStore(run.store)
-    recipe = TrainRecipe.model_validate(run.recipe)
+    recipe = run.recipe
     if run.kind == "pretrain":
         result = pretrain(manifest, store, recipe, run.out_dir, progress=False)
     else:
