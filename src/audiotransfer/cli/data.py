@@ -1,0 +1,76 @@
+"""`audiotransfer data describe` and `audiotransfer features extract` (issue: data)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from audiotransfer.cli._common import Subparsers
+from audiotransfer.errors import UserError
+
+
+def corpus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("corpus", metavar="CORPUS", help="corpus name, e.g. esc50, folder, csv, speech_commands")
+    p.add_argument("--root", required=True, help="folder holding the corpus in its official layout")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="corpus option (YAML value), e.g. -o variant=12, -o 'train=[ff1010bird]'")
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    parsed = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"option {item!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def describe(args: argparse.Namespace) -> int:
+    import json
+
+    from audiotransfer.data.corpora import describe_corpus
+
+    info = describe_corpus(args.corpus, args.root, **options(args))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    labels = info.pop("labels")
+    for key, value in info.items():
+        print(f"{key:>18}: {value}")
+    print(f"{'labels':>18}: {', '.join(labels[:12])}" + (f", ... ({len(labels)})" if len(labels) > 12 else ""))
+    return 0
+
+
+def extract(args: argparse.Namespace) -> int:
+    from audiotransfer.data.corpora import load_corpus
+    from audiotransfer.data.features import get_recipe
+    from audiotransfer.data.store import extract_features
+
+    manifest = load_corpus(args.corpus, args.root, **options(args))
+    store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
+                             on_error=args.on_error, progress=True)
+    print(f"{store.root}: {store.num_clips} clips, recipe {args.recipe} ({store.recipe.hash})")
+    return 0
+
+
+def add_data(sub: Subparsers) -> None:
+    """`audiotransfer data describe` and `audiotransfer features extract`."""
+    data = sub.add_parser("data", help="describe corpora").add_subparsers(dest="data_command", metavar="COMMAND")
+    p = data.add_parser("describe", help="clips, classes, split sizes, durations and sample rates of a corpus")
+    corpus_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=describe)
+
+    features = sub.add_parser("features", help="extract log-mel features into a packed store")
+    p = features.add_subparsers(dest="features_command", metavar="COMMAND").add_parser(
+        "extract", help="decode, resample and log-mel every clip of a corpus into a store (resumable)")
+    corpus_args(p)
+    p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
+    p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
+                   help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
+    p.set_defaults(handler=extract)
