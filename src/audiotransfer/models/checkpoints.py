@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 
 from audiotransfer.errors import UserError
-from audiotransfer.models.cnn import AudioCNN
-from audiotransfer.models.registry import ARCHITECTURES, create_model
+from audiotransfer.models.cnn import AudioCNN, create_model
+from audiotransfer.models.registry import ARCHITECTURES
 
 Source = Literal["auto", "panns", "autrainer", "audiotransfer"]
 SOURCES = ("auto", "panns", "autrainer", "audiotransfer")

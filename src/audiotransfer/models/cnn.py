@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiotransfer.errors import UserError
 from audiotransfer.models.registry import get_spec, scaled
 
 
@@ -139,3 +140,17 @@ class AudioCNN(nn.Module):
         if unknown:
             raise KeyError(f"unknown block names {unknown}; known: {self.block_names}")
         return self._stages(x, set(wanted))[1]
+
+
+def create_model(name: str, num_classes: int, width: float = 1.0, n_mels: int = 64) -> AudioCNN:
+    """A randomly initialised `AudioCNN` (PANNs initialisation) of architecture `name`."""
+    if width <= 0:
+        raise UserError(f"model width must be positive, got {width}", fix="use e.g. 1.0, 0.5 or 0.125")
+    if n_mels < get_spec(name).min_size:
+        raise UserError(
+            f"{name} pools the mel axis {get_spec(name).min_size}-fold; {n_mels} mel bins are too few",
+            fix=f"use features with at least {get_spec(name).min_size} mel bins",
+        )
+    if num_classes < 1:
+        raise UserError(f"a model needs at least one output class, got {num_classes}")
+    return AudioCNN(name=name, num_classes=num_classes, width=width, n_mels=n_mels)

@@ -1,4 +1,4 @@
-"""Named architectures: the PANNs CNN family as layer specifications, and `create_model`.
+"""Named architectures: the PANNs CNN family as layer specifications (`models.cnn` builds them).
 
 A spec says how many conv blocks a network has, their channel counts at width 1, the kernel size and
 whether a block holds one conv (CNN6: 5x5) or two (CNN10, CNN14: 3x3), as in Kong et al. 2020.
@@ -7,12 +7,8 @@ whether a block holds one conv (CNN6: 5x5) or two (CNN10, CNN14: 3x3), as in Kon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from audiotransfer.errors import UserError, did_you_mean, suggest
-
-if TYPE_CHECKING:
-    from audiotransfer.models.cnn import AudioCNN
 
 
 @dataclass(frozen=True)
@@ -54,19 +50,3 @@ def get_spec(name: str) -> ArchSpec:
 def scaled(channels: int, width: float) -> int:
     """Channel count at a width multiplier (at least 1)."""
     return max(1, round(channels * width))
-
-
-def create_model(name: str, num_classes: int, width: float = 1.0, n_mels: int = 64) -> AudioCNN:
-    """A randomly initialised `AudioCNN` (PANNs initialisation) of architecture `name`."""
-    from audiotransfer.models.cnn import AudioCNN
-
-    if width <= 0:
-        raise UserError(f"model width must be positive, got {width}", fix="use e.g. 1.0, 0.5 or 0.125")
-    if n_mels < get_spec(name).min_size:
-        raise UserError(
-            f"{name} pools the mel axis {get_spec(name).min_size}-fold; {n_mels} mel bins are too few",
-            fix=f"use features with at least {get_spec(name).min_size} mel bins",
-        )
-    if num_classes < 1:
-        raise UserError(f"a model needs at least one output class, got {num_classes}")
-    return AudioCNN(name=name, num_classes=num_classes, width=width, n_mels=n_mels)

@@ -18,8 +18,7 @@ from torch import nn
 from audiotransfer.data.loader import BatchLoader
 from audiotransfer.errors import UserError
 from audiotransfer.models.checkpoints import model_from_checkpoint
-from audiotransfer.models.cnn import AudioCNN
-from audiotransfer.models.registry import create_model
+from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.training.recipe import TrainRecipe
 
 
