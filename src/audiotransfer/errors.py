@@ -24,6 +24,15 @@ def suggest(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     return [lowered[h] for h in hits] + substr[: max(0, n - len(hits))]
 
 
-def did_you_mean(hint: list[str]) -> str:
-    """'; did you mean a, b?' for a non-empty list of suggestions, else ''."""
-    return f"; did you mean {', '.join(hint)}?" if hint else ""
+def did_you_mean(word: str, candidates: Iterable[str], quote: bool = False) -> str:
+    """'; did you mean a, b?' naming the candidates closest to `word` ('' when none is close).
+
+    The one way every "unknown NAME" message suggests names; `quote` writes them as 'a', 'b'.
+    """
+    hint = suggest(word, candidates)
+    return f"; did you mean {', '.join(map(repr, hint) if quote else hint)}?" if hint else ""
+
+
+def unknown_name(what: str, name: str, candidates: Iterable[str], quote: bool = False) -> str:
+    """The message "unknown WHAT 'NAME'; did you mean ...?" (see `did_you_mean`)."""
+    return f"unknown {what} {name!r}" + did_you_mean(name, candidates, quote)

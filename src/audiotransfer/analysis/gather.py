@@ -29,8 +29,8 @@ from audiotransfer.analysis.similarity import (
 )
 from audiotransfer.errors import UserError
 from audiotransfer.study.layout import StudyDir, pretrain_id
+from audiotransfer.study.spec import SCRATCH
 
-SCRATCH = "scratch"
 FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
 TAGGER_MAP = 0.3  # below this pre-training mAP, label shares are flagged as unreliable
 

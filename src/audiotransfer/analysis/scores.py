@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from audiotransfer.study.spec import SCRATCH
+
 KEYS = ["state", "task", "protocol"]
-CONTROL = "scratch"
+CONTROL = SCRATCH  # the random-initialisation state every transfer gain is measured against
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audiotransfer.errors import UserError, did_you_mean, suggest
+from audiotransfer.errors import UserError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 def get_spec(name: str) -> ArchSpec:
     """The spec of architecture `name` (UserError with close names when unknown)."""
     if name not in ARCHITECTURES:
-        hint = suggest(name, ARCHITECTURES)
         raise UserError(
-            f"unknown model {name!r}" + did_you_mean(hint),
+            unknown_name("model", name, ARCHITECTURES),
             fix=f"use one of: {', '.join(ARCHITECTURES)}",
         )
     return ARCHITECTURES[name]

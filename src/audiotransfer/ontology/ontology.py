@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,8 @@ class Ontology:
             return key
         if key.lower() in self._by_name:
             return self._by_name[key.lower()]
-        hint = suggest(key, [c.name for c in self._classes.values()])
         raise UserError(
-            f"unknown class {name_or_id!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""),
+            f"unknown class {name_or_id!r}" + did_you_mean(key, [c.name for c in self._classes.values()], quote=True),
             fix="use a class name or id from the ontology (see `audiotransfer ontology tree`)",
         )
 

@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import sparse
 
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, did_you_mean, unknown_name
 from audiotransfer.manifest import Manifest
 from audiotransfer.ontology.ontology import Ontology
 from audiotransfer.ontology.segments import SegmentList, stable_keys
@@ -80,9 +80,8 @@ def load_subset_file(path: str | Path) -> dict[str, SubsetSpec]:
     defaults = {k: v for k, v in raw.items() if k != "subsets"}
     for key in defaults:
         if key not in SubsetSpec.model_fields:
-            hint = suggest(key, SubsetSpec.model_fields)
             raise UserError(
-                f"{path}: unknown top-level field {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                f"{path}: " + unknown_name("top-level field", key, SubsetSpec.model_fields, quote=True),
                 fix=f"top-level keys are 'subsets' and shared defaults: {', '.join(SubsetSpec.model_fields)}",
             )
     specs = {}
@@ -107,8 +106,7 @@ def _validate(path: Path, name: str, fields: dict[str, Any]) -> SubsetSpec:
         loc = ".".join(str(p) for p in err["loc"]) or "?"
         extra = ""
         if err["type"] == "extra_forbidden":
-            hint = suggest(str(err["loc"][0]), SubsetSpec.model_fields)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = did_you_mean(str(err["loc"][0]), SubsetSpec.model_fields, quote=True)
         raise UserError(
             f"{path}: subset {name!r} field {loc!r}: {err['msg']}{extra}",
             fix=f"valid fields: {', '.join(SubsetSpec.model_fields)} (fraction in (0, 1], counts >= 1)",
@@ -312,9 +310,8 @@ def build_subsets(
         names = list(names)
         for wanted in names:
             if wanted not in specs:
-                hint = suggest(wanted, specs)
                 raise UserError(
-                    f"{spec_file}: no subset named {wanted!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                    f"{spec_file}: no subset named {wanted!r}" + did_you_mean(wanted, specs, quote=True),
                     fix=f"choose from: {', '.join(specs)}",
                 )
         specs = {n: specs[n] for n in names}

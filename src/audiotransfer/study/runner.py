@@ -26,7 +26,7 @@ from audiotransfer.study.backends import Backend, RunFn, make_backend
 from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
 from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_manifests
-from audiotransfer.study.spec import Study, load_study
+from audiotransfer.study.spec import SCRATCH, Study, load_study
 from audiotransfer.study.store import ResultStore
 from audiotransfer.training.result import RunResult
 
@@ -97,7 +97,7 @@ def prepare(
     for name, ckpt in study.checkpoint_states.items():
         store.put_state(name, checkpoint=str(ckpt.checkpoint))
     if study.spec.include_scratch:
-        store.put_state("scratch", num_clips=0, num_classes=0)
+        store.put_state(SCRATCH, num_clips=0, num_classes=0)
     for name, d in data.tasks.items():
         recipe = next(iter(study.finetune_recipes[name].values()))
         frames = recipe.frames or study.features.frames_for(d.clip_seconds)

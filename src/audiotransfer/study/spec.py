@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from audiotransfer.errors import UserError, did_you_mean, suggest
+from audiotransfer.errors import UserError, did_you_mean, unknown_name
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as suffix ".3"
 PROTOCOL = re.compile(r"^(finetune|linear|freeze:[1-9][0-9]*)$")
@@ -101,10 +101,8 @@ class StudySpec(_Strict):
     def _protocols(cls, value: list[str]) -> list[str]:
         for p in value:
             if not PROTOCOL.match(p):
-                hint = suggest(p, ["finetune", "linear", "freeze:1", "freeze:2"])
                 raise ValueError(
-                    f"unknown protocol {p!r}"
-                    + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                    unknown_name("protocol", p, ["finetune", "linear", "freeze:1", "freeze:2"])
                     + f"; use one of {', '.join(PROTOCOLS)}"
                 )
         return value
@@ -282,10 +280,8 @@ def _check_corpora(path: Path, spec: StudySpec) -> None:
         places.insert(0, ("pretraining", pre.corpus, pre.root))
     for where, corpus, root in places:
         if corpus not in CORPORA:
-            hint = suggest(corpus, CORPORA)
             raise UserError(
-                f"{path}: field '{where}.corpus': unknown corpus {corpus!r}"
-                + did_you_mean(hint),
+                f"{path}: field '{where}.corpus': " + unknown_name("corpus", corpus, CORPORA),
                 fix=f"use one of: {', '.join(CORPORA)}",
             )
         if not Path(root).exists():
@@ -307,10 +303,8 @@ def _features(path: Path, features: str | dict[str, Any]) -> Any:
 
     if isinstance(features, str):
         if features not in RECIPES:
-            hint = suggest(features, RECIPES)
             raise UserError(
-                f"{path}: field 'features': unknown recipe {features!r}"
-                + did_you_mean(hint),
+                f"{path}: field 'features': " + unknown_name("recipe", features, RECIPES),
                 fix=f"use one of {', '.join(RECIPES)} or give the recipe's fields",
             )
         return RECIPES[features]
@@ -348,11 +342,10 @@ def _classify_states(path: Path, study: Study) -> None:
         elif "subset" in fields:
             _check_keys(path, where, fields, {"subset": 0})
             if fields["subset"] not in named:
-                hint = suggest(str(fields["subset"]), named)
                 raise UserError(
                     f"{path}: field '{where}.subset': no subset {fields['subset']!r} in "
                     f"{pre.subsets_file or '(no subsets_file given)'}"
-                    + did_you_mean(hint),
+                    + did_you_mean(str(fields["subset"]), named),
                     fix="name a subset of pretraining.subsets_file, or give the subset's fields inline",
                 )
             study.subset_states[name] = named[fields["subset"]]
@@ -381,10 +374,9 @@ def _resolve_recipes(path: Path, study: Study) -> None:
     for protocol, overrides in spec.recipes.protocols.items():
         _check_keys(path, f"recipes.protocols.{protocol}", overrides, TrainRecipe.model_fields)
         if protocol not in spec.protocols:
-            hint = suggest(protocol, spec.protocols)
             raise UserError(
                 f"{path}: field 'recipes.protocols.{protocol}': the study does not run protocol {protocol!r}"
-                + did_you_mean(hint),
+                + did_you_mean(protocol, spec.protocols),
                 fix=f"use one of the study's protocols: {', '.join(spec.protocols)}",
             )
     for name, task in spec.downstream.items():
@@ -406,10 +398,8 @@ def _resolve_recipes(path: Path, study: Study) -> None:
 def _check_keys(path: Path, where: str, given: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
     for key in given:
         if key not in allowed:
-            hint = suggest(str(key), allowed)
             raise UserError(
-                f"{path}: field '{where}.{key}' is not a known field"
-                + did_you_mean(hint),
+                f"{path}: field '{where}.{key}' is not a known field" + did_you_mean(str(key), allowed),
                 fix=f"known fields: {', '.join(allowed)}",
             )
 
@@ -422,9 +412,8 @@ def _validation_error(path: Path, exc: ValidationError, model: type[BaseModel], 
     where = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
-        hint = suggest(loc[-1], allowed)
         return UserError(
-            f"{path}: field '{where}' is not a known field" + did_you_mean(hint),
+            f"{path}: field '{where}' is not a known field" + did_you_mean(loc[-1], allowed),
             fix=f"known fields here: {', '.join(allowed)}",
         )
     if err["type"] == "missing":

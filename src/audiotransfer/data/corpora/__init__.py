@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from audiotransfer.errors import UserError, did_you_mean, suggest
+from audiotransfer.errors import UserError, unknown_name
 from audiotransfer.manifest import Manifest
 
 CORPORA: dict[str, str] = {
@@ -34,9 +34,8 @@ CORPORA: dict[str, str] = {
 def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
     """The manifest of corpus `name` found under `root` (splits, labels, paths relative to root)."""
     if name not in CORPORA:
-        hint = suggest(name, CORPORA)
         raise UserError(
-            f"unknown corpus {name!r}" + did_you_mean(hint),
+            unknown_name("corpus", name, CORPORA),
             fix=f"use one of: {', '.join(CORPORA)}",
         )
     root = Path(root).expanduser()

@@ -18,7 +18,7 @@ from audiotransfer.data.corpora._common import (
     single_label_manifest,
     stratified_pick,
 )
-from audiotransfer.errors import UserError, suggest
+from audiotransfer.errors import UserError, unknown_name
 from audiotransfer.manifest import Manifest
 
 METADATA = {
@@ -51,9 +51,7 @@ def _names(names: Sequence[str] | str, option: str) -> list[str]:
     out = []
     for name in [names] if isinstance(names, str) else names:
         if name.lower() not in lookup:
-            hint = suggest(name, METADATA)
-            raise UserError(f"option {option!r}: unknown corpus {name!r}" + (f"; did you mean {hint[0]}?" if hint
-                                                                             else ""),
+            raise UserError(f"option {option!r}: " + unknown_name("corpus", name, METADATA),
                             fix=f"use some of: {', '.join(METADATA)}")
         out.append(lookup[name.lower()])
     return out
