@@ -93,9 +93,6 @@ class Ontology:
             fix="use a class name or id from the ontology (see `audiotransfer ontology tree`)",
         )
 
-    def resolve_all(self, names: Iterable[str]) -> list[str]:
-        return [self.resolve(n) for n in names]
-
     def name(self, class_id: str) -> str:
         return self[class_id].name
 

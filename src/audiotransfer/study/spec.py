@@ -9,7 +9,6 @@ file, the field and the fix, with close-name suggestions, so that a typo never s
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 import types
@@ -189,12 +188,6 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of a JSON-able mapping."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------- checks

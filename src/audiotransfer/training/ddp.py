@@ -81,15 +81,6 @@ def gather(obj: Any, world: World) -> list[Any]:
     return out
 
 
-def broadcast(obj: Any, world: World) -> Any:
-    """Rank 0's `obj` on every rank."""
-    if not world.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def mean(value: torch.Tensor, world: World) -> float:
     """A scalar averaged over ranks: every rank gets the same number, so a NaN on one rank is a NaN on
     all of them and they stop together, rather than the others waiting in the next all-reduce."""
