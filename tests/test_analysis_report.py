@@ -129,6 +129,7 @@ def test_report_of_a_finished_study(finished):
     assert "CKA of each state with its fine-tuned model" in md
 
 
+@pytest.mark.slow  # builds a whole study (the `finished` fixture)
 def test_report_rerun_reuses_cached_measures(finished):
     root, _ = finished
     cache = root / "report" / "cache" / "data_similarity.json"
@@ -137,6 +138,7 @@ def test_report_rerun_reuses_cached_measures(finished):
     assert cache.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # builds a whole study (the `finished` fixture)
 def test_sections_a_caller_adds_reach_every_report_file(finished):
     root, _ = finished
     a = analyse(root, max_inputs=24, batch_size=8, progress=False)
@@ -167,6 +169,7 @@ def test_report_without_a_study_run(tmp_path):
     assert "<h1>" in out["html"].read_text()
 
 
+@pytest.mark.slow  # builds a whole study (the `finished` fixture)
 def test_report_html_opens_in_headless_chromium(finished):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')")
@@ -203,6 +206,7 @@ def test_model_cka_identical_models_agree_at_every_block():
         assert mat.loc["a", "b"] < 0.999
 
 
+@pytest.mark.slow  # builds a whole study (the `finished` fixture)
 def test_cli_study_report(finished, capsys, tmp_path):
     from audiotransfer.cli import main
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from audiotransfer.data.features import RECIPES, LogMel
 from audiotransfer.data.synthetic import voice, world
+
+pytestmark = pytest.mark.slow  # renders and featurises about a thousand clips
 
 
 def test_commands_beat_chance_but_are_not_trivial() -> None:
