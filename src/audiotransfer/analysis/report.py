@@ -266,9 +266,10 @@ def tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float | np.floating):
-        if not np.isfinite(v):
+        x = float(v)
+        if not np.isfinite(x):
             return "n/a"
-        return f"{v:.3g}" if abs(v) >= 1000 or (0 < abs(v) < 0.001) else f"{v:.3f}"
+        return f"{x:.3g}" if abs(x) >= 1000 or (0 < abs(x) < 0.001) else f"{x:.3f}"
     return "n/a" if v is None or v is pd.NA else str(v)
 
 
@@ -316,8 +317,8 @@ def render_html(a: Analysis, figs: list[tuple[str, Path]], when: str) -> str:
     for title, items in a.sections:
         parts.append(f"<h2>{esc(title)}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
     if a.notes:
-        items = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes)
-        parts.append(f"<h2>Caveats and missing pieces</h2><ul>{items}</ul>")
+        notes = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes)
+        parts.append(f"<h2>Caveats and missing pieces</h2><ul>{notes}</ul>")
     parts.append("<h2>Figures</h2>" if figs else "<h2>Figures</h2><p>No figures: no finished results.</p>")
     for title, png in figs:
         data = base64.b64encode(png.read_bytes()).decode()

@@ -88,7 +88,7 @@ def get_recipe(name: str) -> FeatureRecipe:
     return RECIPES[name]
 
 
-def hz_to_mel(freq: np.ndarray) -> np.ndarray:
+def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz, logarithmic above (as librosa with htk=False)."""
     freq = np.asarray(freq, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
@@ -121,6 +121,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 class LogMel(torch.nn.Module):
     """Waveform (B, N) float -> log-mel (B, T, n_mels) with T = N // hop + 1 (PANNs recipe)."""
+
+    window: torch.Tensor  # buffers, registered in __init__
+    melw: torch.Tensor
 
     def __init__(self, recipe: FeatureRecipe | None = None) -> None:
         super().__init__()

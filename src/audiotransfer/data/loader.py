@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ class BatchLoader(BatchSource):
         store: FeatureStore,
         batch_size: int,
         frames: int,
-        crop: str = "random",
+        crop: Literal["random", "center"] = "random",
         shuffle: bool = True,
         seed: int = 0,
         balanced: bool = False,
@@ -139,11 +139,15 @@ class BatchLoader(BatchSource):
 
     def labels(self) -> np.ndarray:
         """All targets in manifest order: (N, C) bool for multi-label, (N,) class indices otherwise."""
-        return self.targets.toarray() if self.multilabel else self.classes.numpy()
+        if self.multilabel:
+            return self.targets.toarray()
+        assert self.classes is not None
+        return self.classes.numpy()
 
     def _targets(self, idx: np.ndarray) -> torch.Tensor:
         if self.multilabel:
             return torch.from_numpy(self.targets[idx].toarray().astype(np.float32))
+        assert self.classes is not None
         return self.classes[idx]
 
     def _make(self, idx: np.ndarray, batch: int) -> Batch:

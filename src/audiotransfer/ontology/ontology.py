@@ -34,7 +34,8 @@ class OntologyClass:
 class Ontology:
     """Classes by id (in file order) plus the ordered trainable label ids."""
 
-    def __init__(self, classes: Sequence[OntologyClass], trainable: Sequence[str], files: Sequence[str] = ()) -> None:
+    def __init__(self, classes: Sequence[OntologyClass], trainable: Sequence[str],
+                 files: Sequence[str | Path] = ()) -> None:
         self.files = [str(f) for f in files]
         self._classes = {c.id: c for c in classes}
         self._by_name = {c.name.lower(): c.id for c in classes}
@@ -55,7 +56,8 @@ class Ontology:
             trainable = [c.id for c in classes if not (c.abstract or c.blacklist)]
         else:
             trainable = read_label_index(labels_csv, {c.id for c in classes})
-        return cls(classes, trainable, files=[path] + ([labels_csv] if labels_csv is not None else []))
+        files: list[str | Path] = [path] if labels_csv is None else [path, labels_csv]
+        return cls(classes, trainable, files=files)
 
     @property
     def source(self) -> str:
@@ -295,4 +297,5 @@ def load_ontology(
         ontology = ontology or folder / "ontology.json"
         if labels is None and (folder / "class_labels_indices.csv").exists():
             labels = folder / "class_labels_indices.csv"
+    assert ontology is not None  # given, or taken from the metadata folder above
     return Ontology.load(ontology, labels)

@@ -175,7 +175,7 @@ def _label_mapping(spec: SubsetSpec, label_ids: list[str], onto: Ontology) -> tu
             fix="choose categories that contain trainable labels (see `audiotransfer ontology show`)",
         )
     if spec.level is None:
-        targets = {lab: [lab] for lab in kept}
+        targets: dict[str, list[str] | set[str]] = {lab: [lab] for lab in kept}
         labels = kept
     else:
         missing = [lab for lab in kept if lab not in onto]

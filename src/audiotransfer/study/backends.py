@@ -29,7 +29,7 @@ class Backend(Protocol):
 
     def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]: ...
 
-    def result(self, handle: Any) -> dict[str, Any]: ...
+    def result(self, handle: Any) -> RunResult: ...
 
     def close(self, cancel: bool = False) -> None: ...
 
@@ -83,7 +83,7 @@ class LocalBackend:
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
-    def result(self, handle: Future) -> dict[str, Any]:
+    def result(self, handle: Future) -> RunResult:
         try:
             return handle.result()
         except BrokenProcessPool:
@@ -138,7 +138,7 @@ class RayBackend:
         ready, _ = self._ray.wait(list(handles), num_returns=1, timeout=timeout)
         return ready
 
-    def result(self, handle: Any) -> dict[str, Any]:
+    def result(self, handle: Any) -> RunResult:
         try:
             return self._ray.get(handle)
         except self._ray.exceptions.RayTaskError as exc:

@@ -87,6 +87,7 @@ def corpus_manifest(study: Study) -> Manifest:
     from audiotransfer.data.corpora import load_corpus
 
     pre = study.spec.pretraining
+    assert pre.root is not None  # load_study requires it whenever a subset state needs the corpus
     try:
         return load_corpus(str(pre.corpus), pre.root, **pre.options)
     except UserError as exc:

@@ -12,6 +12,7 @@ import copy
 import json
 import re
 import types
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,8 @@ def _check_names(path: Path, spec: StudySpec) -> None:
             fix="rename the state, or set include_scratch: false",
         )
     for where, values in (("protocols", spec.protocols), ("seeds", spec.seeds)):
-        dupes = sorted({str(v) for v in values if values.count(v) > 1})
+        counts = Counter(str(v) for v in values)
+        dupes = sorted(k for k, n in counts.items() if n > 1)
         if dupes:
             raise UserError(
                 f"{path}: field '{where}' lists {', '.join(dupes)} twice: two runs would write the same folder",

@@ -136,7 +136,7 @@ class _Run:
         self.frozen = frozen_modules(self.model, recipe)
         self.model.to(self.device)
         if self.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
         self.splits = {s: manifest.split(s) for s in ("train", "dev", "test")}
@@ -156,7 +156,7 @@ class _Run:
                 embeddings["train"], self._label_tensor(loaders["train"]), per_rank,
                 seed=recipe.seed, rank=self.world.rank, world_size=self.world.size,
             )
-            self.evals = {
+            self.evals: dict[str, tuple[BatchSource, np.ndarray]] = {
                 s: (TensorBatches(embeddings[s], self._label_tensor(ld), recipe.eval_batch_size, shuffle=False),
                     ld.labels())
                 for s, ld in loaders.items() if s != "train"
@@ -368,7 +368,7 @@ class _Run:
     # ------------------------------------------------------------------- main
     def execute(self) -> RunResult:
         self.started = time.perf_counter()
-        self.skipped_dev: list[str] = []
+        self.skipped_dev = []
         self._setup()
         try:
             self._resume()

@@ -61,7 +61,9 @@ def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **option
     picked = np.arange(len(clips))
     if len(clips) > max_files:
         picked = np.sort(np.random.default_rng(0).choice(len(clips), max_files, replace=False))
-    seconds, rates, unreadable = [], {}, 0
+    seconds: list[float] = []
+    rates: dict[int, int] = {}
+    unreadable = 0
     base = Path(manifest.meta["root"])
     for i in picked:
         try:

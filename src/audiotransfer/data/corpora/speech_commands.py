@@ -10,7 +10,6 @@ TensorFlow recipe; the manifest gives them `offset` and `duration` columns, whic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -58,10 +57,10 @@ def _silence(root: Path, counts: dict[str, int], rng: np.random.Generator) -> pd
     return pd.DataFrame(rows, columns=["clip_id", "split", "path", "word", "offset", "duration"])
 
 
-def load(root: Path, variant: Literal["35", "12"] = "35", unknown_percent: float = 10.0,
+def load(root: Path, variant: str = "35", unknown_percent: float = 10.0,
          silence_percent: float = 10.0, seed: int = 0) -> Manifest:
     """Speech Commands under `root`: 35 words, or (variant "12") 10 words + _unknown_ + _silence_."""
-    variant = str(variant)
+    variant = str(variant)  # a YAML or -o value may be the number 12
     if variant not in ("35", "12"):
         raise UserError(f"option 'variant' is {variant!r}", fix="use '35' (all words) or '12'")
     files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.wav")
