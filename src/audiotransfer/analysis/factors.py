@@ -102,13 +102,8 @@ def lmg(y: np.ndarray, x: pd.DataFrame, base: np.ndarray) -> dict[str, float]:
     return out
 
 
-def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", level: float = 0.95) -> FactorFit:
-    """Regress `score` on the standardised factors present in `data` (one row per state, or per state and
-    task when a `task` column with several values is present: then task fixed effects are added)."""
-    import statsmodels.api as sm
-    from statsmodels.stats.outliers_influence import variance_inflation_factor
-
-    notes: list[str] = []
+def _usable_factors(data: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The scored rows and the factors that are present and vary (each one left out gets a note)."""
     data = data.dropna(subset=["score"]).copy()
     factors = []
     for f in FACTORS:
@@ -123,6 +118,17 @@ def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", leve
         if data[f].nunique() < 2:
             notes.append(f"{DESCRIBE[f]} does not vary between the states, so its effect cannot be estimated.")
             factors.remove(f)
+    return data, factors
+
+
+def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", level: float = 0.95) -> FactorFit:
+    """Regress `score` on the standardised factors present in `data` (one row per state, or per state and
+    task when a `task` column with several values is present: then task fixed effects are added)."""
+    import statsmodels.api as sm
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    notes: list[str] = []
+    data, factors = _usable_factors(data, notes)
     tasks = sorted(data["task"].unique()) if "task" in data.columns else []
     n = len(data)
     table = pd.DataFrame(index=pd.Index(list(FACTORS), name="factor"),

@@ -347,6 +347,21 @@ def _tasks(manifest: Manifest, todo: np.ndarray) -> Iterator[tuple[int, str, flo
         yield int(i), str(root / paths[i]), float(offsets[i]), float(durations[i])
 
 
+def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[tuple[int, str, float, float]],
+                 recipe: FeatureRecipe, num_clips: int) -> None:
+    """Say what is left to extract and the disk it needs; a UserError when the disk is too small."""
+    durations = np.array([t[3] for t in tasks], dtype=float)
+    need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
+    free = shutil.disk_usage(store_dir).free
+    print(f"features: {num_clips - len(tasks)} of {num_clips} clips already in {store_dir}; "
+          f"extracting {len(tasks)} (recipe {recipe.hash}), about {need / 1e6:,.1f} MB needed, "
+          f"{free / 1e9:,.1f} GB free", file=sys.stderr)
+    if need > free:
+        writer.close()
+        raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
+                        fix="free disk space or choose another --store directory")
+
+
 def extract_features(
     manifest: Manifest,
     store_dir: str | Path,
@@ -373,16 +388,7 @@ def extract_features(
     clip_ids = manifest.clips["clip_id"].astype(str).to_numpy()
     todo = np.flatnonzero([c not in writer.done for c in clip_ids])
     tasks = list(_tasks(manifest, todo))
-    durations = np.array([t[3] for t in tasks], dtype=float)
-    need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
-    free = shutil.disk_usage(store_dir).free
-    print(f"features: {len(clip_ids) - len(todo)} of {len(clip_ids)} clips already in {store_dir}; "
-          f"extracting {len(todo)} (recipe {recipe.hash}), about {need / 1e6:,.1f} MB needed, "
-          f"{free / 1e9:,.1f} GB free", file=sys.stderr)
-    if need > free:
-        writer.close()
-        raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
-                        fix="free disk space or choose another --store directory")
+    _check_space(writer, store_dir, tasks, recipe, len(clip_ids))
     errors_path = store_dir / "errors.csv"
     failures, last_commit = 0, time.monotonic()
     with open(errors_path, "w", newline="") as handle, _results(tasks, recipe, jobs) as results:

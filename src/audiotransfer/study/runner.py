@@ -179,24 +179,11 @@ def execute(
     )
     attempts: dict[str, int] = {}
     inflight: dict[Any, str] = {}
-    bar = tqdm(
-        total=len(plan),
-        initial=len(finished),
-        unit="run",
-        desc="study",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=len(plan), initial=len(finished), unit="run", desc="study", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
     try:
         while pending or inflight:
-            for run_id in list(pending):
-                if len(inflight) >= jobs:
-                    break
-                if all(d in finished for d in plan.dependencies(run_id)):
-                    pending.remove(run_id)
-                    store.mark_running(run_id)
-                    inflight[backend.submit(run_fn, plan.runs[run_id])] = run_id
+            _submit_ready(plan, store, backend, run_fn, jobs, pending, finished, inflight)
             if not inflight:  # only runs whose parents never finished are left
                 break
             for handle in backend.wait(list(inflight), timeout=1.0):
@@ -208,25 +195,10 @@ def execute(
                     if attempts[run_id] <= retries:
                         pending.insert(0, run_id)
                         continue
-                    error = _describe(exc)
-                    store.mark_failed(run_id, error)
-                    outcome.failed[run_id] = error
-                    blocked = [d for d in plan.dependents(run_id) if d in pending]
-                    pending = [p for p in pending if p not in blocked]
-                    store.mark_blocked(blocked, f"needs {run_id}, which failed")
-                    outcome.blocked += blocked
-                    bar.update(1 + len(blocked))
-                    tqdm.write(f"failed: {run_id}: {error.splitlines()[-1]}", file=sys.stderr)
+                    pending = _fail(plan, store, outcome, pending, run_id, exc, bar)
                     continue
-                store.mark_done(run_id, result)
+                _done(store, outcome, run_id, result, bar, on_done)
                 finished.add(run_id)
-                outcome.done.append(run_id)
-                bar.update(1)
-                if on_done is not None:
-                    try:
-                        on_done(run_id)
-                    except Exception as exc:  # e.g. an unreachable MLflow server: the result is safe in the store
-                        tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
             bar.set_postfix(
                 running=len(inflight), failed=len(outcome.failed), blocked=len(outcome.blocked), refresh=False
             )
@@ -239,6 +211,51 @@ def execute(
         bar.close()
     backend.close()
     return outcome
+
+
+def _submit_ready(
+    plan: Plan, store: ResultStore, backend: Backend, run_fn: RunFn, jobs: int, pending: list[str],
+    finished: set[str], inflight: dict[Any, str],
+) -> None:
+    """Start pending runs whose parents are finished, up to `jobs` in flight (updates pending and inflight)."""
+    for run_id in list(pending):
+        if len(inflight) >= jobs:
+            break
+        if all(d in finished for d in plan.dependencies(run_id)):
+            pending.remove(run_id)
+            store.mark_running(run_id)
+            inflight[backend.submit(run_fn, plan.runs[run_id])] = run_id
+
+
+def _fail(
+    plan: Plan, store: ResultStore, outcome: Outcome, pending: list[str], run_id: str, exc: BaseException, bar: tqdm
+) -> list[str]:
+    """Record a run that failed for good and block what depends on it; return the runs still pending."""
+    error = _describe(exc)
+    store.mark_failed(run_id, error)
+    outcome.failed[run_id] = error
+    blocked = [d for d in plan.dependents(run_id) if d in pending]
+    pending = [p for p in pending if p not in blocked]
+    store.mark_blocked(blocked, f"needs {run_id}, which failed")
+    outcome.blocked += blocked
+    bar.update(1 + len(blocked))
+    tqdm.write(f"failed: {run_id}: {error.splitlines()[-1]}", file=sys.stderr)
+    return pending
+
+
+def _done(
+    store: ResultStore, outcome: Outcome, run_id: str, result: RunResult, bar: tqdm,
+    on_done: Callable[[str], None] | None,
+) -> None:
+    """Record a finished run, then call the after-run hook (whose failure only warns)."""
+    store.mark_done(run_id, result)
+    outcome.done.append(run_id)
+    bar.update(1)
+    if on_done is not None:
+        try:
+            on_done(run_id)
+        except Exception as exc:  # e.g. an unreachable MLflow server: the result is safe in the store
+            tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
 
 
 def _describe(exc: BaseException) -> str:
