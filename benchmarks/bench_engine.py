@@ -54,8 +54,8 @@ def bare_loop(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, fram
 def engine(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, out: Path) -> tuple[float, float]:
     """Clips/s of `pretrain` over training epochs after the first, and over its whole run."""
     metrics = pretrain(manifest, store, recipe, out, progress=True)
-    timed = sum(e["seconds"] for e in metrics["epochs"][1:])
-    whole = manifest.num_clips * recipe.epochs / metrics["duration_s"]
+    timed = sum(e["seconds"] for e in metrics.epochs[1:])
+    whole = manifest.num_clips * recipe.epochs / metrics.duration_s
     return manifest.num_clips * (recipe.epochs - 1) / timed, whole
 
 

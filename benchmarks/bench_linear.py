@@ -21,11 +21,11 @@ import torch
 from audiotransfer.data.features import FeatureRecipe
 from audiotransfer.data.store import write_store
 from audiotransfer.manifest import from_label_lists
-from audiotransfer.training import FINETUNE, finetune
+from audiotransfer.training import FINETUNE, RunResult, finetune
 
 
-def epoch_seconds(metrics: dict) -> float:
-    return float(np.mean([e["seconds"] for e in metrics["epochs"][1:]]))
+def epoch_seconds(metrics: RunResult) -> float:
+    return float(np.mean([e["seconds"] for e in metrics.epochs[1:]]))
 
 
 def main() -> None:
@@ -51,9 +51,9 @@ def main() -> None:
         full = finetune(manifest, store, recipe, Path(tmp) / "full", progress=True)
         probe = finetune(manifest, store, recipe.replace(protocol="linear"), Path(tmp) / "probe", progress=True)
     full_s, probe_s = epoch_seconds(full), epoch_seconds(probe)
-    embed_s = probe["duration_s"] - sum(e["seconds"] for e in probe["epochs"])
+    embed_s = probe.duration_s - sum(e["seconds"] for e in probe.epochs)
     print(json.dumps({
-        "model": f"cnn10 width {args.width}", "frames": args.frames, "train_clips": full["num_train_clips"],
+        "model": f"cnn10 width {args.width}", "frames": args.frames, "train_clips": full.num_train_clips,
         "batch": recipe.batch_size, "threads": args.threads,
         "finetune_epoch_s": round(full_s, 4), "linear_epoch_s": round(probe_s, 5),
         "linear_setup_incl_embeddings_s": round(embed_s, 3),
