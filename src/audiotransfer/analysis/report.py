@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audiotransfer.analysis import gather, plots
+import audiotransfer.analysis.gather as gather
+import audiotransfer.analysis.plots as plots
 from audiotransfer.analysis.factors import FACTORS, FactorFit, answer, fit_factors, headline
 from audiotransfer.analysis.scores import score_table, select_metric, transfer_gain
 from audiotransfer.errors import UserError

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+import audiotransfer.training.ddp as ddp
 from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
-from audiotransfer.training import ddp
 from audiotransfer.training.checkpoint import (
     CHECKPOINT,
     METRICS,

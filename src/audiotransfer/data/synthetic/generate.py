@@ -31,7 +31,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from audiotransfer.data.synthetic import world
+import audiotransfer.data.synthetic.world as world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from audiotransfer.data.synthetic import world
+import audiotransfer.data.synthetic.world as world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.generate import write_wav
 

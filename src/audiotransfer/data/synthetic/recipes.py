@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from audiotransfer.data.synthetic import voice
+import audiotransfer.data.synthetic.voice as voice
 from audiotransfer.data.synthetic.sources import (
     SR,
     Range,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audiotransfer.data.synthetic import voice
+import audiotransfer.data.synthetic.voice as voice
 from audiotransfer.data.synthetic.classes import BY_ID, BY_NAME, CLASSES, SoundClass, classes_in
 from audiotransfer.data.synthetic.recipes import RECIPES
 from audiotransfer.data.synthetic.sources import brown, draw, pink, seconds
