@@ -47,6 +47,10 @@ INDEX_SCHEMA = pa.schema([("clip_id", pa.string()), ("shard", pa.int32()), ("off
                           ("frames", pa.int64())])
 
 
+def _file_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _read_index(root: Path) -> pd.DataFrame:
     """The merged index plus any committed parts, first occurrence of a clip id kept."""
     tables = [pq.read_table(root / "index.parquet")] if (root / "index.parquet").exists() else []
@@ -76,6 +80,23 @@ class FeatureStore:
         self._offset = index["offset"].to_numpy(np.int64)
         self._frames = index["frames"].to_numpy(np.int64)
         self._maps: dict[int, torch.Tensor] = {}
+        self._check_shards()
+
+    def _check_shards(self) -> None:
+        """A shard shorter than the index says (truncated, lost) is an error here, never zeros read later."""
+        if not self.num_clips:
+            return
+        ends = pd.Series((self._offset + self._frames) * self.dtype.itemsize * self.recipe.n_mels).groupby(
+            self._shard).max()
+        for shard, need in ends.items():
+            path = self.root / "shards" / f"{int(shard):05d}.bin"
+            if _file_size(path) < need:
+                raise UserError(
+                    f"{path}: shard holds {_file_size(path):,} bytes but the store's index needs {int(need):,} "
+                    "(the file was truncated or replaced)",
+                    fix="rerun `audiotransfer features extract` (or `study run`): clips the shard lost are "
+                        "dropped from the index and extracted again",
+                )
 
     @property
     def num_clips(self) -> int:
@@ -203,14 +224,32 @@ class StoreWriter:
         return self.root / "shards" / f"{shard:05d}.bin"
 
     def _recover(self) -> None:
-        """Cut every shard back to its committed extent (drops what a killed run left uncommitted)."""
+        """Cut every shard back to its committed extent (drops what a killed run left uncommitted); clips
+        whose bytes a shard no longer holds (a truncated or lost file) leave the index, to be extracted again."""
+        ends = (self.index["offset"] + self.index["frames"]) * self.frame_bytes
+        sizes = self.index["shard"].map(lambda s: _file_size(self._shard_path(int(s))))
+        lost = (ends > sizes).to_numpy()
+        if lost.any():
+            damaged = sorted({self._shard_path(int(s)).name for s in self.index["shard"][lost]})
+            print(f"features: shard(s) {', '.join(damaged)} in {self.root / 'shards'} are shorter than the index "
+                  f"says; {int(lost.sum())} clips dropped from the store, to be extracted again", file=sys.stderr)
+            self.index = self.index[~lost].reset_index(drop=True)
+            self.done = set(self.index["clip_id"])
+            self._write_index()
         extent = (self.index["offset"] + self.index["frames"]).groupby(self.index["shard"]).max()
         for path in sorted((self.root / "shards").glob("*.bin")):
             committed = int(extent.get(int(path.stem), 0)) * self.frame_bytes
-            if path.stat().st_size != committed:
+            if path.stat().st_size > committed:
                 os.truncate(path, committed)
         self.shard = int(extent.index.max()) if len(extent) else 0
         self.offset = int(extent.get(self.shard, 0))
+
+    def _write_index(self) -> None:
+        """Merge the index into index.parquet (atomically) and drop the committed parts."""
+        table = pa.Table.from_pandas(self.index, schema=INDEX_SCHEMA, preserve_index=False)
+        write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
+        for part in (self.root / "index").glob("*.parquet"):
+            part.unlink()
 
     def add(self, clip_id: str, features: np.ndarray) -> None:
         """Append one clip's (frames, n_mels) features; durable after the next `commit()`."""
@@ -250,10 +289,7 @@ class StoreWriter:
         """Commit, merge the index parts into index.parquet, update the sidecar; return the store."""
         self.commit()
         self._file.close()
-        table = pa.Table.from_pandas(self.index, schema=INDEX_SCHEMA, preserve_index=False)
-        write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
-        for part in (self.root / "index").glob("*.parquet"):
-            part.unlink()
+        self._write_index()
         self._write_sidecar(num_clips=len(self.index), num_frames=int(self.index["frames"].sum()))
         self._lock.close()
         return FeatureStore(self.root)
