@@ -182,7 +182,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
     p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                    help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
     p.set_defaults(handler=extract)
@@ -218,7 +218,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--birds", type=int, default=480, help="bird-activity clips (default 480)")
     p.add_argument("--commands", type=int, default=720, help="command clips (default 720)")
     p.add_argument("--speakers", type=int, default=60, help="command speakers, split 70/15/15 (default 60)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=at_least_one, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=generate)
     p = group.add_parser("preview", help="log-mel PNGs and WAV examples of every class and task class")
@@ -330,13 +330,14 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
     def run_study(args: argparse.Namespace) -> int:
         from audiotransfer.study import run
+        from audiotransfer.study.runner import error_summary
 
         outcome = run(args.study, jobs=args.jobs, backend=args.backend, retries=args.retries, mlflow=args.mlflow,
                       progress=not args.no_progress, ray_address=args.ray_address)
         print(f"{outcome.study_dir}: {len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
               f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
         for run_id, error in outcome.failed.items():
-            print(f"  failed {run_id}: {error.strip().splitlines()[-1]}")
+            print(f"  failed {run_id}: {error_summary(error)}")
         return 0 if outcome.ok else 1
 
     def run_status(args: argparse.Namespace) -> None:
@@ -415,7 +416,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
     p = study_sub.add_parser("run", help="run or resume a study (skips finished runs)")
     p.add_argument("study", help="study YAML")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (local: worker processes)")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="runs in parallel (local: worker processes)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--retries", type=int, default=0, help="extra attempts for a failed run")
     p.add_argument("--mlflow", metavar="URI", help="also log every run to this MLflow tracking URI")
@@ -469,10 +470,21 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: a complete small study on the synthetic world")
     p.add_argument("--out", help="study folder (default ./audiotransfer-demo or ./audiotransfer-demo-quick)")
     p.add_argument("--quick", action="store_true", help="the three-minute variant (smaller world, fewer epochs)")
-    p.add_argument("--jobs", type=int, default=max(1, min(2, cores)), help="runs in parallel")
+    p.add_argument("--jobs", type=at_least_one, default=max(1, min(2, cores)), help="runs in parallel")
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of --jobs: an integer >= 1 (0 would run nothing and still exit 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1: nothing would run")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-
 # libsndfile notes a data chunk shorter than its header claims as "data : <claimed> (should be <present>)"
 TRUNCATED = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 

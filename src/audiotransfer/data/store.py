@@ -37,7 +37,7 @@ from tqdm import tqdm
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
+from audiotransfer.files import disk_full_is_user_error, write_atomic
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
@@ -401,6 +401,8 @@ def extract_features(
     recipe = recipe or FeatureRecipe()
     if on_error not in ("skip", "stop"):
         raise UserError(f"on_error is {on_error!r}", fix="use 'skip' or 'stop'")
+    if jobs < 1:
+        raise UserError(f"jobs is {jobs}: nothing would be extracted", fix="use jobs >= 1")
     if "path" not in manifest.clips or "root" not in manifest.meta:
         raise UserError(f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
                         fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)")
@@ -420,6 +422,18 @@ def extract_features(
         raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
                         fix="free disk space or choose another --store directory")
     errors_path = store_dir / "errors.csv"
+    with disk_full_is_user_error(store_dir):
+        store, failures = _extract(writer, tasks, clip_ids, errors_path, jobs, on_error, progress, commit_every)
+    if failures:
+        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
+    return store
+
+
+def _extract(writer: StoreWriter, tasks: list[tuple[int, str, float, float]], clip_ids: np.ndarray,
+             errors_path: Path, jobs: int, on_error: str, progress: bool,
+             commit_every: int) -> tuple[FeatureStore, int]:
+    """The extraction loop: features into the writer, failures into errors.csv; (store, failures)."""
+    recipe = writer.recipe
     failures, last_commit = 0, time.monotonic()
     with open(errors_path, "w", newline="") as handle, _results(tasks, recipe, jobs) as results:
         report = csv.writer(handle)
@@ -443,9 +457,7 @@ def extract_features(
                                         "finished clips are kept")
         finally:
             store = writer.close()
-    if failures:
-        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
-    return store
+    return store, failures
 
 
 @contextmanager

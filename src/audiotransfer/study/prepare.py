@@ -8,6 +8,8 @@ recipe or corpus is refused before any run starts.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,10 @@ class DataIndex:
     tasks: dict[str, Dataset]
 
 
-def prepare_manifests(study: Study) -> DataIndex:
-    """Build (or rebuild, unchanged ones are not rewritten) every manifest of the study."""
-    states: dict[str, Dataset] = {}
+def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = None) -> DataIndex:
+    """Build every manifest of the study, let `check` refuse the result, and only then save them (unchanged
+    ones are not rewritten): a refused change leaves `manifests/` as it was."""
+    built: list[tuple[Manifest, Path, Path]] = []
     if study.subset_states:
         pool = corpus_manifest(study)
         present = set(pool.clips["clip_id"])
@@ -66,8 +69,8 @@ def prepare_manifests(study: Study) -> DataIndex:
                 corpus=study.spec.pretraining.corpus,
                 clip_seconds=pool.meta.get("clip_seconds"),
             )
-            states[name] = _save(manifest, study.out / "manifests" / "states", study.out / "stores" / PRETRAIN_STORE)
-    tasks: dict[str, Dataset] = {}
+            built.append((manifest, study.out / "manifests" / "states", study.out / "stores" / PRETRAIN_STORE))
+    n_states = len(built)
     for name, task in study.spec.downstream.items():
         from audiotransfer.data.corpora import load_corpus
 
@@ -76,8 +79,33 @@ def prepare_manifests(study: Study) -> DataIndex:
         except UserError as exc:
             raise UserError(f"{study.path}: field 'downstream.{name}': {exc.message}", fix=exc.fix) from None
         manifest.name = name
-        tasks[name] = _save(manifest, study.out / "manifests" / "tasks", study.out / "stores" / name)
-    return DataIndex(states, tasks)
+        check_task(study, name, manifest)
+        built.append((manifest, study.out / "manifests" / "tasks", study.out / "stores" / name))
+    datasets = [_describe(*b) for b in built]
+    data = DataIndex({d.name: d for d in datasets[:n_states]}, {d.name: d for d in datasets[n_states:]})
+    if check is not None:
+        check(data)
+    for manifest, directory, _ in built:
+        _save(manifest, directory)
+    return data
+
+
+def check_task(study: Study, name: str, manifest: Manifest) -> None:
+    """A task needs training and test clips; classes without training clips are trained and scored blind."""
+    sizes = manifest.split_sizes()
+    for split in ("train", "test"):
+        if not sizes.get(split):
+            raise UserError(
+                f"{study.path}: field 'downstream.{name}': the task has no {split!r} clips "
+                f"(splits: {sizes or 'none'})",
+                fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
+                if split == "test" else "check the corpus root and its split column",
+            )
+    train = manifest.split("train").clips_per_class()
+    empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
+    if empty:
+        print(f"warning: {study.path}: task {name!r}: {len(empty)} of {manifest.num_classes} classes have no "
+              f"training clips ({', '.join(empty[:5])}); the model cannot learn them", file=sys.stderr)
 
 
 def corpus_manifest(study: Study) -> Manifest:
@@ -168,11 +196,15 @@ def _check_complete(study: Study, dataset: Dataset) -> None:
         ) from None
 
 
-def _save(manifest: Manifest, directory: Path, store: Path) -> Dataset:
-    """Save the manifest unless an identical one is already there; describe it."""
+def _save(manifest: Manifest, directory: Path) -> None:
+    """Save the manifest unless an identical one is already there."""
     sidecar = directory / f"{manifest.name}.json"
     if not sidecar.exists() or _saved_hash(sidecar) != manifest.hash:
         manifest.save(directory)
+
+
+def _describe(manifest: Manifest, directory: Path, store: Path) -> Dataset:
+    """The dataset a manifest becomes once saved under `directory`."""
     split = manifest.clips["split"]
     return Dataset(
         name=manifest.name,
