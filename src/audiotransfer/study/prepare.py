@@ -168,16 +168,19 @@ def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: boo
 
 
 def check_store(study: Study, store_dir: Path, corpus: str) -> None:
-    """Refuse a store extracted with another feature recipe or from another corpus."""
-    from audiotransfer.data.store import FeatureStore
+    """Refuse a store extracted with another feature recipe or from another corpus (from its sidecar only:
+    a damaged shard is for the extraction to repair, not a reason to refuse)."""
+    import json
 
-    if not (store_dir / "store.json").exists():
+    sidecar = store_dir / "store.json"
+    if not sidecar.exists():
         return
-    store = FeatureStore(store_dir)
-    if store.recipe.hash != study.features.hash or (store.corpus and store.corpus != corpus):
+    info = json.loads(sidecar.read_text())
+    recipe_hash, store_corpus = info.get("recipe_hash"), info.get("corpus", "")
+    if recipe_hash != study.features.hash or (store_corpus and store_corpus != corpus):
         raise UserError(
-            f"{study.path}: feature store {store_dir} holds {store.corpus!r} features of recipe "
-            f"{store.recipe.hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
+            f"{study.path}: feature store {store_dir} holds {store_corpus!r} features of recipe "
+            f"{recipe_hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
             "(field 'features')",
             fix="give the study a new `out` directory, or delete that store to extract it again",
         )
