@@ -152,7 +152,7 @@ def test_task_without_test_clips_is_refused_and_empty_classes_warned(
     spec = {"pretraining": {"states": None, "corpus": None, "root": None, "metadata": None},
             "downstream": {"scenes": {"corpus": "csv", "root": "t", "options": {"labels": ["a", "b", "c"]}}}}
     study = load_study(write_spec(tmp_path, **spec))
-    with pytest.raises(UserError, match="'downstream.scenes': the task has no 'test' clips"):
+    with pytest.raises(UserError, match=r"'downstream.scenes': the task has no 'test' clips"):
         prepare_manifests(study)
     assert not (tmp_path / "out" / "manifests").exists()
     (tmp_path / "t" / "labels.csv").write_text("path,label,split\n" + "\n".join(rows).replace("dev", "test") + "\n")

@@ -50,7 +50,7 @@ def test_truncated_shard_is_refused_then_reextracted_never_zero_filled(
     before = all_features(store)
     shard = tmp_path / "store" / "shards" / "00000.bin"
     os.truncate(shard, shard.stat().st_size * 2 // 5)
-    with pytest.raises(UserError, match="00000.bin: shard holds .* the store's index needs"):
+    with pytest.raises(UserError, match=r"00000.bin: shard holds .* the store's index needs"):
         FeatureStore(tmp_path / "store")
     capfd.readouterr()
     again = extract_features(manifest, tmp_path / "store", DEMO, progress=False)
@@ -75,7 +75,7 @@ def test_deleted_shard_drops_its_clips(tmp_path: Path) -> None:
 def test_crafted_checkpoint_is_refused_not_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     torch.save({"model": Payload(marker), "recipe_hash": "x"}, tmp_path / "checkpoint.pt")
-    with pytest.raises(UserError, match="unsafe resume checkpoint .*weights_only") as info:
+    with pytest.raises(UserError, match=r"unsafe resume checkpoint .*weights_only") as info:
         load_checkpoint(tmp_path / "checkpoint.pt")
     assert not marker.exists()
     assert "delete it to restart" in str(info.value.fix)
@@ -118,7 +118,7 @@ def test_disk_full_says_so_and_leaves_no_temporary_file(tmp_path: Path) -> None:
         tmp.write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with pytest.raises(UserError, match="checkpoint.pt: disk full") as info:
+    with pytest.raises(UserError, match=r"checkpoint.pt: disk full") as info:
         write_atomic(tmp_path / "checkpoint.pt", fill)
     assert "free disk space" in str(info.value.fix)
     assert list(tmp_path.iterdir()) == []
