@@ -28,6 +28,7 @@ from audiotransfer.analysis.similarity import (
     weight_distance_matrix,
 )
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 
 SCRATCH = "scratch"
 FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
@@ -162,10 +163,9 @@ def cached(cache_dir: Path, name: str, key: str, compute: Callable[[], pd.DataFr
             return pd.DataFrame(stored["records"], columns=stored["columns"])
     table = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "columns": list(table.columns),
-                               "records": table.to_dict(orient="records")}, default=float))
-    tmp.replace(path)
+    text = json.dumps({"key": key, "columns": list(table.columns), "records": table.to_dict(orient="records")},
+                      default=float)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
     return table
 
 

@@ -227,7 +227,8 @@ class StoreWriter:
         """Cut every shard back to its committed extent (drops what a killed run left uncommitted); clips
         whose bytes a shard no longer holds (a truncated or lost file) leave the index, to be extracted again."""
         ends = (self.index["offset"] + self.index["frames"]) * self.frame_bytes
-        sizes = self.index["shard"].map(lambda s: _file_size(self._shard_path(int(s))))
+        shards = self.index["shard"].unique()
+        sizes = self.index["shard"].map({s: _file_size(self._shard_path(int(s))) for s in shards})
         lost = (ends > sizes).to_numpy()
         if lost.any():
             damaged = sorted({self._shard_path(int(s)).name for s in self.index["shard"][lost]})
