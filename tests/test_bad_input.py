@@ -124,7 +124,7 @@ def test_error_summary_keeps_the_error_and_its_fix() -> None:
 
 # ---------------------------------------------------------------------------------------- study preparation
 def test_never_overwrites_a_study_yaml_the_study_did_not_write(tmp_path: Path) -> None:
-    from audiotransfer.study.runner import _write_resolved
+    from audiotransfer.study.runner import _resolved_target, _write_resolved
 
     mine = tmp_path / "study.yaml"
     other = write_spec(tmp_path, out=".")
@@ -132,11 +132,11 @@ def test_never_overwrites_a_study_yaml_the_study_did_not_write(tmp_path: Path) -
     mine.write_text("# my own notes\nname: mine\n")
     study = load_study(other)
     with pytest.raises(UserError, match="a file the study did not write"):
-        _write_resolved(study)
+        run(other)
     assert mine.read_text() == "# my own notes\nname: mine\n"
     mine.unlink()
-    _write_resolved(study)
-    _write_resolved(study)  # its own file it rewrites
+    _write_resolved(study, _resolved_target(study))
+    _write_resolved(study, _resolved_target(study))  # its own file it rewrites
     assert yaml.safe_load(mine.read_text())["out"] == str(tmp_path)
 
 
@@ -173,13 +173,14 @@ def test_refused_spec_change_writes_nothing_and_deleting_the_runs_redoes_them(
         with sqlite3.connect(out / "results.sqlite") as db:
             return db.execute("SELECT state, num_clips, subset_hash FROM states ORDER BY state").fetchall()
 
-    table = states()
+    table, resolved = states(), (out / "study.yaml").read_text()
     spec = yaml.safe_load(path.read_text())
     spec["pretraining"]["states"]["all"] = {"fraction": 0.5}
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(UserError, match="used another configuration") as info:
         run(path, run_fn=fast_train, progress=False)
     assert sidecar.read_bytes() == before and states() == table  # the refused attempt changed nothing
+    assert (out / "study.yaml").read_text() == resolved
     fix = str(info.value.fix)
     folders = [out / "runs" / "pretrain" / "all", out / "runs" / "finetune" / "all" / "birds" / "finetune" / "seed1"]
     assert all(str(f) in fix for f in folders) and "scratch" not in fix

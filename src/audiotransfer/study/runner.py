@@ -134,8 +134,9 @@ def run(
         raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")
     study, store = open_study(path, overrides)
     with _lock(study.out):
-        _write_resolved(study)
+        target = _resolved_target(study)
         _, plan = prepare(study, store, jobs=jobs, progress=progress)
+        _write_resolved(study, target)
         from audiotransfer import __version__
 
         store.register([r.record(__version__) for r in plan])
@@ -271,20 +272,27 @@ def _default_frames(clip_seconds: float | None, recipe: Any) -> int | None:
 RESOLVED_HEADER = "# written by audiotransfer `study run`: the validated study with absolute paths\n"
 
 
-def _write_resolved(study: Study) -> None:
-    """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read). A
-    file there that the study did not write (e.g. the user's own spec, with `out: .`) is never overwritten."""
+def _resolved_target(study: Study) -> Path | None:
+    """Where `study run` writes the resolved spec (`STUDY/study.yaml`); None when that is the spec itself.
+    A file there that the study did not write (e.g. the user's own spec, with `out: .`) is refused, never
+    overwritten."""
     target = study.out / "study.yaml"
     if target.resolve() == study.path:
-        return
+        return None
     if target.exists() and not _written_by_study(target, study):
         raise UserError(
             f"{target}: a file the study did not write is in the way of its resolved spec (field 'out' is "
             f"{study.out})",
             fix="give the study its own `out` folder, or move that file away",
         )
-    text = RESOLVED_HEADER + yaml.safe_dump(study.resolved(), sort_keys=False)
-    write_atomic(target, lambda p: p.write_text(text))
+    return target
+
+
+def _write_resolved(study: Study, target: Path | None) -> None:
+    """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read)."""
+    if target is not None:
+        text = RESOLVED_HEADER + yaml.safe_dump(study.resolved(), sort_keys=False)
+        write_atomic(target, lambda p: p.write_text(text))
 
 
 def _written_by_study(target: Path, study: Study) -> bool:
