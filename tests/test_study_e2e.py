@@ -161,7 +161,7 @@ def test_study_runs_records_and_resumes(tmp_path: Path, world: Path, capsys: pyt
     _check_cli(path, out, capsys)
 
     changed = write_study(tmp_path, world, recipes={"finetune": {"epochs": 4}})
-    with pytest.raises(UserError, match="finished with another configuration"):
+    with pytest.raises(UserError, match="used another configuration"):
         run(changed, run_fn=fast_train, progress=False)
     other_features = write_study(tmp_path, world, features="panns16k")
     with pytest.raises(UserError, match="belongs to another study"):

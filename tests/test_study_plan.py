@@ -111,5 +111,5 @@ def test_changed_finished_run_is_refused(paper: Path) -> None:
     run = plan.runs["finetune/human/birds/finetune/seed2"]
     check_resumable(plan, {run.run_id: json.dumps(run.config)})
     stale = {**run.config, "data_hash": "another-task-manifest"}
-    with pytest.raises(UserError, match="finished with another configuration"):
+    with pytest.raises(UserError, match="used another configuration"):
         check_resumable(plan, {run.run_id: json.dumps(stale)})

@@ -112,6 +112,11 @@ def test_overrides_are_deep_merged(tmp_path: Path) -> None:
         ({"name": None}, "name", "required"),
         ({"recipes": {"protocols": {"linaer": {"epochs": 2}}}}, "recipes.protocols.linaer", "did you mean linear"),
         ({"recipes": {"protocols": {"linear": {"epoch": 2}}}}, "recipes.protocols.linear.epoch", "epochs"),
+        ({"recipes": {"pretrain": {"model": "cnn7"}}}, "recipes.pretrain.model", "cnn6, cnn10, cnn14"),
+        ({"recipes": {"finetune": {"device": "tpu"}}}, "downstream.scenes.recipe.device", "cuda:N"),
+        ({"seeds": [-1]}, "seeds.0", "greater than or equal to 0"),
+        ({"seeds": [2**63]}, "seeds.0", "less than or equal to 9223372036854775807"),
+        ({"pretraining": {"states": None}, "include_scratch": False}, "pretraining.states", "nothing to run"),
     ],
 )
 def test_bad_input_names_file_field_and_fix(tmp_path: Path, changes: dict, field: str, hint: str) -> None:

@@ -49,6 +49,13 @@ class Manifest:
         if "clip_id" not in self.clips.columns:
             raise ValueError("manifest clips need a 'clip_id' column")
         self.clips = self.clips.reset_index(drop=True)
+        dupes = self.clips["clip_id"][self.clips["clip_id"].duplicated()]
+        if len(dupes):
+            raise UserError(
+                f"manifest {self.name!r}: clip id {dupes.iloc[0]!r} is given to more than one clip "
+                f"({len(dupes)} duplicate ids): they would share one set of features",
+                fix="give every clip its own id (e.g. its path relative to the corpus root)",
+            )
         if "split" not in self.clips.columns:
             self.clips["split"] = ""
         self.targets = sparse.csr_matrix(self.targets, dtype=bool)

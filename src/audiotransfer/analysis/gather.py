@@ -28,6 +28,7 @@ from audiotransfer.analysis.similarity import (
     weight_distance_matrix,
 )
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.spec import SCRATCH
 
@@ -136,10 +137,19 @@ def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Pa
     return None
 
 
-def _load_models(dirs: dict[str, Path]) -> dict[str, Any]:
+def _load_models(res: StudyResults, dirs: dict[str, Path]) -> dict[str, Any]:
+    """The models that load; an unreadable `model.pt` (truncated, corrupt) is left out with a note."""
     from audiotransfer.training import load_model
 
-    return {key: load_model(folder).eval() for key, folder in dirs.items()}
+    models = {}
+    for key, folder in dirs.items():
+        try:
+            models[key] = load_model(folder).eval()
+        except UserError as exc:
+            note = f"The model of '{key}' ({folder / 'model.pt'}) could not be read and is missing from the measures"
+            if not any(n.startswith(note) for n in res.notes):
+                res.notes.append(f"{note}: {exc.message.splitlines()[0][:300]}")
+    return models
 
 
 def _fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
@@ -158,10 +168,9 @@ def cached(cache_dir: Path, name: str, key: str, compute: Callable[[], pd.DataFr
             return pd.DataFrame(stored["records"], columns=stored["columns"])
     table = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "columns": list(table.columns),
-                               "records": table.to_dict(orient="records")}, default=float))
-    tmp.replace(path)
+    text = json.dumps({"key": key, "columns": list(table.columns), "records": table.to_dict(orient="records")},
+                      default=float)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
     return table
 
 
@@ -220,7 +229,7 @@ def _forward(model: Any, x: np.ndarray, size: int, what: str) -> np.ndarray:
 def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """First-conv weight distance matrix between pre-trained states, and per-block distances (long)."""
     dirs = {s: d for s in states if (d := pretrained_dir(res, s)) is not None}
-    weights = {s: model.state_dict() for s, model in _load_models(dirs).items()}
+    weights = {s: model.state_dict() for s, model in _load_models(res, dirs).items()}
     if len(weights) < 2:
         return pd.DataFrame(), pd.DataFrame(columns=["a", "b", "block", "distance"])
     names = list(weights)
@@ -246,7 +255,9 @@ def representation_similarity(res: StudyResults, states: list[str], task: str, p
                             frames=int(row["frames"]) if pd.notna(row.get("frames")) else None)
         if x is None:
             return pd.DataFrame(columns=["block", "a", "b", "cka"])
-        models = _load_models(dirs)
+        models = _load_models(res, dirs)
+        if len(models) < 2:
+            return pd.DataFrame(columns=["block", "a", "b", "cka"])
         acc = model_cka(models, _batches(x, batch_size), progress=progress,
                         total=int(np.ceil(len(x) / batch_size)))
         return acc.long()
@@ -295,7 +306,9 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
                          "share counts only the classes it knows.")
 
     def compute() -> pd.DataFrame:
-        model = _load_models({"tagger": tagger_dir})["tagger"]
+        model = _load_models(res, {tagger: tagger_dir}).get(tagger)
+        if model is None:
+            return pd.DataFrame(columns=cols)
         task_rows = res.tasks.set_index("task")
         probs, task_emb = {}, {}
         for task in tasks:

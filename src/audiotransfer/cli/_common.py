@@ -19,3 +19,14 @@ def metadata_args(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("AUDIOTRANSFER_METADATA"),
         help="folder with the AudioSet metadata files (default: $AUDIOTRANSFER_METADATA)",
     )
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of --jobs: an integer >= 1 (0 would run nothing and still exit 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1: nothing would run")
+    return value

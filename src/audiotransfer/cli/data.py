@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers
+from audiotransfer.cli._common import Subparsers, at_least_one
 from audiotransfer.errors import UserError
 
 
@@ -70,7 +70,7 @@ def add_data(sub: Subparsers) -> None:
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
     p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                    help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
     p.set_defaults(handler=extract)

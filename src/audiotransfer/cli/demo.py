@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from audiotransfer.cli._common import Subparsers
+from audiotransfer.cli._common import Subparsers, at_least_one
 
 
 def run_demo_cmd(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def add_demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the main job: a complete small study on the synthetic world")
     p.add_argument("--out", help="study folder (default ./audiotransfer-demo or ./audiotransfer-demo-quick)")
     p.add_argument("--quick", action="store_true", help="the three-minute variant (smaller world, fewer epochs)")
-    p.add_argument("--jobs", type=int, default=max(1, min(2, cores)), help="runs in parallel")
+    p.add_argument("--jobs", type=at_least_one, default=max(1, min(2, cores)), help="runs in parallel")
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)

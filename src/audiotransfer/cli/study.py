@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers
+from audiotransfer.cli._common import Subparsers, at_least_one
 from audiotransfer.errors import UserError
 
 
@@ -28,13 +28,14 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def run_study(args: argparse.Namespace) -> int:
     from audiotransfer.study import run
+    from audiotransfer.study.runner import error_summary
 
     outcome = run(args.study, jobs=args.jobs, backend=args.backend, retries=args.retries, mlflow=args.mlflow,
                   progress=not args.no_progress, ray_address=args.ray_address)
     print(f"{outcome.study_dir}: {len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
           f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
     for run_id, error in outcome.failed.items():
-        print(f"  failed {run_id}: {error.strip().splitlines()[-1]}")
+        print(f"  failed {run_id}: {error_summary(error)}")
     return 0 if outcome.ok else 1
 
 
@@ -104,7 +105,7 @@ def add_study(sub: Subparsers) -> None:
 
     p = study_sub.add_parser("run", help="run or resume a study (skips finished runs)")
     p.add_argument("study", help="study YAML")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (local: worker processes)")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="runs in parallel (local: worker processes)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--retries", type=int, default=0, help="extra attempts for a failed run")
     p.add_argument("--mlflow", metavar="URI", help="also log every run to this MLflow tracking URI")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from audiotransfer.cli._common import Subparsers
+from audiotransfer.cli._common import Subparsers, at_least_one
 
 
 def generate(args: argparse.Namespace) -> None:
@@ -38,7 +38,7 @@ def add_synth(sub: Subparsers) -> None:
     p.add_argument("--birds", type=int, default=480, help="bird-activity clips (default 480)")
     p.add_argument("--commands", type=int, default=720, help="command clips (default 720)")
     p.add_argument("--speakers", type=int, default=60, help="command speakers, split 70/15/15 (default 60)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=at_least_one, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=generate)
     p = group.add_parser("preview", help="log-mel PNGs and WAV examples of every class and task class")

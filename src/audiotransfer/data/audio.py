@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+# libsndfile notes a data chunk shorter than its header claims as "data : <claimed> (should be <present>)"
+TRUNCATED = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+
 
 class AudioError(Exception):
-    """An audio file that cannot be used: unreadable, empty, or too short. Extraction records it."""
+    """An audio file that cannot be used: unreadable, empty, truncated, non-finite or too short. Extraction
+    records it."""
 
 
 def audio_info(path: str | Path) -> tuple[int, int]:
@@ -29,6 +34,10 @@ def load_audio(
     try:
         with sf.SoundFile(str(path)) as f:
             native = f.samplerate
+            cut = TRUNCATED.search(f.extra_info)
+            if cut:
+                raise AudioError(f"truncated: the header announces {int(cut.group(1)):,} data bytes, the file "
+                                 f"holds {int(cut.group(2)):,} (an interrupted copy or download?)")
             start = round(offset * native)
             if start:
                 f.seek(min(start, f.frames))
@@ -38,6 +47,9 @@ def load_audio(
         raise AudioError(f"unreadable: {exc}") from None
     if data.shape[0] == 0:
         raise AudioError("empty: no samples")
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise AudioError(f"non-finite: {bad} NaN/inf sample values")
     return resample(data.mean(axis=1, dtype=np.float32), native, sample_rate)
 
 

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
+from audiotransfer.files import disk_full_is_user_error, write_atomic
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
@@ -45,6 +45,10 @@ SHARD_BYTES = 1 << 30
 COPY_ELEMENTS = 16384  # below torch's parallel grain size (32768): copies stay on the calling thread
 INDEX_SCHEMA = pa.schema([("clip_id", pa.string()), ("shard", pa.int32()), ("offset", pa.int64()),
                           ("frames", pa.int64())])
+
+
+def _file_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def _read_index(root: Path) -> pd.DataFrame:
@@ -76,6 +80,23 @@ class FeatureStore:
         self._offset = index["offset"].to_numpy(np.int64)
         self._frames = index["frames"].to_numpy(np.int64)
         self._maps: dict[int, torch.Tensor] = {}
+        self._check_shards()
+
+    def _check_shards(self) -> None:
+        """A shard shorter than the index says (truncated, lost) is an error here, never zeros read later."""
+        if not self.num_clips:
+            return
+        ends = pd.Series((self._offset + self._frames) * self.dtype.itemsize * self.recipe.n_mels).groupby(
+            self._shard).max()
+        for shard, need in ends.items():
+            path = self.root / "shards" / f"{int(shard):05d}.bin"
+            if _file_size(path) < need:
+                raise UserError(
+                    f"{path}: shard holds {_file_size(path):,} bytes but the store's index needs {int(need):,} "
+                    "(the file was truncated or replaced)",
+                    fix="rerun `audiotransfer features extract` (or `study run`): clips the shard lost are "
+                        "dropped from the index and extracted again",
+                )
 
     @property
     def num_clips(self) -> int:
@@ -203,14 +224,33 @@ class StoreWriter:
         return self.root / "shards" / f"{shard:05d}.bin"
 
     def _recover(self) -> None:
-        """Cut every shard back to its committed extent (drops what a killed run left uncommitted)."""
+        """Cut every shard back to its committed extent (drops what a killed run left uncommitted); clips
+        whose bytes a shard no longer holds (a truncated or lost file) leave the index, to be extracted again."""
+        ends = (self.index["offset"] + self.index["frames"]) * self.frame_bytes
+        shards = self.index["shard"].unique()
+        sizes = self.index["shard"].map({s: _file_size(self._shard_path(int(s))) for s in shards})
+        lost = (ends > sizes).to_numpy()
+        if lost.any():
+            damaged = sorted({self._shard_path(int(s)).name for s in self.index["shard"][lost]})
+            print(f"features: shard(s) {', '.join(damaged)} in {self.root / 'shards'} are shorter than the index "
+                  f"says; {int(lost.sum())} clips dropped from the store, to be extracted again", file=sys.stderr)
+            self.index = self.index[~lost].reset_index(drop=True)
+            self.done = set(self.index["clip_id"])
+            self._write_index()
         extent = (self.index["offset"] + self.index["frames"]).groupby(self.index["shard"]).max()
         for path in sorted((self.root / "shards").glob("*.bin")):
             committed = int(extent.get(int(path.stem), 0)) * self.frame_bytes
-            if path.stat().st_size != committed:
+            if path.stat().st_size > committed:
                 os.truncate(path, committed)
         self.shard = int(extent.index.max()) if len(extent) else 0
         self.offset = int(extent.get(self.shard, 0))
+
+    def _write_index(self) -> None:
+        """Merge the index into index.parquet (atomically) and drop the committed parts."""
+        table = pa.Table.from_pandas(self.index, schema=INDEX_SCHEMA, preserve_index=False)
+        write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
+        for part in (self.root / "index").glob("*.parquet"):
+            part.unlink()
 
     def add(self, clip_id: str, features: np.ndarray) -> None:
         """Append one clip's (frames, n_mels) features; durable after the next `commit()`."""
@@ -250,10 +290,7 @@ class StoreWriter:
         """Commit, merge the index parts into index.parquet, update the sidecar; return the store."""
         self.commit()
         self._file.close()
-        table = pa.Table.from_pandas(self.index, schema=INDEX_SCHEMA, preserve_index=False)
-        write_atomic(self.root / "index.parquet", lambda p: pq.write_table(table, p))
-        for part in (self.root / "index").glob("*.parquet"):
-            part.unlink()
+        self._write_index()
         self._write_sidecar(num_clips=len(self.index), num_frames=int(self.index["frames"].sum()))
         self._lock.close()
         return FeatureStore(self.root)
@@ -380,6 +417,8 @@ def extract_features(
     recipe = recipe or FeatureRecipe()
     if on_error not in ("skip", "stop"):
         raise UserError(f"on_error is {on_error!r}", fix="use 'skip' or 'stop'")
+    if jobs < 1:
+        raise UserError(f"jobs is {jobs}: nothing would be extracted", fix="use jobs >= 1")
     if "path" not in manifest.clips or "root" not in manifest.meta:
         raise UserError(f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
                         fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)")
@@ -390,6 +429,18 @@ def extract_features(
     tasks = list(_tasks(manifest, todo))
     _check_space(writer, store_dir, tasks, recipe, len(clip_ids))
     errors_path = store_dir / "errors.csv"
+    with disk_full_is_user_error(store_dir):
+        store, failures = _extract(writer, tasks, clip_ids, errors_path, jobs, on_error, progress, commit_every)
+    if failures:
+        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
+    return store
+
+
+def _extract(writer: StoreWriter, tasks: list[tuple[int, str, float, float]], clip_ids: np.ndarray,
+             errors_path: Path, jobs: int, on_error: str, progress: bool,
+             commit_every: int) -> tuple[FeatureStore, int]:
+    """The extraction loop: features into the writer, failures into errors.csv; (store, failures)."""
+    recipe = writer.recipe
     failures, last_commit = 0, time.monotonic()
     with open(errors_path, "w", newline="") as handle, _results(tasks, recipe, jobs) as results:
         report = csv.writer(handle)
@@ -413,9 +464,7 @@ def extract_features(
                                         "finished clips are kept")
         finally:
             store = writer.close()
-    if failures:
-        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
-    return store
+    return store, failures
 
 
 @contextmanager

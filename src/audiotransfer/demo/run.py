@@ -17,6 +17,7 @@ import yaml
 
 from audiotransfer.demo.ground_truth import Check, check_ground_truth
 from audiotransfer.errors import UserError
+from audiotransfer.files import load_yaml
 from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.runner import Outcome, run
 from audiotransfer.study.spec import deep_merge
@@ -44,7 +45,7 @@ def demo_config(quick: bool = False, spec: str | Path | None = None) -> dict[str
             f"{path}: demo study file not found",
             fix="reinstall audiotransfer (the package ships demo.yaml) or pass --spec",
         )
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path.read_text()) or {}
     missing = {"world", "study"} - set(raw)
     if missing:
         raise UserError(f"{path}: fields {sorted(missing)} missing", fix="see examples/studies/demo.yaml")

@@ -41,7 +41,7 @@ def _read(path_or_state: str | Path | Mapping[str, Any]) -> tuple[Mapping[str, A
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})",
             fix="pass a state dict saved with torch.save (PANNs .pth, autrainer model.pt, or run model.pt)",
         ) from None
     if not isinstance(obj, Mapping):

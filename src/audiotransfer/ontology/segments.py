@@ -107,6 +107,7 @@ def _read_one(path: Path, lookup: pa.Array) -> tuple[pa.StringArray, np.ndarray,
         "skipinitialspace": True,
         "quotechar": '"',
         "engine": "c",
+        "encoding": "utf-8-sig",  # a byte-order mark (Excel, Notepad) is not part of the first line
     }
     try:
         # Declaring str dtypes costs seconds on 2M rows; re-read only the rare file whose ids look numeric.
@@ -164,7 +165,7 @@ def _label_matrix(text: pa.StringArray, lookup: pa.Array, path: Path) -> sparse.
 
 def _count_header_lines(path: Path) -> int:
     count = 0
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for line in handle:
             if not line.startswith("#"):
                 break
@@ -175,7 +176,7 @@ def _count_header_lines(path: Path) -> int:
 def _line_of_row(path: Path, row: int) -> int:
     """1-based file line of data row `row` (after the `#` header, blank lines skipped): error path only."""
     seen = -1
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip() and not line.startswith("#"):
                 seen += 1
@@ -234,7 +235,7 @@ def _present_ids(present: str | Path | Iterable[str], known: pd.Series) -> set[s
             stems = pd.Series([p.stem for p in path.rglob("*") if p.is_file()], dtype=str)
             return _match_stems(stems, known)
         if path.is_file():
-            return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+            return {line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()}
         raise UserError(f"{path}: availability source not found", fix="pass an audio folder or a file of YTIDs")
     return {str(i) for i in present}
 

@@ -9,7 +9,8 @@ A spec's fields compose in this fixed order (each step works on the result of th
 3. `num_classes: k`: k of the labels that have at least one clip, by `class_selection` (`random`:
    seeded, nested in k for one seed; `most_frequent` / `least_frequent`: by clip count, ties in label order);
 4. clips: those carrying at least one label of the set, with targets restricted to it;
-5. `fraction: f`: clips whose stable key (hash of seed and YTID) is below f: nested across fractions;
+5. `fraction: f`: the round(f x n) of the n clips with the lowest stable key (hash of seed and YTID): an
+   exact size, nested across fractions;
 6. budgets: each label ranks its clips by key; a clip's priority is its best rank over its labels.
    `max_samples_per_class: m` keeps clips of priority < m (the first m clips of every class; a clip kept
    for one class also counts for its other labels), then `num_samples: n` keeps the n clips of lowest
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import sparse
 
 from audiotransfer.errors import UserError, did_you_mean, unknown_name
+from audiotransfer.files import load_yaml
 from audiotransfer.manifest import Manifest
 from audiotransfer.ontology.ontology import Ontology
 from audiotransfer.ontology.segments import SegmentList, stable_keys
@@ -67,11 +69,12 @@ def load_subset_file(path: str | Path) -> dict[str, SubsetSpec]:
     if not path.is_file():
         raise UserError(f"{path}: subset spec file not found", fix="check the path of the YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}", fix="fix the YAML syntax") from None
+        problem = f": {exc.problem}" if getattr(exc, "problem", None) else ""
+        raise UserError(f"{path}: not valid YAML{where}{problem}", fix="fix the YAML syntax") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("subsets"), dict) or not raw["subsets"]:
         raise UserError(
             f"{path}: field 'subsets' is missing or empty",
@@ -129,7 +132,7 @@ def build_subset(
     mapping, labels, train = mapping[:, columns], [labels[c] for c in columns], train[:, columns]
     rows = np.flatnonzero(np.diff(train.indptr) > 0)
     if spec.fraction is not None:
-        rows = rows[segments.keys(spec.seed)[rows] < spec.fraction]
+        rows = _fraction(rows, segments.keys(spec.seed)[rows], spec.fraction)
     if spec.num_samples is not None or spec.max_samples_per_class is not None:
         rows = _apply_budgets(spec, train[rows], segments.keys(spec.seed)[rows], rows)
     if len(rows) == 0:
@@ -282,6 +285,12 @@ def _check_disjoint(name: str, train: pd.Series, test: pd.Series) -> None:
             f"subset {name!r}: YTID {dup!r} is in both the training and the evaluation lists",
             fix="pass evaluation segments that do not overlap the training lists",
         )
+
+
+def _fraction(rows: np.ndarray, keys: np.ndarray, fraction: float) -> np.ndarray:
+    """The round(fraction x len(rows)) rows of lowest key (ties by row), in row order: exact and nested."""
+    order = np.lexsort((rows, keys))
+    return np.sort(rows[order[: round(fraction * len(rows))]])
 
 
 def _set_fields(spec: SubsetSpec) -> str:

@@ -183,11 +183,16 @@ def _add(plan: Plan, run: Run) -> None:
 
 def check_resumable(plan: Plan, finished: dict[str, str]) -> None:
     """A finished run whose config differs from the plan's means the study changed under its results."""
-    for run_id, config in finished.items():
-        run = plan.runs.get(run_id)
-        if run is not None and json.loads(config) != json.loads(json.dumps(run.config, default=str)):
-            raise UserError(
-                f"{plan.study.path}: run {run_id!r} finished with another configuration than the study now gives "
-                "(recipe, data or initial checkpoint changed)",
-                fix=f"give the changed study a new `out`, or delete {run.out_dir} to redo that run",
-            )
+    changed = [
+        plan.runs[run_id] for run_id, config in finished.items()
+        if run_id in plan.runs and json.loads(config) != json.loads(json.dumps(plan.runs[run_id].config, default=str))
+    ]
+    if changed:
+        folders = [str(r.out_dir) for r in changed]
+        raise UserError(
+            f"{plan.study.path}: {len(changed)} finished run(s) ({', '.join(r.run_id for r in changed[:3])}"
+            f"{', ...' if len(changed) > 3 else ''}) used another configuration than the study now gives "
+            "(recipe, data or initial checkpoint changed); nothing was changed",
+            fix="give the changed study a new `out`, or delete these run folders to redo them: "
+            + " ".join(folders[:6]) + (f" (and {len(folders) - 6} more)" if len(folders) > 6 else ""),
+        )

@@ -8,6 +8,8 @@ recipe or corpus is refused before any run starts.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,11 @@ class DataIndex:
     tasks: dict[str, Dataset]
 
 
-def prepare_manifests(study: Study) -> DataIndex:
-    """Build (or rebuild, unchanged ones are not rewritten) every manifest of the study."""
-    states: dict[str, Dataset] = {}
+def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = None) -> DataIndex:
+    """Build every manifest of the study, let `check` refuse the result, and only then save them (unchanged
+    ones are not rewritten): a refused change leaves `manifests/` as it was."""
+    built: list[tuple[Manifest, Path, Path]] = []
+    folder = StudyDir(study.out)
     if study.subset_states:
         pool = corpus_manifest(study)
         present = set(pool.clips["clip_id"])
@@ -67,9 +71,8 @@ def prepare_manifests(study: Study) -> DataIndex:
                 corpus=study.spec.pretraining.corpus,
                 clip_seconds=pool.meta.get("clip_seconds"),
             )
-            folder = StudyDir(study.out)
-            states[name] = _save(manifest, folder.manifests("states"), folder.store(PRETRAIN_STORE))
-    tasks: dict[str, Dataset] = {}
+            built.append((manifest, folder.manifests("states"), folder.store(PRETRAIN_STORE)))
+    n_states = len(built)
     for name, task in study.spec.downstream.items():
         from audiotransfer.data.corpora import load_corpus
 
@@ -78,8 +81,33 @@ def prepare_manifests(study: Study) -> DataIndex:
         except UserError as exc:
             raise UserError(f"{study.path}: field 'downstream.{name}': {exc.message}", fix=exc.fix) from None
         manifest.name = name
-        tasks[name] = _save(manifest, StudyDir(study.out).manifests("tasks"), StudyDir(study.out).store(name))
-    return DataIndex(states, tasks)
+        check_task(study, name, manifest)
+        built.append((manifest, folder.manifests("tasks"), folder.store(name)))
+    datasets = [_describe(*b) for b in built]
+    data = DataIndex({d.name: d for d in datasets[:n_states]}, {d.name: d for d in datasets[n_states:]})
+    if check is not None:
+        check(data)
+    for manifest, directory, _ in built:
+        _save(manifest, directory)
+    return data
+
+
+def check_task(study: Study, name: str, manifest: Manifest) -> None:
+    """A task needs training and test clips; classes without training clips are trained and scored blind."""
+    sizes = manifest.split_sizes()
+    for split in ("train", "test"):
+        if not sizes.get(split):
+            raise UserError(
+                f"{study.path}: field 'downstream.{name}': the task has no {split!r} clips "
+                f"(splits: {sizes or 'none'})",
+                fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
+                if split == "test" else "check the corpus root and its split column",
+            )
+    train = manifest.split("train").clips_per_class()
+    empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
+    if empty:
+        print(f"warning: {study.path}: task {name!r}: {len(empty)} of {manifest.num_classes} classes have no "
+              f"training clips ({', '.join(empty[:5])}); the model cannot learn them", file=sys.stderr)
 
 
 def corpus_manifest(study: Study) -> Manifest:
@@ -143,16 +171,19 @@ def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: boo
 
 
 def check_store(study: Study, store_dir: Path, corpus: str) -> None:
-    """Refuse a store extracted with another feature recipe or from another corpus."""
-    from audiotransfer.data.store import FeatureStore
+    """Refuse a store extracted with another feature recipe or from another corpus (from its sidecar only:
+    a damaged shard is for the extraction to repair, not a reason to refuse)."""
+    import json
 
-    if not (store_dir / "store.json").exists():
+    sidecar = store_dir / "store.json"
+    if not sidecar.exists():
         return
-    store = FeatureStore(store_dir)
-    if store.recipe.hash != study.features.hash or (store.corpus and store.corpus != corpus):
+    info = json.loads(sidecar.read_text())
+    recipe_hash, store_corpus = info.get("recipe_hash"), info.get("corpus", "")
+    if recipe_hash != study.features.hash or (store_corpus and store_corpus != corpus):
         raise UserError(
-            f"{study.path}: feature store {store_dir} holds {store.corpus!r} features of recipe "
-            f"{store.recipe.hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
+            f"{study.path}: feature store {store_dir} holds {store_corpus!r} features of recipe "
+            f"{recipe_hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
             "(field 'features')",
             fix="give the study a new `out` directory, or delete that store to extract it again",
         )
@@ -171,11 +202,15 @@ def _check_complete(study: Study, dataset: Dataset) -> None:
         ) from None
 
 
-def _save(manifest: Manifest, directory: Path, store: Path) -> Dataset:
-    """Save the manifest unless an identical one is already there; describe it."""
+def _save(manifest: Manifest, directory: Path) -> None:
+    """Save the manifest unless an identical one is already there."""
     sidecar = directory / f"{manifest.name}.json"
     if not sidecar.exists() or _saved_hash(sidecar) != manifest.hash:
         manifest.save(directory)
+
+
+def _describe(manifest: Manifest, directory: Path, store: Path) -> Dataset:
+    """The dataset a manifest becomes once saved under `directory`."""
     split = manifest.clips["split"]
     return Dataset(
         name=manifest.name,

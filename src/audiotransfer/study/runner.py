@@ -22,6 +22,7 @@ import yaml
 from tqdm import tqdm
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 from audiotransfer.study.backends import Backend, RunFn, make_backend
 from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
@@ -78,8 +79,14 @@ def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 def prepare(
     study: Study, store: ResultStore, jobs: int = 1, features: bool = True, progress: bool = True
 ) -> tuple[DataIndex, Plan]:
-    """Manifests (and features), recorded in the store; the plan, checked against finished runs."""
-    data = prepare_manifests(study)
+    """The plan, checked against finished runs before anything is written; then manifests (and features),
+    recorded in the store. A finished run whose folder was deleted is redone."""
+    finished = store.runs().query("status == 'done'")
+    gone = [r for r in finished["run_id"] if not StudyDir(study.out).run_dir(r).is_dir()]
+    kept = finished[~finished["run_id"].isin(gone)]
+    configs = dict(zip(kept["run_id"], kept["config"], strict=True))
+    data = prepare_manifests(study, check=lambda d: check_resumable(make_plan(study, d), configs))
+    store.reopen(gone)
     if features:
         prepare_features(study, data, jobs=jobs, progress=progress)
     for name, d in data.states.items():
@@ -110,10 +117,7 @@ def prepare(
             store_path=str(d.store),
             frames=frames,
         )
-    plan = make_plan(study, data)
-    finished = store.runs().query("status == 'done'")
-    check_resumable(plan, dict(zip(finished["run_id"], finished["config"], strict=True)))
-    return data, plan
+    return data, make_plan(study, data)
 
 
 def run(
@@ -128,10 +132,13 @@ def run(
     ray_address: str | None = None,
 ) -> Outcome:
     """Run (or resume) the study in `path`; see the module docstring."""
+    if jobs < 1:
+        raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")
     study, store = open_study(path, overrides)
     with _lock(StudyDir(study.out)):
-        _write_resolved(study)
+        target = _resolved_target(study)
         _, plan = prepare(study, store, jobs=jobs, progress=progress)
+        _write_resolved(study, target)
         from audiotransfer import __version__
 
         store.register([r.record(__version__) for r in plan])
@@ -239,7 +246,7 @@ def _fail(
     store.mark_blocked(blocked, f"needs {run_id}, which failed")
     outcome.blocked += blocked
     bar.update(1 + len(blocked))
-    tqdm.write(f"failed: {run_id}: {error.splitlines()[-1]}", file=sys.stderr)
+    tqdm.write(f"failed: {run_id}: {error_summary(error)}", file=sys.stderr)
     return pending
 
 
@@ -258,6 +265,15 @@ def _done(
             tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
 
 
+def error_summary(error: str) -> str:
+    """One line for a recorded error: a user error's message with its fix, else a traceback's last line."""
+    message, sep, fix = error.strip().rpartition("\n  fix: ")
+    if sep:
+        return " ".join(message.split()) + f" (fix: {' '.join(fix.split())})"
+    lines = error.strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
 def _describe(exc: BaseException) -> str:
     """The error text recorded for a failed run: a user error's message, else the traceback's tail."""
     if isinstance(exc, UserError):
@@ -266,12 +282,42 @@ def _describe(exc: BaseException) -> str:
     return text[-4000:]
 
 
-def _write_resolved(study: Study) -> None:
-    """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read)."""
+RESOLVED_HEADER = "# written by audiotransfer `study run`: the validated study with absolute paths\n"
+
+
+def _resolved_target(study: Study) -> Path | None:
+    """Where `study run` writes the resolved spec (`STUDY/study.yaml`); None when that is the spec itself.
+    A file there that the study did not write (e.g. the user's own spec, with `out: .`) is refused, never
+    overwritten."""
     target = StudyDir(study.out).spec
     if target.resolve() == study.path:
-        return
-    target.write_text(yaml.safe_dump(study.resolved(), sort_keys=False))
+        return None
+    if target.exists() and not _written_by_study(target, study):
+        raise UserError(
+            f"{target}: a file the study did not write is in the way of its resolved spec (field 'out' is "
+            f"{study.out})",
+            fix="give the study its own `out` folder, or move that file away",
+        )
+    return target
+
+
+def _write_resolved(study: Study, target: Path | None) -> None:
+    """`STUDY/study.yaml`: the validated spec with absolute paths (what the analysis and a person read)."""
+    if target is not None:
+        text = RESOLVED_HEADER + yaml.safe_dump(study.resolved(), sort_keys=False)
+        write_atomic(target, lambda p: p.write_text(text))
+
+
+def _written_by_study(target: Path, study: Study) -> bool:
+    """The file carries our header, or (older studies) is a resolved spec of this very folder."""
+    text = target.read_text(errors="replace")
+    if text.startswith(RESOLVED_HEADER):
+        return True
+    try:
+        old = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(old, dict) and str(old.get("out")) == str(study.out)
 
 
 @contextmanager

@@ -16,12 +16,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audiotransfer.errors import UserError, did_you_mean, unknown_name
+from audiotransfer.files import load_yaml
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as suffix ".3"
 PROTOCOL = re.compile(r"^(finetune|linear|freeze:[1-9][0-9]*)$")
@@ -90,7 +91,7 @@ class StudySpec(_Strict):
     pretraining: Pretraining = Pretraining()
     downstream: dict[str, Task]
     protocols: list[str] = ["finetune"]
-    seeds: list[int] = [1, 2, 3]
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = [1, 2, 3]
     recipes: Recipes = Recipes()
     include_scratch: bool = True
     keep_checkpoints: bool = False  # a finished run's checkpoint.pt (resume state) is deleted unless true
@@ -159,7 +160,7 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     if not path.is_file():
         raise UserError(f"{path}: study file not found", fix="pass the path of a study YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc})", fix="fix the YAML syntax") from None
     if not isinstance(raw, dict):
@@ -256,6 +257,11 @@ def _check_names(path: Path, spec: StudySpec) -> None:
             )
     if not spec.downstream:
         raise UserError(f"{path}: field 'downstream' is empty", fix="name at least one downstream task")
+    if not spec.pretraining.states and not spec.include_scratch:
+        raise UserError(
+            f"{path}: field 'pretraining.states' is empty and include_scratch is false: the study has nothing to run",
+            fix="name at least one pre-training state, or set include_scratch: true",
+        )
     if not spec.seeds or not spec.protocols:
         raise UserError(f"{path}: fields 'seeds' and 'protocols' need at least one value each")
 

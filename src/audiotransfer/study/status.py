@@ -41,11 +41,13 @@ def open_store(study: str | Path) -> ResultStore:
 
 
 def status_table(study: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run counts by kind and status, and the failed or blocked runs with the first line of their error."""
+    """Run counts by kind and status, and the failed or blocked runs with their error line (and its fix)."""
     runs = open_store(study).runs()
     counts = runs.groupby(["kind", "status"]).size().unstack(fill_value=0) if len(runs) else pd.DataFrame()
     bad = runs[runs["status"].isin(["failed", "blocked"])][["run_id", "status", "attempts", "error"]].copy()
-    bad["error"] = bad["error"].fillna("").map(lambda e: e.strip().splitlines()[-1] if e.strip() else "")
+    from audiotransfer.study.runner import error_summary
+
+    bad["error"] = bad["error"].fillna("").map(error_summary)
     return counts, bad
 
 

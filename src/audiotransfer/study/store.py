@@ -178,6 +178,14 @@ class ResultStore:
         with self.transaction() as db:
             db.execute("UPDATE runs SET status='pending' WHERE status='running'")
 
+    def reopen(self, run_ids: Sequence[str]) -> None:
+        """Finished runs to be done again (their folders were deleted): back to 'pending', results dropped."""
+        with self.transaction() as db:
+            for run_id in run_ids:
+                db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+                db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+                db.execute("UPDATE runs SET status='pending', error=NULL WHERE run_id=?", (run_id,))
+
     def put_state(self, state: str, **fields: Any) -> None:
         self._upsert("states", "state", state, fields)
 

@@ -1,7 +1,8 @@
 """Run files: atomic saves, RNG state capture, the best-weights `model.pt` and `load_model`.
 
 `checkpoint.pt` (written by the engine) holds model, optimizer, scheduler, loader position, every RNG
-state and the epoch history, so a killed run restarts exactly where it stopped. `model.pt` holds the best
+state and the epoch history, so a killed run restarts exactly where it stopped; it holds only tensors and
+plain containers and is read with `weights_only=True`, so a crafted file cannot run code. `model.pt` holds the best
 weights with the model config and the label set, everything needed to rebuild the model elsewhere.
 """
 
@@ -34,10 +35,14 @@ def atomic_write_text(text: str, path: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) generator states."""
+    """Python, NumPy and torch (CPU and CUDA) generator states, as tensors and plain numbers (a form
+    `torch.load(weights_only=True)` reads back)."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -46,8 +51,10 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -60,13 +67,14 @@ def seed_everything(seed: int) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A resume checkpoint (trusted: written by this package, holds RNG tuples and NumPy arrays)."""
+    """A resume checkpoint, read with `weights_only=True`: tensors and plain containers only, so a crafted
+    file (a study folder from elsewhere) is refused instead of running code."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(
-            f"{path}: unreadable resume checkpoint ({type(exc).__name__})",
-            fix="delete it to restart the run from the beginning",
+            f"{path}: unreadable or unsafe resume checkpoint ({type(exc).__name__}: {exc})",
+            fix="delete it to restart the run from the beginning (only checkpoints this package wrote load)",
         ) from None
 
 

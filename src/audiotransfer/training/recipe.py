@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_PATTERN = re.compile(r"finetune|linear|scratch|freeze:(\d+)")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_SEED = 2**63 - 1  # torch.manual_seed and SQLite INTEGER both take 0..2^63-1
 SELECT_METRICS = ("mAP", "auc", "d_prime", "micro_f1", "macro_f1", "accuracy", "uar")
 
 
@@ -45,8 +47,8 @@ class TrainRecipe(BaseModel):
     class_weights: bool = Field(True, description="single-label: balanced class weights in the loss")
     mixup: float = Field(0.0, ge=0, description="mixup Beta(alpha, alpha); 0 disables (multi-label only)")
     balanced: bool = Field(False, description="class-balanced sampling of training clips, as in PANNs")
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    device: str = Field("cpu", description="auto, cpu, cuda, cuda:N or mps")
     select_metric: str | None = Field(None, description="dev metric for the best epoch; None: by task type")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
 
@@ -56,6 +58,22 @@ class TrainRecipe(BaseModel):
         match = PROTOCOL_PATTERN.fullmatch(value)
         if not match or (match.group(1) is not None and int(match.group(1)) < 1):
             raise ValueError(f"protocol {value!r} is not one of finetune, linear, scratch, freeze:K (K >= 1)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        from audiotransfer.models.registry import ARCHITECTURES
+
+        if value not in ARCHITECTURES:
+            raise ValueError(f"model {value!r} is not one of {', '.join(ARCHITECTURES)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(value):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
         return value
 
     @field_validator("select_metric")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,36 @@ def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         raise UserError(f"corpus {name!r} has no option(s) {unknown}",
                         fix=f"its options are: {', '.join(list(params)[1:]) or 'none'}")
-    return func(root.resolve(), **options)
+    return func(root.resolve(), **_typed_options(name, func, options))
+
+
+def _typed_options(name: str, func: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Options checked (and converted) against the loader's type hints: `dev_fraction=abc` is a UserError
+    naming the option, not a TypeError deep inside the loader."""
+    from pydantic import TypeAdapter, ValidationError
+
+    hints = typing.get_type_hints(func)
+    typed = {}
+    for key, value in options.items():
+        if key not in hints:
+            typed[key] = value
+            continue
+        adapter = TypeAdapter(hints[key])
+        try:
+            try:
+                typed[key] = adapter.validate_python(value)
+            except ValidationError:
+                if not isinstance(value, int | float):
+                    raise
+                typed[key] = adapter.validate_python(str(value))  # YAML read `-o variant=12` as a number
+        except ValidationError as exc:
+            raise UserError(f"corpus {name!r}: option {key}={value!r}: {exc.errors()[0]['msg']}",
+                            fix=f"give {key} a value of type {_type_name(hints[key])}") from None
+    return typed
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **options: Any) -> dict[str, Any]:

@@ -37,6 +37,14 @@ def read_table(path: Path, columns: Sequence[str], layout: str, **read_options: 
     return table
 
 
+def clip_ids(paths: pd.Series) -> pd.Series:
+    """Clip ids from relative paths: the path without its suffix (`dog/x.wav` -> `dog/x`), or with it where
+    two files differ only by suffix (`x.wav`, `x.flac`), so no two files ever share an id (and features)."""
+    stems = paths.str.replace(r"\.[^./]*$", "", regex=True)
+    clash = stems.duplicated(keep=False)
+    return stems.where(~clash, paths)
+
+
 def check_values(values: pd.Series, allowed: Sequence[str], path: Path, field: str) -> None:
     """UserError naming the file, field and first bad values when `values` leave `allowed`."""
     bad = sorted(set(values) - set(allowed))

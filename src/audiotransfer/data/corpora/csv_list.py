@@ -1,7 +1,16 @@
-"""Any CSV of `path,label[,split]`: paths relative to the CSV's folder; seeded stratified splits if none."""
+"""Any CSV of `path,label[,split]`: absolute paths or paths relative to the CSV's folder; seeded stratified
+splits if none.
+
+A relative path is read from the CSV's folder, as a shell in that folder would: `../x.wav` is the file beside
+that folder (allowed; the CSV must then move with the audio). A clip's id is its path relative to the CSV's
+folder without the suffix (`a/x.wav` -> `a/x`, `../b/x.wav` -> `../b/x`; for an absolute path the same
+relative form), so ids stay stable when the whole tree moves, and no two files share one.
+"""
 
 from __future__ import annotations
 
+import os
+import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +18,7 @@ import pandas as pd
 
 from audiotransfer.data.corpora._common import (
     check_values,
+    clip_ids,
     read_table,
     require,
     single_label_manifest,
@@ -18,12 +28,13 @@ from audiotransfer.data.corpora.folder import median_seconds
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import SPLITS, Manifest
 
-LAYOUT = "a CSV with header path,label[,split] (split in train/dev/test), paths relative to the CSV's folder"
+LAYOUT = ("a CSV with header path,label[,split] (split in train/dev/test); paths absolute or relative to the "
+          "CSV's folder")
 
 
 def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = None, dev_fraction: float = 0.1,
          test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None) -> Manifest:
-    """`root` is the CSV itself or the folder holding `file`; audio paths are relative to its folder.
+    """`root` is the CSV itself or the folder holding `file`; audio paths are absolute or relative to its folder.
 
     `labels`, when given, is the closed label set (in order): other values in the CSV are an error.
     """
@@ -36,13 +47,11 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
     if len(empty):
         raise UserError(f"{path}: empty 'path' or 'label' on line {int(empty[0]) + 2}",
                         fix="give every row a path and a label")
-    if table["path"].duplicated().any():
-        dup = table["path"][table["path"].duplicated()].iloc[0]
-        raise UserError(f"{path}: field 'path' lists {dup!r} twice", fix="list each file once")
-    absolute = table["path"].map(lambda p: Path(p).is_absolute())
-    if absolute.any():
-        raise UserError(f"{path}: field 'path' holds absolute paths (e.g. {table['path'][absolute].iloc[0]})",
-                        fix=f"write paths relative to {base}")
+    table["path"], keys = _normalise(table["path"], base)
+    if keys.duplicated().any():
+        dup = table["path"][keys.duplicated(keep=False)].tolist()
+        raise UserError(f"{path}: field 'path' lists one file twice ({dup[0]!r} and {dup[1]!r})",
+                        fix="list each file once")
     if labels is not None:
         check_values(table["label"], labels, path, "label")
     if "split" in table:
@@ -50,8 +59,17 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
         split = table["split"]
     else:
         split = stratified_splits(table["label"], dev_fraction, test_fraction, seed)
-    clips = pd.DataFrame({"clip_id": table["path"].str.rsplit(".", n=1).str[0], "split": split,
+    clips = pd.DataFrame({"clip_id": clip_ids(keys), "split": split,
                           "path": table["path"], "label": table["label"]})
     seconds = clip_seconds if clip_seconds is not None else median_seconds(base, clips["path"])
     return single_label_manifest("csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds,
                                  source=[str(path)], seed=seed)
+
+
+def _normalise(paths: pd.Series, base: Path) -> tuple[pd.Series, pd.Series]:
+    """(paths to read, absolute or relative to `base`, normalised; their relative form to `base`, the key
+    that identifies a file: `a/x.wav`, `./a/x.wav` and `BASE/a/x.wav` are one file)."""
+    stripped = paths.str.strip()
+    read = stripped.map(lambda p: posixpath.normpath(Path(p).expanduser().as_posix()))
+    keys = read.map(lambda p: Path(os.path.relpath(p, base)).as_posix() if posixpath.isabs(p) else p)
+    return read, keys

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 
 from audiotransfer.data.audio import AudioError, audio_info
-from audiotransfer.data.corpora._common import AUDIO_SUFFIXES, single_label_manifest, stratified_splits
+from audiotransfer.data.corpora._common import (
+    AUDIO_SUFFIXES,
+    clip_ids,
+    single_label_manifest,
+    stratified_splits,
+)
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
@@ -35,7 +40,7 @@ def load(root: Path, dev_fraction: float = 0.1, test_fraction: float = 0.2, seed
     if not files:
         raise UserError(f"{root}: no audio files in class sub-folders", fix=f"expected layout: {LAYOUT}")
     rel = pd.Series([p.relative_to(root).as_posix() for p in files])
-    clips = pd.DataFrame({"clip_id": rel.str.rsplit(".", n=1).str[0], "path": rel,
+    clips = pd.DataFrame({"clip_id": clip_ids(rel), "path": rel,
                           "label": rel.str.split("/").str[0]})
     clips["split"] = stratified_splits(clips["label"], dev_fraction, test_fraction, seed)
     seconds = clip_seconds if clip_seconds is not None else median_seconds(root, clips["path"])
