@@ -124,3 +124,43 @@ def test_ontology_subsets_apply_to_fsd50k(tmp_path: Path) -> None:
 
 def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new))
+
+
+def fsd50k_study(folder: Path, root: Path, **extra: object) -> Path:
+    """A study pre-training on FSD50K ontology subsets and fine-tuning on FSD50K itself (tiny models)."""
+    import yaml
+
+    spec = {
+        "name": "fsd", "out": "out", "features": "demo",
+        "pretraining": {
+            "corpus": "fsd50k", "root": str(root), "options": {"clip_seconds": 1.0},
+            "metadata": {"ontology": str(root / "ontology.json")},
+            "states": {"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5, "seed": 3},
+                       "budget": {"max_samples_per_class": 3}},
+        },
+        "downstream": {"tags": {"corpus": "fsd50k", "root": str(root)}},
+        "seeds": [1],
+        "recipes": {"pretrain": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8},
+                    "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8}},
+        **extra,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder / "study.yaml"
+
+
+def test_fsd50k_is_a_study_pretraining_corpus(tmp_path: Path) -> None:
+    from audiotransfer.manifest import Manifest
+    from audiotransfer.study.prepare import prepare_manifests
+    from audiotransfer.study.spec import load_study
+
+    root = fsd50k_tree(tmp_path / "FSD50K")
+    data = prepare_manifests(load_study(fsd50k_study(tmp_path / "study", root)))
+    animal = Manifest.load(data.states["animal"].manifest)
+    assert animal.split_sizes() == {"train": 13, "test": 5} and animal.meta["corpus"] == "fsd50k"
+    assert set(animal.label_names) == {"Bark", "Dog", "Domestic animals, pets", "Animal", "Meow", "Cat"}
+    assert animal.meta["clip_seconds"] == 1.0
+    assert 0 < data.states["half"].num_train < 30
+    budget = Manifest.load(data.states["budget"].manifest)
+    assert budget.clips_per_class()[: budget.num_classes].min() >= 1 and budget.num_clips < 40
+    assert data.tasks["tags"].num_classes == 15 and data.tasks["tags"].task_type == "multilabel"

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from audiotransfer.errors import UserError
 
@@ -322,11 +323,20 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
         from audiotransfer.study import plan
 
         table = plan(args.study)
-        show(table[["run_id", "depends_on", "clips", "epochs", "clip_epochs", "status"]], args.format)
+        table, source = _plan_hours(table, args.clips_per_second)
+        columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs"] + (["hours"] if source else [])
+        show(table[[*columns, "status"]].round({"hours": 2}), args.format)
         done = int((table["status"] == "done").sum())
+        todo = table["status"] != "done"
         print(f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
               f"cost {table['clip_epochs'].sum():,} clip-epochs in all, "
-              f"{table.loc[table['status'] != 'done', 'clip_epochs'].sum():,} still to run")
+              f"{table.loc[todo, 'clip_epochs'].sum():,} still to run")
+        if source:
+            print(f"estimated {table['hours'].sum():,.1f} accelerator-hours in all "
+                  f"({table.loc[todo, 'hours'].sum():,.1f} still to run; pre-training "
+                  f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}")
+        else:
+            print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
 
     def run_study(args: argparse.Namespace) -> int:
         from audiotransfer.study import run
@@ -411,6 +421,8 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p = study_sub.add_parser("plan", help="list the runs of a study, which are done, and their cost")
     p.add_argument("study", help="study YAML")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    p.add_argument("--clips-per-second", type=float, metavar="N",
+                   help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)")
     p.set_defaults(handler=run_plan)
 
     p = study_sub.add_parser("run", help="run or resume a study (skips finished runs)")
@@ -473,6 +485,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)
+
+
+def _plan_hours(table: Any, clips_per_second: float | None) -> tuple[Any, str]:
+    """The plan table with estimated hours per run, and where the throughput figure came from."""
+    from audiotransfer.study.cost import add_hours
+
+    return add_hours(table, clips_per_second)
 
 
 def build_parser() -> argparse.ArgumentParser:

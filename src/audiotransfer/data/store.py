@@ -132,12 +132,17 @@ class FeatureStore:
         frames: int,
         crop: Literal["random", "center"] = "random",
         rng: np.random.Generator | None = None,
+        starts: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Crops of `frames` frames, float32 (B, frames, n_mels); short clips padded with the floor value."""
+        """Crops of `frames` frames, float32 (B, frames, n_mels); short clips padded with the floor value.
+
+        `starts` (first frame of each crop) overrides `crop`."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self._frames[rows]
         spare = np.maximum(lengths - frames, 0)
-        if crop == "random":
+        if starts is not None:
+            starts = np.minimum(np.asarray(starts, dtype=np.int64), spare)
+        elif crop == "random":
             starts = (rng or np.random.default_rng()).integers(0, spare + 1)
         elif crop == "center":
             starts = spare // 2

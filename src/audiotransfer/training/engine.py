@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches
+from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.training import ddp
@@ -142,7 +142,7 @@ class _Run:
         frames = recipe.frames or default_frames(manifest, self.store)
         per_rank = max(1, recipe.batch_size // self.world.size)
         loaders = {
-            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="center", shuffle=False)
+            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="whole", shuffle=False)
             for s, m in self.splits.items() if m.num_clips
         }
         train_split = self.splits["train"]
@@ -307,13 +307,17 @@ class _Run:
         """Metrics of the (unwrapped) module on a split, and the names of classes it could not score."""
         source, labels = self.evals[split]
         self.module.eval()
-        source.load_state_dict({"epoch": 0, "position": 0})
-        outputs = []
-        for x, _ in source:
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = self.module(x.to(self.device, non_blocking=True)).float()
-            outputs.append(torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1))
-        probs = torch.cat(outputs).cpu().numpy()
+            return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+        if isinstance(source, BatchLoader):
+            probs = clip_outputs(source, predict).cpu().numpy()
+        else:  # embeddings of whole clips (linear probe)
+            source.load_state_dict({"epoch": 0, "position": 0})
+            probs = torch.cat([predict(x) for x, _ in source]).cpu().numpy()
         scores = compute_scores(self.manifest.task_type, labels, probs)
         return scores.values, [self.manifest.label_names[i] for i in scores.skipped]
 
