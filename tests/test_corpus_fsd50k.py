@@ -101,7 +101,7 @@ def test_vocabulary_mid_outside_the_ontology(tmp_path: Path) -> None:
     root = fsd50k_tree(tmp_path / "FSD50K", dev_per_leaf=1, eval_per_leaf=1)
     for name in ("vocabulary.csv", "dev.csv", "eval.csv"):
         _replace(root / "FSD50K.ground_truth" / name, "/m/0jbk", "/m/0notinonto")
-    with pytest.raises(UserError, match="not in .*ontology.json") as info:
+    with pytest.raises(UserError, match=r"not in .*ontology\.json") as info:
         load_corpus("fsd50k", root, ontology=str(root / "ontology.json"))
     assert "/m/0notinonto" in info.value.message
 

@@ -49,9 +49,8 @@ def test_a_long_clips_score_uses_all_of_it(tmp_path: Path) -> None:
 
 def test_engine_scores_whole_clips(tmp_path: Path) -> None:
     """A fine-tune's recorded test accuracy is that of window-averaged probabilities over whole clips."""
-    from test_training import TINY, make_task
-
     from audiotransfer.training import FINETUNE, finetune, load_model
+    from test_training import TINY, make_task
 
     manifest, store = make_task(tmp_path, "task", "multiclass", {"train": 24, "test": 12})
     recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8, frames=20)  # 40-60 frame clips: 2-3 windows

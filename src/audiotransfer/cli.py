@@ -232,7 +232,6 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 def _add_training(sub: argparse._SubParsersAction) -> None:
     """`audiotransfer pretrain` and `audiotransfer finetune` (issue: training)."""
-    from typing import Any
 
     overrides = {  # flag -> TrainRecipe field; unset flags keep the study recipe (training/recipe.py)
         "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,

@@ -132,7 +132,7 @@ def segment_lists(root: Path, ontology: Path, clip_seconds: float = 10.0) -> tup
 
     Start is 0 and end the nominal crop length (FSD50K clips are whole Freesound sounds, not windows).
     """
-    from audiotransfer.ontology.segments import SegmentList  # noqa: F811 - the runtime import
+    from audiotransfer.ontology.segments import SegmentList
 
     manifest = load(root, ontology=str(ontology), clip_seconds=clip_seconds)
     parts = []
