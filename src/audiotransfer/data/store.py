@@ -251,6 +251,28 @@ class StoreWriter:
         self.index = pd.concat([self.index, part], ignore_index=True)
         self._pending.clear()
 
+    def adopt(self, part: Path, rows: pd.DataFrame) -> int:
+        """Move the shards of another store of the same recipe (a distributed extraction's part) into this
+        one, renamed not copied, and index `rows` of its index (clip_id, shard, offset, frames) that this
+        store lacks; return how many. The caller checks that those rows' bytes are all there."""
+        rows = rows[~rows["clip_id"].isin(self.done)]
+        if rows.empty:
+            return 0
+        self.commit()
+        self._file.close()
+        numbers = [int(p.stem) for p in (self.root / "shards").glob("*.bin")]
+        first = max([self.shard, *numbers]) + 1
+        mapping = {shard: first + k for k, shard in enumerate(sorted(rows["shard"].unique()))}
+        for old, new in mapping.items():
+            os.replace(part / "shards" / f"{old:05d}.bin", self._shard_path(new))
+        self._pending += list(zip(rows["clip_id"], rows["shard"].map(mapping), rows["offset"], rows["frames"],
+                                  strict=True))
+        self.done.update(rows["clip_id"])
+        self.shard, self.offset = first + len(mapping), 0
+        self._file = open(self._shard_path(self.shard), "ab")  # noqa: SIM115 - closed in close()
+        self.commit()
+        return len(rows)
+
     def close(self) -> FeatureStore:
         """Commit, merge the index parts into index.parquet, update the sidecar; return the store."""
         self.commit()

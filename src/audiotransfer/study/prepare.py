@@ -135,9 +135,23 @@ def corpus_segments(study: Study) -> tuple[Any, Any]:
         raise UserError(f"{study.path}: field 'pretraining': {exc.message}", fix=exc.fix) from None
 
 
-def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: bool = True) -> None:
-    """Extract the features of every clip the study uses, once per store; then check nothing is missing."""
-    from audiotransfer.data.store import extract_features
+def prepare_features(
+    study: Study, data: DataIndex, jobs: int = 1, progress: bool = True, distributed: bool = False
+) -> None:
+    """Extract the features of every clip the study uses, once per store; then check nothing is missing.
+
+    `distributed`: over the connected Ray cluster (tasks writing their own shards, then one merge)."""
+
+    def extract(manifest: Manifest, store_dir: Path) -> None:
+        if distributed:
+            from audiotransfer.data.extract_ray import extract_distributed
+
+            extract_distributed(manifest, store_dir, study.features, num_cpus=study.spec.resources.num_cpus,
+                                on_error="skip", progress=progress)
+        else:
+            from audiotransfer.data.store import extract_features
+
+            extract_features(manifest, store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
 
     if data.states:
         pool = corpus_manifest(study)
@@ -145,17 +159,10 @@ def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: boo
         rows = np.flatnonzero(pool.clips["clip_id"].isin(used).to_numpy())
         store_dir = study.out / "stores" / PRETRAIN_STORE
         check_store(study, store_dir, str(study.spec.pretraining.corpus))
-        extract_features(pool.take(rows), store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
+        extract(pool.take(rows), store_dir)
     for dataset in data.tasks.values():
         check_store(study, dataset.store, dataset.corpus)
-        extract_features(
-            Manifest.load(dataset.manifest),
-            dataset.store,
-            study.features,
-            jobs=jobs,
-            on_error="skip",
-            progress=progress,
-        )
+        extract(Manifest.load(dataset.manifest), dataset.store)
     for dataset in [*data.states.values(), *data.tasks.values()]:
         _check_complete(study, dataset)
 

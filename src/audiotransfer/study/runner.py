@@ -51,6 +51,7 @@ def execute_run(run: Run) -> dict[str, Any]:
     from audiotransfer.training import TrainRecipe, finetune, pretrain
     from audiotransfer.training.checkpoint import CHECKPOINT
 
+    _log_attempt(run.out_dir)
     manifest = Manifest.load(run.manifest)
     store = FeatureStore(run.store)
     recipe = TrainRecipe.model_validate(run.recipe)
@@ -64,6 +65,25 @@ def execute_run(run: Run) -> dict[str, Any]:
     return {**result, "checkpoint": str(run.out_dir / "model.pt")}
 
 
+def _log_attempt(out_dir: Path) -> None:
+    """Append where and when this attempt of a run started to `RUN/attempts.jsonl` (a run retried after
+    its node died has one line per node)."""
+    import json
+    import os
+    import socket
+    import time
+
+    node = None
+    if "ray" in sys.modules:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    line = {"host": socket.gethostname(), "pid": os.getpid(), "ray_node": node, "started": time.time()}
+    with open(out_dir / "attempts.jsonl", "a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
 def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Study, ResultStore]:
     """Validate a study and bind its results store (refusing a store of another study)."""
     study = load_study(path, overrides)
@@ -74,12 +94,18 @@ def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 
 
 def prepare(
-    study: Study, store: ResultStore, jobs: int = 1, features: bool = True, progress: bool = True
+    study: Study,
+    store: ResultStore,
+    jobs: int = 1,
+    features: bool = True,
+    progress: bool = True,
+    distributed: bool = False,
 ) -> tuple[DataIndex, Plan]:
-    """Manifests (and features), recorded in the store; the plan, checked against finished runs."""
+    """Manifests (and features, over Ray when `distributed`), recorded in the store; the plan, checked
+    against finished runs."""
     data = prepare_manifests(study)
     if features:
-        prepare_features(study, data, jobs=jobs, progress=progress)
+        prepare_features(study, data, jobs=jobs, progress=progress, distributed=distributed)
     for name, d in data.states.items():
         store.put_state(
             name,
@@ -129,13 +155,17 @@ def run(
     study, store = open_study(path, overrides)
     with _lock(study.out):
         _write_resolved(study)
-        _, plan = prepare(study, store, jobs=jobs, progress=progress)
+        res = study.spec.resources
+        executor = make_backend(backend, jobs, res.num_cpus, res.num_gpus, address=ray_address)
+        try:  # the Ray backend connects first: the features are extracted over the same cluster
+            _, plan = prepare(study, store, jobs=jobs, progress=progress, distributed=backend == "ray")
+        except BaseException:
+            executor.close(cancel=True)
+            raise
         from audiotransfer import __version__
 
         store.register([r.record(__version__) for r in plan])
         store.reset_unfinished()
-        res = study.spec.resources
-        executor = make_backend(backend, jobs, res.num_cpus, res.num_gpus, address=ray_address)
         on_done = None
         if mlflow:
             from audiotransfer.study.mlflow_export import export_runs
