@@ -126,7 +126,7 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new))
 
 
-def fsd50k_study(folder: Path, root: Path, **extra: object) -> Path:
+def fsd50k_study(folder: Path, root: Path, states: dict | None = None, **extra: object) -> Path:
     """A study pre-training on FSD50K ontology subsets and fine-tuning on FSD50K itself (tiny models)."""
     import yaml
 
@@ -135,8 +135,8 @@ def fsd50k_study(folder: Path, root: Path, **extra: object) -> Path:
         "pretraining": {
             "corpus": "fsd50k", "root": str(root), "options": {"clip_seconds": 1.0},
             "metadata": {"ontology": str(root / "ontology.json")},
-            "states": {"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5, "seed": 3},
-                       "budget": {"max_samples_per_class": 3}},
+            "states": states or {"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5, "seed": 3},
+                                 "budget": {"max_samples_per_class": 3}},
         },
         "downstream": {"tags": {"corpus": "fsd50k", "root": str(root)}},
         "seeds": [1],
