@@ -257,7 +257,7 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
         "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,
         "lr": float, "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int,
         "device": str,
-        "mixup": float, "select_metric": str, "checkpoint_every": int,
+        "mixup": float, "select_metric": str, "checkpoint_every": int, "readers": int,
     }
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -157,8 +157,10 @@ class BatchLoader(BatchSource):
         rank: int = 0,
         world_size: int = 1,
         pin_memory: bool = False,
+        readers: int = 1,
     ) -> None:
         super().__init__(manifest.num_clips, batch_size, shuffle, seed, rank, world_size)
+        self.readers = max(1, readers)
         if manifest.num_clips == 0:
             raise UserError(f"manifest {manifest.name!r} has no clips", fix="check its splits")
         self.store, self.frames, self.crop, self.balanced = store, frames, crop, balanced
@@ -194,19 +196,21 @@ class BatchLoader(BatchSource):
         return (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
 
     def __iter__(self) -> Iterator[Batch]:
-        """Like `BatchSource.__iter__`, reading one batch ahead in a thread."""
+        """Like `BatchSource.__iter__`, with `readers` threads reading the next `readers` batches ahead
+        (the memory-mapped reads and float16 copies release the GIL); batches come in order."""
         chunks = self._indices()
         if self.position >= len(chunks):
             self.epoch, self.position = self.epoch + 1, 0
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future[Any] = pool.submit(self._make, chunks[self.position], self.position)
+        with ThreadPoolExecutor(max_workers=self.readers) as pool:
+            ahead: dict[int, Future[Any]] = {}
             for b in range(self.position, len(chunks)):
+                for k in range(b, min(b + self.readers + 1, len(chunks))):
+                    if k not in ahead:
+                        ahead[k] = pool.submit(self._make, chunks[k], k)
                 waited = time.perf_counter()
-                batch = ahead.result()
+                batch = ahead.pop(b).result()
                 self.wait_s += time.perf_counter() - waited
-                if b + 1 < len(chunks):
-                    ahead = pool.submit(self._make, chunks[b + 1], b + 1)
                 self.position = b + 1
                 yield batch
         self.epoch, self.position = self.epoch + 1, 0

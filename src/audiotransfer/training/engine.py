@@ -165,7 +165,7 @@ class _Run:
             self.train = BatchLoader(
                 train_split, self.store, per_rank, frames, crop="random", shuffle=True, seed=recipe.seed,
                 balanced=recipe.balanced, rank=self.world.rank, world_size=self.world.size,
-                pin_memory=self.device.type == "cuda",
+                pin_memory=self.device.type == "cuda", readers=recipe.readers,
             )
             self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
             self.module = self.model
