@@ -73,7 +73,7 @@ def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureS
     step_fn = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = BatchLoader(manifest, store, args.batch, frames, readers=args.readers,
-                         pin_memory=device.type == "cuda")
+                         pin_memory=device.type == "cuda", half=device.type == "cuda")  # as the engine
     batches = iter(_forever(loader))
     started = time.perf_counter()
     for step in range(args.warmup + args.steps):
@@ -81,7 +81,7 @@ def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureS
             _sync(device)
             warmup_s, wait0, start = time.perf_counter() - started, loader.wait_s, time.perf_counter()
         x, y = next(batches)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = x.to(device, non_blocking=True).float(), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(step_fn(x).float(), y)
         optimizer.zero_grad(set_to_none=True)

@@ -139,6 +139,7 @@ class BatchLoader(BatchSource):
     """`(x (B, frames, mels) float32, y)` batches of a manifest's clips from a feature store.
 
     `y` is a float multi-hot (B, C) tensor for multi-label manifests and int64 class indices otherwise.
+    `half=True` yields x as the store's float16 (for an accelerator to convert: half the bytes to copy).
     `crop="random"` draws a random window per clip (training), `"center"` takes the middle, `"whole"`
     covers each clip with windows (`clip_windows`): x holds every window of the batch's clips and y, in
     place of targets, the clip position (0..B-1) of each window; `clip_outputs` averages them per clip.
@@ -158,9 +159,10 @@ class BatchLoader(BatchSource):
         world_size: int = 1,
         pin_memory: bool = False,
         readers: int = 1,
+        half: bool = False,
     ) -> None:
         super().__init__(manifest.num_clips, batch_size, shuffle, seed, rank, world_size)
-        self.readers = max(1, readers)
+        self.readers, self.dtype = max(1, readers), np.float16 if half else np.float32
         if manifest.num_clips == 0:
             raise UserError(f"manifest {manifest.name!r} has no clips", fix="check its splits")
         self.store, self.frames, self.crop, self.balanced = store, frames, crop, balanced
@@ -188,10 +190,12 @@ class BatchLoader(BatchSource):
         rng = np.random.default_rng([self.seed, self.epoch, batch, self.rank])
         if self.crop == "whole":
             owner, starts = clip_windows(self.store.lengths(self.rows[idx]), self.frames)
-            x = torch.from_numpy(self.store.read_batch(self.rows[idx][owner], self.frames, starts=starts))
+            x = torch.from_numpy(self.store.read_batch(self.rows[idx][owner], self.frames, starts=starts,
+                                                       dtype=self.dtype))
             y = torch.from_numpy(owner)
         else:
-            x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng))
+            x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng,
+                                                       dtype=self.dtype))
             y = self._targets(idx)
         return (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
 

@@ -165,7 +165,7 @@ class _Run:
             self.train = BatchLoader(
                 train_split, self.store, per_rank, frames, crop="random", shuffle=True, seed=recipe.seed,
                 balanced=recipe.balanced, rank=self.world.rank, world_size=self.world.size,
-                pin_memory=self.device.type == "cuda", readers=recipe.readers,
+                pin_memory=self.device.type == "cuda", readers=recipe.readers, half=self.device.type == "cuda",
             )
             self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
             self.module = self.model
@@ -278,7 +278,7 @@ class _Run:
         classes = self.manifest.num_classes
         for x, y in self.train:
             batch = self.train.position - 1
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = x.to(self.device, non_blocking=True).float(), y.to(self.device, non_blocking=True)
             if self.recipe.mixup > 0:
                 rng = np.random.default_rng([self.recipe.seed, epoch, batch, self.world.rank, 1])
                 x, y = _mixup(x, y, self.recipe.mixup, rng, classes)
