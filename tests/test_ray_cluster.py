@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import audiotransfer
+from audiotransfer.cli import main
 from audiotransfer.data.features import get_recipe
 from audiotransfer.data.store import FeatureStore, extract_features
 from audiotransfer.errors import UserError
@@ -91,6 +92,9 @@ def test_distributed_extraction_reads_like_a_local_one_and_resumes(
     spread = extract_distributed(manifest, tmp_path / "ray", RECIPE, clips_per_task=8, progress=False)
     assert not (tmp_path / "ray" / PARTS).exists() and len(list((tmp_path / "ray" / "shards").glob("*.bin"))) >= 5
     _same_features(local, spread)
+    assert main(["features", "extract", "fsd50k", "--root", str(fsd), "--store", str(tmp_path / "cli"), "--recipe",
+                 "demo", "--backend", "ray", "--clips-per-task", "16"]) == 0  # the connected cluster
+    _same_features(local, FeatureStore(tmp_path / "cli"))
 
     # what an interrupted extraction leaves: two finished parts, one with an uncommitted tail, one whose
     # shard a dead worker left short
