@@ -12,7 +12,7 @@ import torch
 
 from audiotransfer.cli import main
 from audiotransfer.data.features import FeatureRecipe
-from audiotransfer.data.loader import BatchLoader, balanced_order
+from audiotransfer.data.loader import BatchLoader, balanced_order, clip_outputs
 from audiotransfer.data.store import FeatureStore, write_store
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest, from_label_lists
@@ -236,9 +236,9 @@ def test_linear_probe_standardises_and_saves_a_head_for_raw_embeddings(
     model = load_model(tmp_path / "probe")
     test = manifest.split("test")
     frames = default_frames(manifest, store)
-    x = torch.from_numpy(store.read_batch(store.rows(test.clips["clip_id"]), frames, crop="center"))
-    with torch.no_grad():
-        predicted = model(x).argmax(1).numpy()
+    loader = BatchLoader(test, store, 64, frames, crop="whole", shuffle=False)  # the head is affine:
+    with torch.no_grad():  # mean logits over windows = head(mean embedding), what the probe scores
+        predicted = clip_outputs(loader, model).argmax(1).numpy()
     accuracy = float((predicted == test.class_indices()).mean())
     assert accuracy == pytest.approx(metrics.test["accuracy"], abs=1e-9)
 

@@ -50,10 +50,29 @@ def extract(args: argparse.Namespace) -> int:
     from audiotransfer.data.store import extract_features
 
     manifest = load_corpus(args.corpus, args.root, **options(args))
-    store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
-                             on_error=args.on_error, progress=True)
+    if args.backend == "ray":
+        store = _extract_on_ray(manifest, args)
+    else:
+        store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
+                                 on_error=args.on_error, progress=True)
     print(f"{store.root}: {store.num_clips} clips, recipe {args.recipe} ({store.recipe.hash})")
     return 0
+
+
+def _extract_on_ray(manifest: Any, args: argparse.Namespace) -> Any:
+    from audiotransfer.data.extract_ray import extract_distributed
+    from audiotransfer.data.features import get_recipe
+
+    return extract_distributed(manifest, args.store, get_recipe(args.recipe), clips_per_task=args.clips_per_task,
+                               on_error=args.on_error, address=args.ray_address)
+
+
+def _add_ray_extract_args(p: argparse.ArgumentParser) -> None:
+    """`features extract --backend ray`: clips split over Ray tasks writing their own shards, one merge."""
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local worker processes (--jobs), or tasks on a Ray cluster")
+    p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    p.add_argument("--clips-per-task", type=int, default=2000, help="clips per Ray task (default 2000)")
 
 
 def add_data(sub: Subparsers) -> None:
@@ -73,4 +92,5 @@ def add_data(sub: Subparsers) -> None:
     p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                    help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
+    _add_ray_extract_args(p)
     p.set_defaults(handler=extract)

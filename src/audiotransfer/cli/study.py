@@ -19,11 +19,27 @@ def run_plan(args: argparse.Namespace) -> None:
     from audiotransfer.study import plan
 
     table = plan(args.study)
-    show(table[["run_id", "depends_on", "clips", "epochs", "clip_epochs", "status"]], args.format)
+    table, source = _plan_hours(table, args.clips_per_second)
+    columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs"] + (["hours"] if source else [])
+    show(table[[*columns, "status"]].round({"hours": 2}), args.format)
     done = int((table["status"] == "done").sum())
+    todo = table["status"] != "done"
     print(f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
           f"cost {table['clip_epochs'].sum():,} clip-epochs in all, "
-          f"{table.loc[table['status'] != 'done', 'clip_epochs'].sum():,} still to run")
+          f"{table.loc[todo, 'clip_epochs'].sum():,} still to run")
+    if source:
+        print(f"estimated {table['hours'].sum():,.1f} accelerator-hours in all "
+              f"({table.loc[todo, 'hours'].sum():,.1f} still to run; pre-training "
+              f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}")
+    else:
+        print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
+
+
+def _plan_hours(table: Any, clips_per_second: float | None) -> tuple[Any, str]:
+    """The plan table with estimated hours per run, and where the throughput figure came from."""
+    from audiotransfer.study.cost import add_hours
+
+    return add_hours(table, clips_per_second)
 
 
 def run_study(args: argparse.Namespace) -> int:
@@ -101,6 +117,8 @@ def add_study(sub: Subparsers) -> None:
     p = study_sub.add_parser("plan", help="list the runs of a study, which are done, and their cost")
     p.add_argument("study", help="study YAML")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    p.add_argument("--clips-per-second", type=float, metavar="N",
+                   help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)")
     p.set_defaults(handler=run_plan)
 
     p = study_sub.add_parser("run", help="run or resume a study (skips finished runs)")

@@ -15,7 +15,7 @@ OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (t
     "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,
     "lr": float, "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int,
     "device": str,
-    "mixup": float, "select_metric": str, "checkpoint_every": int,
+    "mixup": float, "select_metric": str, "checkpoint_every": int, "readers": int,
 }
 
 

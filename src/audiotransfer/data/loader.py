@@ -10,7 +10,7 @@ one trains.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +47,40 @@ def balanced_order(targets: sparse.csr_matrix, n: int, rng: np.random.Generator)
         cycles = -(-len(slots) // len(pool))
         order[slots] = np.concatenate([rng.permutation(pool) for _ in range(cycles)])[: len(slots)]
     return order
+
+
+def clip_windows(lengths: np.ndarray, frames: int, slack: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-clip evaluation windows: (owner, start) per window of `frames` frames.
+
+    A clip up to `slack` longer than a window gets one centred window (as the centre crop did); a longer
+    one gets ceil(length / frames) windows spread evenly from its first to its last frame, so every frame
+    is scored. `owner` is the clip's position in `lengths`.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    counts = np.where(lengths <= frames * (1 + slack), 1, -(-lengths // frames))
+    owner = np.repeat(np.arange(len(lengths)), counts)
+    spare = np.maximum(lengths - frames, 0)[owner]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
+    k = np.arange(len(owner)) - first[owner]  # window number within its clip
+    n = counts[owner]
+    starts = np.where(n == 1, spare // 2, np.round(spare * k / np.maximum(n - 1, 1)).astype(np.int64))
+    return owner, starts
+
+
+def clip_outputs(loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`fn` over a loader's batches from its start, one row per clip: with `crop="whole"` the outputs of a
+    clip's windows are averaged (the CNNs pool globally, so this scores the whole clip)."""
+    loader.load_state_dict({"epoch": 0, "position": 0})
+    parts = []
+    for x, owner in loader:
+        out = fn(x)
+        if loader.crop == "whole":
+            owner = owner.to(out.device)
+            sums = torch.zeros(int(owner.max()) + 1, *out.shape[1:], dtype=out.dtype, device=out.device)
+            sums.index_add_(0, owner, out)
+            out = sums / torch.bincount(owner).to(out.dtype).view(-1, *([1] * (out.dim() - 1)))
+        parts.append(out)
+    return torch.cat(parts)
 
 
 class BatchSource:
@@ -105,7 +139,10 @@ class BatchLoader(BatchSource):
     """`(x (B, frames, mels) float32, y)` batches of a manifest's clips from a feature store.
 
     `y` is a float multi-hot (B, C) tensor for multi-label manifests and int64 class indices otherwise.
-    `crop="random"` draws a random window per clip (training), `"center"` takes the middle (evaluation).
+    `half=True` yields x as the store's float16 (for an accelerator to convert: half the bytes to copy).
+    `crop="random"` draws a random window per clip (training), `"center"` takes the middle, `"whole"`
+    covers each clip with windows (`clip_windows`): x holds every window of the batch's clips and y, in
+    place of targets, the clip position (0..B-1) of each window; `clip_outputs` averages them per clip.
     """
 
     def __init__(
@@ -121,8 +158,11 @@ class BatchLoader(BatchSource):
         rank: int = 0,
         world_size: int = 1,
         pin_memory: bool = False,
+        readers: int = 1,
+        half: bool = False,
     ) -> None:
         super().__init__(manifest.num_clips, batch_size, shuffle, seed, rank, world_size)
+        self.readers, self.dtype = max(1, readers), np.float16 if half else np.float32
         if manifest.num_clips == 0:
             raise UserError(f"manifest {manifest.name!r} has no clips", fix="check its splits")
         self.store, self.frames, self.crop, self.balanced = store, frames, crop, balanced
@@ -152,24 +192,33 @@ class BatchLoader(BatchSource):
 
     def _make(self, idx: np.ndarray, batch: int) -> Batch:
         rng = np.random.default_rng([self.seed, self.epoch, batch, self.rank])
-        x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng))
-        y = self._targets(idx)
+        if self.crop == "whole":
+            owner, starts = clip_windows(self.store.lengths(self.rows[idx]), self.frames)
+            x = torch.from_numpy(self.store.read_batch(self.rows[idx][owner], self.frames, starts=starts,
+                                                       dtype=self.dtype))
+            y = torch.from_numpy(owner)
+        else:
+            x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng,
+                                                       dtype=self.dtype))
+            y = self._targets(idx)
         return (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
 
     def __iter__(self) -> Iterator[Batch]:
-        """Like `BatchSource.__iter__`, reading one batch ahead in a thread."""
+        """Like `BatchSource.__iter__`, with `readers` threads reading the next `readers` batches ahead
+        (the memory-mapped reads and float16 copies release the GIL); batches come in order."""
         chunks = self._indices()
         if self.position >= len(chunks):
             self.epoch, self.position = self.epoch + 1, 0
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead: Future[Any] = pool.submit(self._make, chunks[self.position], self.position)
+        with ThreadPoolExecutor(max_workers=self.readers) as pool:
+            ahead: dict[int, Future[Any]] = {}
             for b in range(self.position, len(chunks)):
+                for k in range(b, min(b + self.readers + 1, len(chunks))):
+                    if k not in ahead:
+                        ahead[k] = pool.submit(self._make, chunks[k], k)
                 waited = time.perf_counter()
-                batch = ahead.result()
+                batch = ahead.pop(b).result()
                 self.wait_s += time.perf_counter() - waited
-                if b + 1 < len(chunks):
-                    ahead = pool.submit(self._make, chunks[b + 1], b + 1)
                 self.position = b + 1
                 yield batch
         self.epoch, self.position = self.epoch + 1, 0

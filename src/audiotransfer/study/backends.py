@@ -110,25 +110,28 @@ class RayBackend:
     """Each run is one Ray task needing `num_cpus` and `num_gpus`: the same study runs on a Ray cluster.
 
     Connects to `address` (or `RAY_ADDRESS`) when given, else starts a local Ray with `num_cpus` CPUs.
+    A run whose node dies is retried on another node (`node_retries` times): it resumes from its own
+    checkpoint on shared storage, and the driver records its result once, when it arrives.
     """
 
     def __init__(
-        self, num_cpus: float = 1.0, num_gpus: float = 0.0, address: str | None = None, local_cpus: int | None = None
+        self,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        address: str | None = None,
+        local_cpus: int | None = None,
+        node_retries: int = 3,
     ) -> None:
+        from audiotransfer.cluster import check_gpus, connect, ray_module
+
+        ray = self._ray = ray_module()
+        self._started = connect(address, local_cpus)
         try:
-            import ray
-        except ImportError:
-            raise UserError("the Ray backend needs Ray", fix="pip install 'audiotransfer[ray]'") from None
-        self._ray = ray
-        self._started = False
-        if not ray.is_initialized():
-            address = address or os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
-            self._started = True
-        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_ray_call)
+            check_gpus(num_gpus)
+        except UserError:
+            self.close()
+            raise
+        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=node_retries)(_ray_call)
         self._threads = max(1, int(num_cpus))
 
     def submit(self, fn: RunFn, run: Any) -> Any:

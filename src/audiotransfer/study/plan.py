@@ -21,7 +21,7 @@ from audiotransfer.study.prepare import DataIndex
 from audiotransfer.study.spec import SCRATCH, Study
 from audiotransfer.training.recipe import TrainRecipe
 
-RUNTIME_FIELDS = ("device", "checkpoint_every")  # recipe fields that do not change a run's result
+RUNTIME_FIELDS = ("device", "checkpoint_every", "readers")  # recipe fields that do not change a run's result
 
 
 @dataclass(frozen=True)

@@ -124,18 +124,24 @@ def corpus_manifest(study: Study) -> Manifest:
 
 def build_subsets(study: Study) -> dict[str, Manifest]:
     """Every subset state's manifest, built from the pre-training segment lists and ontology."""
+    from audiotransfer.data.corpora import SEGMENT_LISTS
     from audiotransfer.ontology import Ontology, build_subset, read_segments
 
     meta = study.spec.pretraining.metadata
-    if meta.ontology is None or not meta.train:
+    own_lists = str(study.spec.pretraining.corpus) in SEGMENT_LISTS
+    if meta.ontology is None or not (meta.train or own_lists):
         raise UserError(
             f"{study.path}: fields 'pretraining.metadata.ontology' and 'pretraining.metadata.train' are needed "
             "to build subset states",
             fix="name the ontology JSON, the label index CSV and the training segment lists",
         )
-    onto = Ontology.load(meta.ontology, meta.labels)
-    segments = read_segments(meta.train, onto.trainable)
-    evals = read_segments(meta.eval, onto.trainable) if meta.eval else None
+    if own_lists:  # e.g. FSD50K: its ground truth is the segment list, its vocabulary the label index
+        onto = Ontology.load(meta.ontology)
+        segments, evals = corpus_segments(study)
+    else:
+        onto = Ontology.load(meta.ontology, meta.labels)
+        segments = read_segments(meta.train, onto.trainable)
+        evals = read_segments(meta.eval, onto.trainable) if meta.eval else None
     subsets = {}
     for name, spec in study.subset_states.items():
         try:
@@ -145,9 +151,38 @@ def build_subsets(study: Study) -> dict[str, Manifest]:
     return subsets
 
 
-def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: bool = True) -> None:
-    """Extract the features of every clip the study uses, once per store; then check nothing is missing."""
-    from audiotransfer.data.store import extract_features
+def corpus_segments(study: Study) -> tuple[Any, Any]:
+    """(train, eval) segment lists that the pre-training corpus derives from its own ground truth."""
+    import importlib
+
+    from audiotransfer.data.corpora import SEGMENT_LISTS
+
+    pre = study.spec.pretraining
+    module, func = SEGMENT_LISTS[str(pre.corpus)].split(":")
+    options = {k: v for k, v in pre.options.items() if k == "clip_seconds"}
+    try:
+        return getattr(importlib.import_module(module), func)(pre.root, pre.metadata.ontology, **options)
+    except UserError as exc:
+        raise UserError(f"{study.path}: field 'pretraining': {exc.message}", fix=exc.fix) from None
+
+
+def prepare_features(
+    study: Study, data: DataIndex, jobs: int = 1, progress: bool = True, distributed: bool = False
+) -> None:
+    """Extract the features of every clip the study uses, once per store; then check nothing is missing.
+
+    `distributed`: over the connected Ray cluster (tasks writing their own shards, then one merge)."""
+
+    def extract(manifest: Manifest, store_dir: Path) -> None:
+        if distributed:
+            from audiotransfer.data.extract_ray import extract_distributed
+
+            extract_distributed(manifest, store_dir, study.features, num_cpus=study.spec.resources.num_cpus,
+                                on_error="skip", progress=progress)
+        else:
+            from audiotransfer.data.store import extract_features
+
+            extract_features(manifest, store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
 
     if data.states:
         pool = corpus_manifest(study)
@@ -155,17 +190,10 @@ def prepare_features(study: Study, data: DataIndex, jobs: int = 1, progress: boo
         rows = np.flatnonzero(pool.clips["clip_id"].isin(used).to_numpy())
         store_dir = StudyDir(study.out).store(PRETRAIN_STORE)
         check_store(study, store_dir, str(study.spec.pretraining.corpus))
-        extract_features(pool.take(rows), store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
+        extract(pool.take(rows), store_dir)
     for dataset in data.tasks.values():
         check_store(study, dataset.store, dataset.corpus)
-        extract_features(
-            Manifest.load(dataset.manifest),
-            dataset.store,
-            study.features,
-            jobs=jobs,
-            on_error="skip",
-            progress=progress,
-        )
+        extract(Manifest.load(dataset.manifest), dataset.store)
     for dataset in [*data.states.values(), *data.tasks.values()]:
         _check_complete(study, dataset)
 

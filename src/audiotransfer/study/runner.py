@@ -54,6 +54,7 @@ def execute_run(run: Run) -> RunResult:
     from audiotransfer.training import finetune, pretrain
     from audiotransfer.training.checkpoint import CHECKPOINT, MODEL
 
+    _log_attempt(run.out_dir)
     manifest = Manifest.load(run.manifest)
     store = FeatureStore(run.store)
     recipe = run.recipe
@@ -67,6 +68,25 @@ def execute_run(run: Run) -> RunResult:
     return replace(result, checkpoint=str(run.out_dir / MODEL))
 
 
+def _log_attempt(out_dir: Path) -> None:
+    """Append where and when this attempt of a run started to `RUN/attempts.jsonl` (a run retried after
+    its node died has one line per node)."""
+    import json
+    import os
+    import socket
+    import time
+
+    node = None
+    if "ray" in sys.modules:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    line = {"host": socket.gethostname(), "pid": os.getpid(), "ray_node": node, "started": time.time()}
+    with open(out_dir / "attempts.jsonl", "a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
 def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Study, ResultStore]:
     """Validate a study and bind its results store (refusing a store of another study)."""
     study = load_study(path, overrides)
@@ -77,7 +97,12 @@ def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 
 
 def prepare(
-    study: Study, store: ResultStore, jobs: int = 1, features: bool = True, progress: bool = True
+    study: Study,
+    store: ResultStore,
+    jobs: int = 1,
+    features: bool = True,
+    progress: bool = True,
+    distributed: bool = False,
 ) -> tuple[DataIndex, Plan]:
     """The plan, checked against finished runs before anything is written; then manifests (and features),
     recorded in the store. A finished run whose folder was deleted is redone."""
@@ -88,7 +113,7 @@ def prepare(
     data = prepare_manifests(study, check=lambda d: check_resumable(make_plan(study, d), configs))
     store.reopen(gone)
     if features:
-        prepare_features(study, data, jobs=jobs, progress=progress)
+        prepare_features(study, data, jobs=jobs, progress=progress, distributed=distributed)
     for name, d in data.states.items():
         store.put_state(
             name,
@@ -137,14 +162,18 @@ def run(
     study, store = open_study(path, overrides)
     with _lock(StudyDir(study.out)):
         target = _resolved_target(study)
-        _, plan = prepare(study, store, jobs=jobs, progress=progress)
+        res = study.spec.resources
+        executor = make_backend(backend, jobs, res.num_cpus, res.num_gpus, address=ray_address)
+        try:  # the Ray backend connects first: the features are extracted over the same cluster
+            _, plan = prepare(study, store, jobs=jobs, progress=progress, distributed=backend == "ray")
+        except BaseException:
+            executor.close(cancel=True)
+            raise
         _write_resolved(study, target)
         from audiotransfer import __version__
 
         store.register([r.record(__version__) for r in plan])
         store.reset_unfinished()
-        res = study.spec.resources
-        executor = make_backend(backend, jobs, res.num_cpus, res.num_gpus, address=ray_address)
         on_done = None
         if mlflow:
             from audiotransfer.study.mlflow_export import export_runs

@@ -17,8 +17,10 @@ def plan(path: str | Path) -> pd.DataFrame:
     from audiotransfer.study.runner import open_study, prepare
 
     study, store = open_study(path)
-    _, runs = prepare(study, store, features=False, progress=False)
+    data, runs = prepare(study, store, features=False, progress=False)
     status = store.status()
+    seconds = {str(d.manifest): d.clip_seconds for d in [*data.states.values(), *data.tasks.values()]}
+    step = study.features.hop_length / study.features.sample_rate
     return pd.DataFrame(
         [
             {
@@ -28,6 +30,9 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "clips": r.num_train_clips,
                 "epochs": r.epochs,
                 "clip_epochs": r.cost,
+                "model": r.recipe.model,
+                "crop_seconds": (r.recipe.frames - 1) * step if r.recipe.frames
+                else float(seconds.get(str(r.manifest)) or 10.0),
                 "status": status.get(r.run_id, "pending"),
             }
             for r in runs

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import audiotransfer.training.ddp as ddp
-from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches
+from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.training.checkpoint import (
@@ -143,7 +143,7 @@ class _Run:
         frames = recipe.frames or default_frames(manifest, self.store)
         per_rank = max(1, recipe.batch_size // self.world.size)
         loaders = {
-            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="center", shuffle=False)
+            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="whole", shuffle=False)
             for s, m in self.splits.items() if m.num_clips
         }
         train_split = self.splits["train"]
@@ -166,7 +166,7 @@ class _Run:
             self.train = BatchLoader(
                 train_split, self.store, per_rank, frames, crop="random", shuffle=True, seed=recipe.seed,
                 balanced=recipe.balanced, rank=self.world.rank, world_size=self.world.size,
-                pin_memory=self.device.type == "cuda",
+                pin_memory=self.device.type == "cuda", readers=recipe.readers, half=self.device.type == "cuda",
             )
             self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
             self.module = self.model
@@ -279,7 +279,7 @@ class _Run:
         classes = self.manifest.num_classes
         for x, y in self.train:
             batch = self.train.position - 1
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = x.to(self.device, non_blocking=True).float(), y.to(self.device, non_blocking=True)
             if self.recipe.mixup > 0:
                 rng = np.random.default_rng([self.recipe.seed, epoch, batch, self.world.rank, 1])
                 x, y = _mixup(x, y, self.recipe.mixup, rng, classes)
@@ -308,13 +308,17 @@ class _Run:
         """Metrics of the (unwrapped) module on a split, and the names of classes it could not score."""
         source, labels = self.evals[split]
         self.module.eval()
-        source.load_state_dict({"epoch": 0, "position": 0})
-        outputs = []
-        for x, _ in source:
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = self.module(x.to(self.device, non_blocking=True)).float()
-            outputs.append(torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1))
-        probs = torch.cat(outputs).cpu().numpy()
+            return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+        if isinstance(source, BatchLoader):
+            probs = clip_outputs(source, predict).cpu().numpy()
+        else:  # embeddings of whole clips (linear probe)
+            source.load_state_dict({"epoch": 0, "position": 0})
+            probs = torch.cat([predict(x) for x, _ in source]).cpu().numpy()
         scores = compute_scores(self.manifest.task_type, labels, probs)
         return scores.values, [self.manifest.label_names[i] for i in scores.skipped]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from audiotransfer.data.loader import BatchLoader
+from audiotransfer.data.loader import BatchLoader, clip_outputs
 from audiotransfer.errors import UserError
 from audiotransfer.models.checkpoints import model_from_checkpoint
 from audiotransfer.models.cnn import AudioCNN, create_model
@@ -71,8 +71,7 @@ def param_groups(model: AudioCNN, recipe: TrainRecipe) -> list[dict]:
 
 @torch.no_grad()
 def embed_all(model: AudioCNN, loader: BatchLoader, device: torch.device) -> torch.Tensor:
-    """Embeddings (N, D) of a loader's clips in order, with the model in eval mode (linear probe)."""
+    """Embeddings (N, D) of a loader's clips in order, with the model in eval mode (linear probe); a
+    whole-clip loader's window embeddings are averaged per clip."""
     model.eval()
-    loader.load_state_dict({"epoch": 0, "position": 0})
-    parts = [model.embed(x.to(device, non_blocking=True)).float() for x, _ in loader]
-    return torch.cat(parts).cpu()
+    return clip_outputs(loader, lambda x: model.embed(x.to(device, non_blocking=True)).float()).cpu()

@@ -51,6 +51,7 @@ class TrainRecipe(BaseModel):
     device: str = Field("cpu", description="auto, cpu, cuda, cuda:N or mps")
     select_metric: str | None = Field(None, description="dev metric for the best epoch; None: by task type")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
+    readers: int = Field(2, ge=1, le=64, description="threads reading training batches from the store ahead")
 
     @field_validator("protocol")
     @classmethod
@@ -100,8 +101,8 @@ class TrainRecipe(BaseModel):
 
     @property
     def hash(self) -> str:
-        """Hash of the fields that change results (device and checkpoint cadence excluded)."""
-        fields = self.model_dump(exclude={"device", "checkpoint_every"})
+        """Hash of the fields that change results (device, checkpoint cadence and readers excluded)."""
+        fields = self.model_dump(exclude={"device", "checkpoint_every", "readers"})
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -23,6 +23,7 @@ CORPORA: dict[str, str] = {
     "dcase2018_task3": "audiotransfer.data.corpora.dcase2018_task3:load",
     "speech_commands": "audiotransfer.data.corpora.speech_commands:load",
     "esc50": "audiotransfer.data.corpora.esc50:load",
+    "fsd50k": "audiotransfer.data.corpora.fsd50k:load",
     "folder": "audiotransfer.data.corpora.folder:load",
     "csv": "audiotransfer.data.corpora.csv_list:load",
     "synthetic": "audiotransfer.data.corpora.synthetic:load_pretraining",
@@ -30,6 +31,9 @@ CORPORA: dict[str, str] = {
     "synthetic_birds": "audiotransfer.data.corpora.synthetic:load_birds",
     "synthetic_commands": "audiotransfer.data.corpora.synthetic:load_commands",
 }
+
+# corpora that carry their own ontology-labelled segment lists (pre-training without AudioSet CSVs)
+SEGMENT_LISTS: dict[str, str] = {"fsd50k": "audiotransfer.data.corpora.fsd50k:segment_lists"}
 
 
 def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
