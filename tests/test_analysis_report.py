@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import sparse
 
 from audiotransfer.analysis import analyse, write_analysis, write_report
@@ -27,6 +28,10 @@ LABELS = [f"/m/l{i}" for i in range(6)]
 STATES = {"full": (range(6), 120), "nature": ([0, 1], 60), "things": ([2, 3, 4], 80), "human": ([5], 40),
           "frac": (range(6), 30)}
 CHROMIUM = Path("/usr/bin/chromium")
+# the states' categories in the synthetic world's ontology fragment (for the ontology view), and which
+# states "share material" with the task (the heat map outlines them)
+CATEGORIES = {"nature": ["Natural sounds"], "things": ["Sounds of things"], "human": ["Human sounds"]}
+MATCHED = {"scenes": {"nature", "things"}}
 
 
 def _data(root: Path, name: str, labels: list[str], n: int, split: str, rng: np.random.Generator,
@@ -85,7 +90,10 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
             runs.append(_record(f"finetune/{state}/scenes/finetune/seed{seed}", "finetune", state, "scenes",
                                 "finetune", seed))
     runs.append(_record("finetune/full/birds/finetune/seed1", "finetune", "full", "birds", "finetune", 1))
+    runs += [_record(f"finetune/{s}/scenes/linear/seed{seed}", "finetune", s, "scenes", "linear", seed)
+             for s in finetuned for seed in seeds]  # a second protocol: scores only, no model files
     store.register(runs)
+    _spec(root, chosen)
     for state in chosen:
         store.mark_done(f"pretrain/{state}", {"test": {"mAP": 0.3}, "duration_s": 1.0})
     for k, state in enumerate(finetuned):
@@ -97,13 +105,25 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
             save_model(folder / "model.pt", _model(3, 100 + 10 * k + seed), labels=["a", "b", "c"])
             uar = base + 0.01 * rng.normal()
             store.mark_done(run_id, {"test": {"uar": uar, "accuracy": uar + 0.05}, "duration_s": 1.0})
+            uar = base - 0.05 + 0.01 * rng.normal()
+            store.mark_done(f"finetune/{state}/scenes/linear/seed{seed}", {"test": {"uar": uar}, "duration_s": 1.0})
     return root
+
+
+def _spec(root: Path, states: dict) -> None:
+    """`study.yaml` as `study run` writes it: the states' subset fields and the ontology they refer to."""
+    from audiotransfer.data.synthetic import fragment_path
+
+    fields = {s: {"categories": CATEGORIES[s]} if s in CATEGORIES else ({"fraction": 0.25} if s == "frac" else {})
+              for s in states}
+    (root / "study.yaml").write_text(yaml.safe_dump({"name": "tiny-study", "pretraining": {
+        "metadata": {"ontology": str(fragment_path())}, "states": fields}}))
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = make_study(tmp_path_factory.mktemp("study"))
-    return root, write_report(root, max_inputs=24, batch_size=8, progress=False)
+    return root, write_report(root, max_inputs=24, batch_size=8, progress=False, matched=MATCHED)
 
 
 @pytest.mark.slow
@@ -166,27 +186,65 @@ def test_report_without_a_study_run(tmp_path):
     assert "<h1>" in out["html"].read_text()
 
 
-def test_report_html_opens_in_headless_chromium(finished):
+VIEW = {"width": 1280, "height": 800}
+MAX_BYTES = 3_000_000
+# what is drawn where, measured in the page: box of an element, overflowing elements, images, scripts' errors
+PROBE = """() => {
+  const box = (sel) => { const e = document.querySelector(sel); if (!e) return null;
+    const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+    width: r.width, height: r.height}; };
+  const width = document.documentElement.clientWidth;
+  const over = [...document.body.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > width + 1)
+    .map(e => e.tagName + '.' + e.className);
+  return {answer: box('.answer'), heat: box('#heat0p img'), forest: box('.first img[alt^="Pooled"]'),
+          scrollWidth: document.documentElement.scrollWidth, width: width, overflowing: over,
+          images: document.images.length,
+          broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length,
+          onto: document.querySelectorAll('#onto0p img').length};
+}"""
+
+
+def _inside(box: dict | None) -> bool:
+    return box is not None and box["height"] > 50 and box["top"] >= 0 and box["left"] >= 0 \
+        and box["bottom"] <= VIEW["height"] and box["right"] <= VIEW["width"]
+
+
+def test_report_first_screen_in_headless_chromium(finished, tmp_path):
+    """At 1280x800 the answer, the heat map and the forest plot are on the first screen, nothing overflows
+    sideways, every image loads, no script error, the page is self-contained and small; the protocol tabs work."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')")
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; scripts/setup.sh installs it)")
     from playwright.sync_api import sync_playwright
 
-    _, out = finished
+    root, _ = finished  # written again: other tests rewrite the report without the matched states
+    out = write_report(root, max_inputs=24, batch_size=8, progress=False, matched=MATCHED)
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page()
+        page = browser.new_page(viewport=VIEW)
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: errors.append(f"fetched {req.url}") if not req.url.startswith(
+            ("file:", "data:")) else None)
         page.goto(out["html"].as_uri())
-        broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length")
-        images = page.evaluate("document.images.length")
+        seen = page.evaluate(PROBE)
+        page.screenshot(path=str(tmp_path / "first_screen.png"))
+        page.click("label[for=heat1]")  # the second protocol's heat map
+        linear = page.evaluate("document.querySelector('#heat1p img').getBoundingClientRect().height")
+        hidden = page.evaluate("document.querySelector('#heat0p img').getBoundingClientRect().height")
+        page.screenshot(path=str(tmp_path / "whole_page.png"), full_page=True)
+        page.emulate_media(media="print")
+        printed = page.evaluate("[...document.querySelectorAll('.tabs .panel img')].every(i => i.height > 0)")
         title = page.title()
         browser.close()
     assert errors == []
-    assert images >= 6 and broken == 0
-    assert "tiny-study" in title
+    assert _inside(seen["answer"]) and _inside(seen["heat"]) and _inside(seen["forest"]), seen
+    assert seen["scrollWidth"] <= VIEW["width"] and seen["overflowing"] == [], seen
+    assert seen["images"] >= 8 and seen["broken"] == 0 and seen["onto"] == 1
+    assert linear > 50 and hidden == 0 and printed  # one protocol at a time on screen, all of them in print
+    assert out["html"].stat().st_size <= MAX_BYTES
+    assert "tiny-study" in title and (tmp_path / "first_screen.png").stat().st_size > 10_000
 
 
 def test_model_cka_identical_models_agree_at_every_block():
