@@ -13,6 +13,7 @@ import yaml
 from scipy import sparse
 
 from audiotransfer.analysis import analyse, write_analysis, write_report
+from audiotransfer.analysis.factors import FACTORS
 from audiotransfer.analysis.gather import SCRATCH
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import write_store
@@ -65,14 +66,14 @@ def _record(run_id: str, kind: str, state: str, task: str | None = None, protoco
 
 
 def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = False,
-               states: tuple[str, ...] = tuple(STATES)) -> Path:
+               states: tuple[str, ...] = tuple(STATES), corpus: str = "synthetic_scenes") -> Path:
     """A finished study: pre-trained states + scratch, two tasks (one without finished runs), planted scores."""
     rng = np.random.default_rng(0)
     chosen = {s: STATES[s] for s in states}
     store = ResultStore(root / "results.sqlite")
     store.claim({"name": "tiny-study"}, str(root / "study.yaml"))
     task_manifest, task_store = _data(root, "scenes", ["a", "b", "c"], 40, "test", rng, "multiclass")
-    store.put_task("scenes", corpus="synthetic_scenes", task_type="multiclass", num_classes=3,
+    store.put_task("scenes", corpus=corpus, task_type="multiclass", num_classes=3,
                    manifest_path=task_manifest, store_path=task_store, frames=FRAMES)
     runs = []
     for k, (state, (idx, n)) in enumerate(chosen.items()):
@@ -134,14 +135,22 @@ def test_report_of_a_finished_study(finished):
     md = out["markdown"].read_text()
     assert html.count("data:image/png;base64,") >= 6 and "<script" not in html
     assert "src='figures" not in html  # self-contained: no file references
-    for figure in ("score_vs_samples", "score_vs_classes", "score_vs_similarity", "gain_finetune", "weight_distance",
-                   "data_label_share", "cka_scenes", "cka_layers_scenes"):
+    for figure in ("score_vs_samples", "score_vs_classes", "score_vs_similarity", "gain_finetune", "gain_linear",
+                   "forest", "ontology_finetune", "weight_distance", "data_label_share", "cka_scenes",
+                   "cka_layers_scenes"):
         assert (root / "report" / "figures" / f"{figure}.png").exists(), figure
         assert (root / "report" / "figures" / f"{figure}.svg").exists(), figure
     summary = json.loads(out["json"].read_text())
     assert len(out["headline"]) == 3 and summary["headline"] == out["headline"]
     assert [line.split(":")[0].strip() for line in out["headline"]] == ["samples", "classes", "similarity"]
     assert "Transfer gain over scratch" in md and "paired (3 seeds)" in md
+    # the outputs in step: the one-sentence answer, the compact factor table (2 pooled + 2 per-task fits x 3
+    # factors), the matched states and the first-screen figures in every format
+    assert summary["sentence"] == out["sentence"] and out["sentence"] in md and "beat scratch" in out["sentence"]
+    assert len(summary["regressions"]) == 12 and {r["factor"] for r in summary["regressions"]} == set(FACTORS)
+    assert summary["matched"] == {"scenes": ["nature", "things"]} and len(summary["gains"]) == 10
+    assert "figures/gain_linear.png" in md and "figures/ontology_finetune.png" in md
+    assert html.index("id='answer'") < html.index("id='ontology'") < html.index("id='method'")
     assert "Task 'birds' has no finished runs" in md
     # measured tables: CKA of each state with itself is absent, before/after pairs present, cache written
     assert (root / "report" / "cache" / "cka_scenes_finetune.json").exists()
@@ -175,6 +184,18 @@ def test_report_says_what_is_missing(tmp_path):
     assert "fewer than two finished seeds" in md and "[n/a]" in md
     assert "State 'ghost' is missing from the store's states table" in md
     assert len(out["headline"]) == 3
+
+
+@pytest.mark.slow
+def test_report_shows_published_numbers_when_the_study_is_the_papers(tmp_path):
+    root = make_study(tmp_path, seeds=(1, 2), states=("full", "human", "frac"), corpus="dcase2020_task1a")
+    out = write_report(root, max_inputs=8, batch_size=8, progress=False)
+    html = out["html"].read_text()
+    assert "id='reference'" in html and "Published results" in html
+    rows = {(r["state"], r["task"]): r for r in json.loads(out["json"].read_text())["reference"]}
+    assert set(rows) == {("full", "scenes"), ("human", "scenes"), ("scratch", "scenes")}
+    assert rows[("human", "scenes")]["published"] == pytest.approx(0.59)  # AS-humansounds, DCASE2020 Task 1A
+    assert rows[("full", "scenes")]["difference"] == pytest.approx(rows[("full", "scenes")]["yours"] - 0.6261)
 
 
 def test_report_without_a_study_run(tmp_path):

@@ -380,7 +380,8 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
         from audiotransfer.study import run_demo
 
         start = time.perf_counter()
-        result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec)
+        result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec,
+                          world_seed=args.world_seed)
         minutes = (time.perf_counter() - start) / 60
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
         o = result.outcome
@@ -471,6 +472,8 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the three-minute variant (smaller world, fewer epochs)")
     p.add_argument("--jobs", type=int, default=max(1, min(2, cores)), help="runs in parallel")
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
+    p.add_argument("--world-seed", type=int, help="generate another world (same design); default folder "
+                   "./audiotransfer-demo-worldN")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)
 

@@ -36,8 +36,8 @@ def compare(scores: pd.DataFrame, tasks: pd.DataFrame, metric: str) -> pd.DataFr
 
     `scores`: the report's score table; `tasks`: the store's tasks table (task, corpus). Cells match when the
     metric is UAR, the protocol is fine-tuning, the task's corpus is a published task and the state is named
-    as in paper.yaml; at least two states must match, so an unrelated study with a state called 'full' is not
-    compared.
+    as in paper.yaml; at least two pre-trained states (besides scratch) must match, so an unrelated study with
+    a state called 'full' is not compared.
     """
     cols = ["state", "task", "yours", "published", "difference"]
     if metric != METRIC or scores.empty or tasks.empty or "corpus" not in tasks:
@@ -45,7 +45,7 @@ def compare(scores: pd.DataFrame, tasks: pd.DataFrame, metric: str) -> pd.DataFr
     corpus = tasks.set_index("task")["corpus"].to_dict()
     mine = scores[(scores["protocol"] == PROTOCOL) & scores["state"].isin(list(PAPER_STATES))
                   & scores["task"].map(corpus).isin(PAPER_TASKS)]
-    if mine["state"].nunique() < 2:
+    if mine.loc[mine["state"] != "scratch", "state"].nunique() < 2:
         return pd.DataFrame(columns=cols)
     ref = published().set_index(["state", "corpus"])["uar"]
     rows = [dict(state=r.state, task=r.task, yours=r.mean, published=ref[(PAPER_STATES[r.state], corpus[r.task])])
