@@ -77,6 +77,7 @@ def gain_heatmap(gains: pd.DataFrame, metric: str, protocol: str,
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(states)), states, fontsize=8)
     ax.tick_params(length=0)
+    ax.set_title(f"{metric} gain over scratch ({protocol})", fontsize=9, pad=18)
     bar = fig.colorbar(image, ax=ax, shrink=0.7, pad=0.02)
     bar.set_label(f"{metric} gain over scratch", fontsize=7)
     bar.ax.tick_params(labelsize=6)

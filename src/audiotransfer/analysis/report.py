@@ -317,7 +317,8 @@ def gain_cell(r: Any) -> str:
 def regression_table(a: Analysis) -> pd.DataFrame:
     """The factor fits as one compact table: a row per fit (pooled, then each task) x factor."""
     rows = []
-    for fit in list(a.pooled_fits.values()) + [f for f in a.fits if f not in a.pooled_fits.values()]:
+    pooled = {id(f) for f in a.pooled_fits.values()}
+    for fit in [*a.pooled_fits.values(), *(f for f in a.fits if id(f) not in pooled)]:
         shares = fit.shares()
         for factor in FACTORS:
             r = fit.table.loc[factor]
@@ -496,10 +497,9 @@ def _findings_html(a: Analysis) -> str:
 
 def render_markdown(a: Analysis, figs: list[Drawn], when: str, root: Path) -> str:
     """The Markdown summary, in the page's order."""
-    rel = {f.key: f for f in figs}
     lines = [f"# {a.res.name}: what transferred and why", "",
              f"Generated {when}; metric: test {a.metric}; similarity: {a.similarity}.", "", f"**{a.sentence}**", ""]
-    lines += [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for k, f in rel.items() if k != "grid"] + [""]
+    lines += [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in figs if f.key != "grid"] + [""]
     lines += ["## Samples vs classes vs similarity", "", "```", *a.headline, "```", "", a.paragraph, ""]
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
     for title, items in a.sections:
