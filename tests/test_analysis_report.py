@@ -133,7 +133,7 @@ def test_report_of_a_finished_study(finished):
     assert out["html"] == root / "report" / "index.html" and out["markdown"] == root / "report" / "summary.md"
     html = out["html"].read_text()
     md = out["markdown"].read_text()
-    assert html.count("data:image/png;base64,") >= 6 and "<script" not in html
+    assert html.count("data:image/png;base64,") >= 6 and html.count("<script") == 1 and "<script src" not in html
     assert "src='figures" not in html  # self-contained: no file references
     for figure in ("score_vs_samples", "score_vs_classes", "score_vs_similarity", "gain_finetune", "gain_linear",
                    "forest", "ontology_finetune", "weight_distance", "data_label_share", "cka_scenes",
@@ -256,14 +256,16 @@ def test_report_first_screen_in_headless_chromium(finished, tmp_path):
         hidden = page.evaluate("document.querySelector('#heat0p img').getBoundingClientRect().height")
         page.screenshot(path=str(tmp_path / "whole_page.png"), full_page=True)
         page.emulate_media(media="print")
-        printed = page.evaluate("[...document.querySelectorAll('.tabs .panel img')].every(i => i.height > 0)")
+        page.evaluate("dispatchEvent(new Event('beforeprint'))")
+        printed = page.evaluate("[...document.querySelectorAll('.tabs .panel img')].every(i => i.height > 0) && "
+                                "[...document.querySelectorAll('details')].every(d => d.open)")
         title = page.title()
         browser.close()
     assert errors == []
     assert _inside(seen["answer"]) and _inside(seen["heat"]) and _inside(seen["forest"]), seen
     assert seen["scrollWidth"] <= VIEW["width"] and seen["overflowing"] == [], seen
     assert seen["images"] >= 8 and seen["broken"] == 0 and seen["onto"] == 1
-    assert linear > 50 and hidden == 0 and printed  # one protocol at a time on screen, all of them in print
+    assert linear > 50 and hidden == 0 and printed  # one protocol at a time on screen; in print all, tables open
     assert out["html"].stat().st_size <= MAX_BYTES
     assert "tiny-study" in title and (tmp_path / "first_screen.png").stat().st_size > 10_000
 
@@ -290,3 +292,16 @@ def test_cli_study_report(finished, capsys, tmp_path):
     assert f"report (html): {root / 'report' / 'index.html'}" in out and "samples vs classes vs similarity" in out
     assert main(["study", "report", str(tmp_path / "nowhere")]) == 2  # a UserError, not a traceback
     assert "study directory not found" in capsys.readouterr().err
+
+
+def test_score_plot_axis_stops_at_the_metric_bounds():
+    from audiotransfer.analysis import plots
+
+    summary = pd.DataFrame({"state": ["a", "b", "c"], "task": "t", "mean": [0.95, 0.97, 0.5],
+                            "ci_low": [0.9, 0.93, 0.0], "ci_high": [1.0, 1.0, 1.0], "samples": [10, 100, 1000]})
+    seeds = summary[["state", "task", "samples"]].assign(value=[0.99, 1.0, 0.02])
+    fig = plots.score_vs_factor(seeds, summary, "samples", "uar", bounds=(0.0, 1.0))
+    low, high = fig.axes[0].get_ylim()
+    assert 0.0 <= low and high <= 1.0
+    assert fig.legends and [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c"]  # no labels on points
+    assert not fig.axes[0].texts

@@ -411,8 +411,11 @@ table{border-collapse:collapse;font-size:12px;margin:.4em 0 1em;display:block;ov
 td,th{border:1px solid #ccc;padding:2px 6px}th{background:#f3f3f3}.note{color:#8a4b00}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}.wide{overflow-x:auto}
 @media print{nav.toc,.tabs label{display:none}.tabs .panel{display:block!important;break-inside:avoid}
-details>*{display:block}body{max-width:none;font-size:11px}figure,img,table{break-inside:avoid}
+body{max-width:none;font-size:11px}figure,img,table{break-inside:avoid}
 .first{grid-template-columns:1fr 1fr}h2{break-after:avoid}}"""
+# printing opens the collapsed tables (the one line of script on the page; it loads nothing)
+PRINT_OPENS = ("<script>addEventListener('beforeprint',()=>document.querySelectorAll('details')"
+               ".forEach(d=>d.open=true))</script>")
 SECTIONS = (("answer", "Answer"), ("ontology", "Ontology view"), ("findings", "Findings"),
             ("reference", "Published results"), ("figures", "Figures"), ("tables", "Tables"),
             ("caveats", "Caveats"), ("method", "Method notes"))
@@ -470,7 +473,7 @@ def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
         for t, df in tables(a)[1:]))
     notes = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes) or "<li>None.</li>"
     parts.append(f"<h2 id='caveats'>Caveats and missing pieces</h2><ul>{notes}</ul>")
-    parts.append(f"<h2 id='method'>Method notes</h2><p>{esc(method_note(a))}</p></body></html>")
+    parts.append(f"<h2 id='method'>Method notes</h2><p>{esc(method_note(a))}</p>{PRINT_OPENS}</body></html>")
     return "\n".join(parts)
 
 
