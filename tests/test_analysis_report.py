@@ -112,13 +112,15 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
 
 
 def _spec(root: Path, states: dict) -> None:
-    """`study.yaml` as `study run` writes it: the states' subset fields and the ontology they refer to."""
+    """`study.yaml` as the demo writes it: the states' subset fields and the ontology they refer to."""
     from audiotransfer.data.synthetic import fragment_path
 
     fields = {s: {"categories": CATEGORIES[s]} if s in CATEGORIES else ({"fraction": 0.25} if s == "frac" else {})
               for s in states}
+    (root / "world").mkdir()
+    shutil.copy(fragment_path(), root / "world" / "ontology.json")  # relative to the study, as the demo writes it
     (root / "study.yaml").write_text(yaml.safe_dump({"name": "tiny-study", "pretraining": {
-        "metadata": {"ontology": str(fragment_path())}, "states": fields}}))
+        "metadata": {"ontology": "world/ontology.json"}, "states": fields}}))
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +304,6 @@ def test_score_plot_axis_stops_at_the_metric_bounds():
     seeds = summary[["state", "task", "samples"]].assign(value=[0.99, 1.0, 0.02])
     fig = plots.score_vs_factor(seeds, summary, "samples", "uar", bounds=(0.0, 1.0))
     low, high = fig.axes[0].get_ylim()
-    assert 0.0 <= low and high <= 1.0
+    assert low >= 0.0 and high <= 1.0
     assert fig.legends and [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c"]  # no labels on points
     assert not fig.axes[0].texts

@@ -327,8 +327,9 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
 def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str | None]:
     """From `study.yaml`: state -> categories (states that name some), the ontology, and the state of all classes.
 
-    Reads the spec as written by `study run` (absolute paths; inline subset fields or named subsets of its
-    `subsets_file`); anything unreadable gives ({}, None, None) and a note, so the report draws no tree.
+    Reads the spec as written by `study run` or the demo (paths absolute or relative to the study folder;
+    inline subset fields or named subsets of its `subsets_file`); anything unreadable gives ({}, None, None)
+    and a note, so the report draws no tree.
     """
     import yaml
 
@@ -339,13 +340,14 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
         return {}, None, None
     try:
         pre = (yaml.safe_load(path.read_text()) or {}).get("pretraining") or {}
-        named = load_subset_file(pre["subsets_file"]) if pre.get("subsets_file") else {}
+        named = load_subset_file(path.parent / pre["subsets_file"]) if pre.get("subsets_file") else {}
         specs = {name: named[f["subset"]] if "subset" in f else SubsetSpec.model_validate(f)
                  for name, f in (pre.get("states") or {}).items() if "checkpoint" not in f}
         meta = pre.get("metadata") or {}
         if not meta.get("ontology"):
             return {}, None, None
-        onto = Ontology.load(meta["ontology"], meta.get("labels"))
+        labels = path.parent / meta["labels"] if meta.get("labels") else None  # relative: to the study folder
+        onto = Ontology.load(path.parent / meta["ontology"], labels)
         categories = {s: list(spec.categories) for s, spec in specs.items() if spec.categories}
         for cats in categories.values():
             onto.resolve_all(cats)

@@ -145,11 +145,12 @@ def node_states(categories: Mapping[str, list[str]], ontology: Ontology) -> dict
 
 
 def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains: pd.DataFrame, metric: str,
-                  full_state: str | None = None) -> Figure:
+                  full_state: str | None = None, matched: Mapping[str, set[str]] | None = None) -> Figure:
     """The category tree of the states, one panel per task, nodes coloured by their state's gain.
 
     `categories`: state -> category names; `gains`: one protocol's rows; `full_state`: the state of every
-    class (drawn as the tree's top node) when the study has one.
+    class (drawn as the tree's top node) when the study has one; `matched`: task -> states that share its
+    material (their nodes get a green edge).
     """
     owner = node_states(categories, ontology)
     rows = _tree_rows(ontology, [ontology.resolve(c) for cats in categories.values() for c in cats])
@@ -159,7 +160,7 @@ def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains
     cmap = plt.get_cmap(CMAP)
     top = [(-1, "")] if full_state else []
     drawn = top + rows
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.3 * len(tasks), 0.5 + 0.32 * len(drawn)), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks) + 0.8, 0.6 + 0.32 * len(drawn)), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         for y, (depth, cid) in enumerate(drawn):
             state = full_state if depth < 0 else owner.get(cid)
@@ -170,13 +171,19 @@ def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains
             x = 0.06 * (depth + (1 if top else 0))
             if depth >= 0 and (depth > 0 or top):
                 ax.plot([x - 0.045, x - 0.045, x - 0.01], [y - 0.5, y, y], color="#888", lw=0.7)
-            ax.text(x, y, text, fontsize=6.5, va="center", color=_ink(color) if np.isfinite(gain) else "#555",
-                    bbox=dict(boxstyle="round,pad=0.25", fc=color, ec="#999", lw=0.5))
+            hit = bool(matched and state in matched.get(task, set()))
+            ax.text(x, y, text, fontsize=7, va="center", color=_ink(color) if np.isfinite(gain) else "#555",
+                    bbox=dict(boxstyle="round,pad=0.25", fc=color, ec="#1b7837" if hit else "#999",
+                              lw=1.8 if hit else 0.5))
         ax.set_xlim(0, 1)
         ax.set_ylim(len(drawn) - 0.5, -0.7)
         ax.set_axis_off()
         ax.set_title(task, fontsize=9)
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[0]), shrink=0.6, pad=0.01)
+    fig.subplots_adjust(left=0.01, right=0.9, top=0.9, bottom=0.06, wspace=0.04)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=fig.add_axes((0.92, 0.15, 0.012, 0.7)))
     bar.set_label(f"{metric} gain over scratch", fontsize=7)
+    if matched:
+        fig.text(0.01, 0.005, "green edge: the state shares the task's material (ground truth)", fontsize=7,
+                 va="bottom")
     bar.ax.tick_params(labelsize=6)
     return fig

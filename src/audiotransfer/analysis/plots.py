@@ -67,8 +67,8 @@ def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, met
             xs = np.linspace(x.min(), x.max(), 50)
             unit = "/decade" if log else "/SD"
             per = slope if log else slope * float(np.std(x, ddof=1))  # raw units (a distance) read badly
-            ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
-            ax.legend(fontsize=7, loc="best")
+            line, = ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
+            ax.legend(handles=[line], fontsize=7, loc="best")
         if log:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())

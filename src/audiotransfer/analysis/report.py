@@ -191,8 +191,8 @@ def one_sentence(a: Analysis) -> str:
 
 # ------------------------------------------------------------------------------------------------- figures
 class Drawn(NamedTuple):
-    """A figure of the report: its key (where the page puts it: 'heat:PROTOCOL', 'forest', 'ontology:PROTOCOL'
-    or 'grid'), title and PNG path."""
+    """A figure of the report: its key (where the page puts it: 'heat:PROTOCOL', 'forest', 'ontology:PROTOCOL',
+    or the detail grid: 'grid', 'wide' for a whole row), title and PNG path."""
 
     key: str
     title: str
@@ -218,7 +218,7 @@ def figures(a: Analysis, out_dir: Path) -> list[Drawn]:
             g = a.gains[a.gains["protocol"] == proto]
             if g["gain"].notna().any():
                 keep(f"ontology:{proto}", f"Ontology view: gain of the state built from each category ({proto})",
-                     overview.ontology_tree(a.ontology, a.categories, g, a.metric, a.full_state),
+                     overview.ontology_tree(a.ontology, a.categories, g, a.metric, a.full_state, a.matched),
                      f"ontology_{proto.replace(':', '-')}")
     made += _detail_figures(a, out_dir)
     return made
@@ -228,7 +228,8 @@ def _detail_figures(a: Analysis, out_dir: Path) -> list[Drawn]:
     made: list[Drawn] = []
 
     def keep(title: str, fig: Any, name: str) -> None:
-        made.append(Drawn("grid", title, plots.save(fig, out_dir, name)["png"]))
+        wide = fig.get_figwidth() > 1.8 * fig.get_figheight()  # multi-panel figures take a whole grid row
+        made.append(Drawn("wide" if wide else "grid", title, plots.save(fig, out_dir, name)["png"]))
 
     data = factor_table(a)
     if not data.empty and a.protocols:
@@ -314,6 +315,10 @@ def gain_cell(r: Any) -> str:
     return f"{r.gain:+.3f} {_interval(r.ci_low, r.ci_high, r.note, '+')} {r.method}".strip()
 
 
+def _signed(v: float, digits: int = 3) -> str:
+    return f"{v:+.{digits}f}" if np.isfinite(v) else "n/a"
+
+
 def regression_table(a: Analysis) -> pd.DataFrame:
     """The factor fits as one compact table: a row per fit (pooled, then each task) x factor."""
     rows = []
@@ -322,10 +327,10 @@ def regression_table(a: Analysis) -> pd.DataFrame:
         shares = fit.shares()
         for factor in FACTORS:
             r = fit.table.loc[factor]
-            rows.append({"fit": fit.label, "factor": factor, "coef per SD": r["coef"],
+            rows.append({"fit": fit.label, "factor": factor, "coef per SD": _signed(r["coef"]),
                          "95% CI": _interval(r["ci_low"], r["ci_high"], "", "+") if np.isfinite(r["coef"]) else "n/a",
-                         "share of R^2": shares[factor], "Spearman rho": r["rho"], "n": fit.n_states,
-                         "R^2": fit.r2})
+                         "share of R^2": f"{shares[factor]:.0%}" if np.isfinite(shares[factor]) else "n/a",
+                         "Spearman rho": _signed(r["rho"], 2), "n": fit.n_states, "R^2": fit.r2})
     return pd.DataFrame(rows).set_index(["fit", "factor"]) if rows else pd.DataFrame()
 
 
@@ -406,7 +411,8 @@ border-left:4px solid #2457a6}
 border:1px solid #bbb;border-radius:3px;font-size:12px;cursor:pointer}.tabs .panel{display:none;margin-top:4px}
 .headline{font-size:11px;background:#f7f7f7;padding:5px;white-space:pre-wrap;margin:4px 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
-.grid figure,figure{margin:0}img{max-width:100%;height:auto}figcaption{font-size:12px;color:#555}
+.grid figure,figure{margin:0}.grid .wide{grid-column:1/-1}img{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#555}
 table{border-collapse:collapse;font-size:12px;margin:.4em 0 1em;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:2px 6px}th{background:#f3f3f3}.note{color:#8a4b00}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}.wide{overflow-x:auto}
@@ -464,9 +470,10 @@ def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
     parts.append("<h2 id='ontology'>Ontology view</h2>" + (onto or "<p>No ontology view: the study's states name no "
                                                           "categories, or its ontology could not be read.</p>"))
     parts.append(_findings_html(a))
-    grid = [f for f in figs if f.key == "grid"]
+    grid = [f for f in figs if f.key in ("grid", "wide")]
     parts.append("<h2 id='figures'>Figures</h2><div class='grid'>" + "".join(
-        f"<figure>{_img(f.path, f.title)}<figcaption>{esc(f.title)}</figcaption></figure>" for f in grid)
+        f"<figure class='{f.key}'>{_img(f.path, f.title)}<figcaption>{esc(f.title)}</figcaption></figure>"
+        for f in grid)
         + "</div>" if grid else "<h2 id='figures'>Figures</h2><p>No figures: no finished results.</p>")
     parts.append("<h2 id='tables'>Tables</h2>" + "".join(
         f"<details><summary>{esc(t)}</summary><div class='wide'>{_table_html(df)}</div></details>"
@@ -502,14 +509,15 @@ def render_markdown(a: Analysis, figs: list[Drawn], when: str, root: Path) -> st
     """The Markdown summary, in the page's order."""
     lines = [f"# {a.res.name}: what transferred and why", "",
              f"Generated {when}; metric: test {a.metric}; similarity: {a.similarity}.", "", f"**{a.sentence}**", ""]
-    lines += [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in figs if f.key != "grid"] + [""]
+    lines += [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in figs
+              if f.key not in ("grid", "wide")] + [""]
     lines += ["## Samples vs classes vs similarity", "", "```", *a.headline, "```", "", a.paragraph, ""]
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
     for title, items in a.sections:
         lines += [f"## {title}", "", *[f"- {i}" for i in items], ""]
     for title, df in tables(a):
         lines += [f"## {title}", "", markdown_table(df), ""]
-    grid = [f for f in figs if f.key == "grid"]
+    grid = [f for f in figs if f.key in ("grid", "wide")]
     if grid:
         lines += ["## Figures", ""] + [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in grid] + [""]
     if a.notes:
