@@ -185,8 +185,8 @@ def one_sentence(a: Analysis) -> str:
                   if overview.excludes_zero(row["ci_low"], row["ci_high"]) else
                   f"no factor clearly mattered most (the largest share, {DESCRIBE[top]}, has an interval that "
                   f"includes zero: {ci})")
-    return (f"Under {proto}, the best pre-training state beat scratch with an interval above zero on {clear} of "
-            f"{len(best)} tasks ({'; '.join(wins)} {a.metric}), and {factor}.")
+    return (f"Under {proto}, the best pre-training state per task ({'; '.join(wins)} {a.metric} over scratch) beat "
+            f"scratch with an interval above zero on {clear} of {len(best)} tasks, and {factor}.")
 
 
 # ------------------------------------------------------------------------------------------------- figures
