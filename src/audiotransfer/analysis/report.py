@@ -335,7 +335,7 @@ def regression_table(a: Analysis) -> pd.DataFrame:
 
 
 def tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
-    """The report's tables, titled, ready to render: the factor fits first, then the detail."""
+    """The report's tables, titled, ready to render: the factor fits and published numbers, then the detail."""
     out: list[tuple[str, pd.DataFrame]] = []
     regressions = regression_table(a)
     if not regressions.empty:
@@ -343,6 +343,12 @@ def tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
     if not a.reference.empty:
         out.append((f"Your test {a.metric} beside the published one (Milling et al., CNN10, fine-tuning)",
                     a.reference.set_index(["state", "task"])))
+    return out + detail_tables(a)
+
+
+def detail_tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
+    """Scores, gains, similarities, CKA and weight distances: the page's collapsed tables."""
+    out: list[tuple[str, pd.DataFrame]] = []
     for proto in a.protocols:
         s = a.scores[a.scores["protocol"] == proto]
         cells = s.assign(cell=[score_cell(r) for r in s.itertuples()])
@@ -415,7 +421,7 @@ border:1px solid #bbb;border-radius:3px;font-size:12px;cursor:pointer}.tabs .pan
 figcaption{font-size:12px;color:#555}
 table{border-collapse:collapse;font-size:12px;margin:.4em 0 1em;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:2px 6px}th{background:#f3f3f3}.note{color:#8a4b00}
-details{margin:4px 0}summary{cursor:pointer;font-weight:600}.wide{overflow-x:auto}
+details{margin:4px 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
 @media print{nav.toc,.tabs label{display:none}.tabs .panel{display:block!important;break-inside:avoid}
 body{max-width:none;font-size:11px}figure,img,table{break-inside:avoid}
 .first{grid-template-columns:1fr 1fr}h2{break-after:avoid}}"""
@@ -476,8 +482,8 @@ def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
         for f in grid)
         + "</div>" if grid else "<h2 id='figures'>Figures</h2><p>No figures: no finished results.</p>")
     parts.append("<h2 id='tables'>Tables</h2>" + "".join(
-        f"<details><summary>{esc(t)}</summary><div class='wide'>{_table_html(df)}</div></details>"
-        for t, df in tables(a)[1:]))
+        f"<details><summary>{esc(t)}</summary><div class='scroll'>{_table_html(df)}</div></details>"
+        for t, df in detail_tables(a)))
     notes = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes) or "<li>None.</li>"
     parts.append(f"<h2 id='caveats'>Caveats and missing pieces</h2><ul>{notes}</ul>")
     parts.append(f"<h2 id='method'>Method notes</h2><p>{esc(method_note(a))}</p>{PRINT_OPENS}</body></html>")
@@ -490,7 +496,7 @@ def _findings_html(a: Analysis) -> str:
     out = [f"<h2 id='findings'>Findings</h2><p>{esc(a.paragraph)}</p>"]
     regressions = regression_table(a)
     if not regressions.empty:
-        out.append(f"<h3>Factors per fit</h3><div class='wide'>{_table_html(regressions)}</div>")
+        out.append(f"<h3>Factors per fit</h3><div class='scroll'>{_table_html(regressions)}</div>")
     if a.fits:
         out.append("<details><summary>Each fit in words</summary><ul>"
                    + "".join(f"<li>{esc(answer(f))}</li>" for f in a.fits) + "</ul></details>")
@@ -500,7 +506,7 @@ def _findings_html(a: Analysis) -> str:
         d = a.reference["difference"]
         out.append(f"<h2 id='reference'>Published results</h2><p>Your fine-tuned test {esc(a.metric)} beside the "
                    f"study authors' published numbers (CNN10, mean of three seeds) on {len(d)} matching cells: "
-                   f"mean difference {d.mean():+.3f}, largest {d.abs().max():.3f}.</p><div class='wide'>"
+                   f"mean difference {d.mean():+.3f}, largest {d.abs().max():.3f}.</p><div class='scroll'>"
                    f"{_table_html(a.reference.set_index(['state', 'task']))}</div>")
     return "".join(out)
 
