@@ -75,7 +75,9 @@ def main() -> None:
         table["P(agree)"] = stats.norm.cdf(table["mean"] / table["sd"])
     print(table.to_string(float_format=lambda v: f"{v:+.3f}"))
     for name in [f.name for f in args.folders]:
-        print(f"{name}: {(table[name] > 0).sum()} of {table[name].notna().sum()} checks agree")
+        ties = int((table[name] == 0).sum())  # the report's check breaks a tie by state order
+        print(f"{name}: {(table[name] > 0).sum()} of {table[name].notna().sum()} checks agree"
+              + (f", {ties} tied (agreement then depends on the state order)" if ties else ""))
     if "P(agree)" in table:
         print(f"P(at least 9 of {len(table)} agree on a new world) = {at_least(list(table['P(agree)']), 9):.2f}")
 
