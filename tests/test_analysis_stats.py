@@ -9,7 +9,7 @@ from scipy.stats import ortho_group
 
 from audiotransfer.analysis.cka import MinibatchCKA, linear_cka
 from audiotransfer.analysis.factors import FactorFit, answer, fit_factors, headline
-from audiotransfer.analysis.scores import score_table, transfer_gain
+from audiotransfer.analysis.scores import TOO_FEW, bounded, metric_range, score_table, t_interval, transfer_gain
 from audiotransfer.analysis.similarity import (
     block_weight_distances,
     frechet_distance,
@@ -140,6 +140,35 @@ def test_transfer_gain_paired_welch_and_missing_control():
     alone = _metrics({("full", 1): 0.7, ("full", 2): 0.8})
     row = transfer_gain(alone, "uar").iloc[0]
     assert np.isnan(row["gain"]) and "scratch" in row["note"]
+
+
+def test_bounded_interval_equals_the_t_interval_inside_the_range():
+    _, _, low, high = t_interval(np.array([0.6, 0.7, 0.8]))
+    assert bounded(low, high, (0.0, 1.0)) == (low, high, "")
+
+
+def test_bounded_interval_is_never_outside_the_range(rng):
+    for _ in range(300):  # two to four seeds near a bound, spreads up to the whole range
+        n = int(rng.integers(2, 5))
+        values = np.clip(rng.uniform(0.0, 1.0) + rng.uniform(0.0, 0.6) * rng.normal(size=n), 0.0, 1.0)
+        mean, _, low, high = t_interval(values)
+        blow, bhigh, note = bounded(low, high, (0.0, 1.0))
+        if np.isnan(blow):
+            assert high - low > 1.0 and note.startswith(TOO_FEW)
+        else:
+            assert 0.0 <= blow <= bhigh <= 1.0 and blow <= mean <= bhigh
+            assert (note == "") == (blow == low and bhigh == high)
+
+
+def test_scores_and_gains_say_too_few_seeds_instead_of_a_wider_interval():
+    data = _metrics({("full", 1): 0.05, ("full", 2): 0.95, ("near", 1): 0.97, ("near", 2): 0.99, ("near", 3): 0.93,
+                     ("scratch", 1): 0.9, ("scratch", 2): 0.1})
+    table = score_table(data, "uar").set_index("state")
+    assert np.isnan(table.loc["full", "ci_low"]) and table.loc["full", "note"].startswith(TOO_FEW)
+    assert table.loc["near", "ci_high"] == 1.0 and "clipped" in table.loc["near", "note"]  # t-interval reaches 1.04
+    gains = transfer_gain(data, "uar").set_index("state")
+    assert np.isnan(gains.loc["full", "ci_low"]) and gains.loc["full", "note"].startswith(TOO_FEW)
+    assert metric_range("uar", gain=True) == (-1.0, 1.0) and metric_range("loss") == (-np.inf, np.inf)
 
 
 def _planted(rng: np.random.Generator, n: int, noise: float) -> pd.DataFrame:

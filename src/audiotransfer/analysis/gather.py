@@ -336,3 +336,45 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
     key = _fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
                        states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
     return cached(res.dir.cache, "data_similarity", key, compute), tagger
+
+
+# ------------------------------------------------------------------------------------------- ontology
+def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str | None]:
+    """From `study.yaml`: state -> categories (states that name some), the ontology, and the state of all classes.
+
+    Reads the spec as written by `study run` or the demo (paths absolute or relative to the study folder;
+    inline subset fields or named subsets of its `subsets_file`); anything unreadable gives ({}, None, None)
+    and a note, so the report draws no tree.
+    """
+    import yaml
+
+    from audiotransfer.ontology import Ontology, SubsetSpec, load_subset_file
+
+    path = res.dir.spec
+    if not path.is_file():
+        return {}, None, None
+    try:
+        pre = (yaml.safe_load(path.read_text()) or {}).get("pretraining") or {}
+        named = load_subset_file(path.parent / pre["subsets_file"]) if pre.get("subsets_file") else {}
+        specs = {name: named[f["subset"]] if "subset" in f else SubsetSpec.model_validate(f)
+                 for name, f in (pre.get("states") or {}).items() if "checkpoint" not in f}
+        meta = pre.get("metadata") or {}
+        if not meta.get("ontology"):
+            return {}, None, None
+        labels = path.parent / meta["labels"] if meta.get("labels") else None  # relative: to the study folder
+        onto = Ontology.load(path.parent / meta["ontology"], labels)
+        categories = {s: list(spec.categories) for s, spec in specs.items() if spec.categories}
+        for cats in categories.values():
+            for category in cats:
+                onto.resolve(category)
+    except (UserError, OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        res.notes.append(f"The ontology view is left out: {path} or its ontology could not be read ({exc}).")
+        return {}, None, None
+    full = next((s for s, spec in specs.items() if _whole(spec)), None)
+    return categories, onto, full
+
+
+def _whole(spec: Any) -> bool:
+    """A subset spec that keeps every class and clip."""
+    return (spec.categories is None and not spec.exclude and spec.level is None and spec.num_classes is None
+            and spec.fraction in (None, 1.0) and spec.num_samples is None and spec.max_samples_per_class is None)

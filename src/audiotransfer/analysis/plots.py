@@ -44,38 +44,57 @@ def _usable(values: pd.Series, log: bool) -> pd.Series:
 
 
 def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, metric: str, log: bool = True,
-                    label: str | None = None) -> Figure:
+                    label: str | None = None, bounds: tuple[float, float] = (-np.inf, np.inf)) -> Figure:
     """Score against a factor per task: seed values, mean with 95% CI, least-squares line (on log10 x if `log`).
 
-    `seeds`: state, task, value, <factor>; `summary`: state, task, mean, ci_low, ci_high, <factor>.
+    `seeds`: state, task, value, <factor>; `summary`: state, task, mean, ci_low, ci_high, <factor>. Each state
+    has its own colour and marker, named once in a legend below the panels (labels beside points overlap);
+    the y axis stops at the metric's `bounds`.
     """
     tasks = sorted(summary["task"].unique())
     fig, axes = _grid(len(tasks))
+    styles = _state_styles(list(dict.fromkeys(summary["state"])))
     for ax, task in zip(axes, tasks, strict=False):
         s = summary[(summary["task"] == task) & _usable(summary[factor], log)]
         d = seeds[(seeds["task"] == task) & _usable(seeds[factor], log)]
-        ax.scatter(d[factor], d["value"], s=14, alpha=0.6, color="grey", zorder=3, label="seeds")
-        err = np.vstack([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]])
-        ax.errorbar(s[factor], s["mean"], yerr=np.nan_to_num(err), fmt="o", capsize=3, label="mean, 95% CI")
+        ax.scatter(d[factor], d["value"], s=10, alpha=0.5, color="grey", zorder=2)
+        for row in s.itertuples():
+            err = [[row.mean - row.ci_low], [row.ci_high - row.mean]] if np.isfinite(row.ci_low) else None
+            ax.errorbar([getattr(row, factor)], [row.mean], yerr=err, capsize=3, zorder=3, **styles[row.state])
         if s[factor].nunique() > 1:
             x = np.log10(s[factor]) if log else s[factor]
             slope, icept = np.polyfit(x, s["mean"], 1)
             xs = np.linspace(x.min(), x.max(), 50)
             unit = "/decade" if log else "/SD"
             per = slope if log else slope * float(np.std(x, ddof=1))  # raw units (a distance) read badly
-            ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
-        for row in s.itertuples():  # name the states: which data sat where is the point of the figure
-            ax.annotate(str(row.state), (getattr(row, factor), row.mean), fontsize=6, alpha=0.8,
-                        xytext=(3, 3), textcoords="offset points")
+            line, = ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
+            ax.legend(handles=[line], fontsize=7, loc="best")
         if log:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
+        clip_axis(ax, bounds)
         ax.set_xlabel(label or f"pre-training {factor}")
         ax.set_ylabel(metric)
         ax.set_title(task)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], linestyle="", **style) for style in styles.values()]
+    fig.legend(handles, list(styles), loc="lower center", ncol=min(len(styles), 5), fontsize=7, frameon=False,
+               title="state (mean, 95% CI; grey: seeds)", title_fontsize=7)
+    rows = int(np.ceil(len(styles) / 5))
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * rows, 1, 1))
     return fig
+
+
+def _state_styles(states: list[str]) -> dict[str, dict]:
+    """A distinct colour and marker per state, stable in the order given."""
+    markers = "osD^vP*Xh<>"
+    return {s: {"color": plt.get_cmap("tab10" if len(states) <= 10 else "tab20")(i % 20),
+                "marker": markers[i % len(markers)], "markersize": 5, "label": s} for i, s in enumerate(states)}
+
+
+def clip_axis(ax: plt.Axes, bounds: tuple[float, float]) -> None:
+    """Stop the y axis at the metric's bounds (a UAR axis never reaches 1.025)."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, bounds[0]), min(high, bounds[1]))
 
 
 def heatmap(matrix: pd.DataFrame, title: str, cmap: str = "viridis", fmt: str = "{:.2f}") -> Figure:
@@ -105,28 +124,9 @@ def cka_layers(table: pd.DataFrame, title: str) -> Figure:
     for state, row in table.iterrows():
         ax.plot(range(len(row)), row.to_numpy(dtype=float), marker="o", label=str(state))
     ax.set_xticks(range(table.shape[1]), list(table.columns), rotation=30, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1)
     ax.set_ylabel("linear CKA")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-def transfer_gain(gains: pd.DataFrame, metric: str) -> Figure:
-    """Grouped bars of transfer gain over scratch per state and task, with 95% intervals where known."""
-    tasks = sorted(gains["task"].unique())
-    states = list(dict.fromkeys(gains["state"]))
-    width = 0.8 / max(len(tasks), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(states) * max(len(tasks), 1)), 3.8))
-    for k, task in enumerate(tasks):
-        g = gains[gains["task"] == task].set_index("state").reindex(states)
-        err = np.vstack([g["gain"] - g["ci_low"], g["ci_high"] - g["gain"]])
-        ax.bar(np.arange(len(states)) + k * width, g["gain"].to_numpy(dtype=float), width,
-               yerr=np.nan_to_num(err.astype(float)), capsize=2, label=task)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(np.arange(len(states)) + width * (len(tasks) - 1) / 2, states, rotation=45, ha="right")
-    ax.set_ylabel(f"{metric} gain over scratch")
-    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

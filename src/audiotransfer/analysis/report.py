@@ -15,16 +15,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 import audiotransfer.analysis.gather as gather
+import audiotransfer.analysis.overview as overview
 import audiotransfer.analysis.plots as plots
-from audiotransfer.analysis.factors import FACTORS, FactorFit, answer, fit_factors, headline
-from audiotransfer.analysis.scores import score_table, select_metric, transfer_gain
+import audiotransfer.analysis.reference as reference
+from audiotransfer.analysis.factors import DESCRIBE, FACTORS, FactorFit, answer, fit_factors, headline
+from audiotransfer.analysis.scores import TOO_FEW, metric_range, score_table, select_metric, transfer_gain
 from audiotransfer.errors import UserError
+from audiotransfer.study.spec import SCRATCH
 
 METRICS = ("uar", "accuracy", "macro_f1", "auc")
 SIMILARITIES = ("frechet", "mmd", "label_share")
@@ -51,7 +54,13 @@ class Analysis:
     tagger: str | None = None
     fits: list[FactorFit] = field(default_factory=list)
     pooled: FactorFit | None = None
+    pooled_fits: dict[str, FactorFit] = field(default_factory=dict)  # protocol -> pooled fit (forest plot)
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (title, lines) a caller adds
+    matched: dict[str, set[str]] = field(default_factory=dict)  # task -> states sharing its material (if known)
+    categories: dict[str, list[str]] = field(default_factory=dict)  # state -> ontology categories it names
+    ontology: Any = None  # audiotransfer.ontology.Ontology of the pre-training corpus, when readable
+    full_state: str | None = None  # the state of every class, the ontology view's top node
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame)  # published numbers beside the study's
 
     @property
     def notes(self) -> list[str]:
@@ -66,6 +75,10 @@ class Analysis:
     @property
     def paragraph(self) -> str:
         return answer(self.pooled) if self.pooled is not None else " ".join(self.notes)
+
+    @property
+    def sentence(self) -> str:
+        return one_sentence(self)
 
 
 def _metric(test: pd.DataFrame, metric: str, notes: list[str]) -> str:
@@ -83,7 +96,7 @@ def factor_table(a: Analysis) -> pd.DataFrame:
         return pd.DataFrame(columns=["state", "task", "protocol", "score", "samples", "classes", "similarity"])
     states = a.res.states.rename(columns={"num_clips": "samples", "num_classes": "classes"})
     table = a.scores.rename(columns={"mean": "score"})[["state", "task", "protocol", "score"]]
-    table = table[table["state"] != gather.SCRATCH].merge(states[["state", "samples", "classes"]], on="state")
+    table = table[table["state"] != SCRATCH].merge(states[["state", "samples", "classes"]], on="state")
     if a.data_sim.empty:
         return table.assign(similarity=np.nan)
     sim = a.data_sim[["state", "task", a.similarity]].rename(columns={a.similarity: "similarity"})
@@ -93,15 +106,21 @@ def factor_table(a: Analysis) -> pd.DataFrame:
 
 
 def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY, max_inputs: int = 256,
-            batch_size: int = 64, progress: bool = True) -> Analysis:
-    """Compute every table of the report from a study directory."""
+            batch_size: int = 64, progress: bool = True, matched: dict[str, set[str]] | None = None) -> Analysis:
+    """Compute every table of the report from a study directory.
+
+    `matched` (task -> states that share its material) is a known ground truth, e.g. the synthetic world's:
+    the heat map outlines those cells.
+    """
     if similarity not in SIMILARITIES:
         raise UserError(f"unknown similarity measure {similarity!r}", fix=f"use one of {', '.join(SIMILARITIES)}")
     res = gather.load_results(study_dir)
     metric = _metric(res.test, metric, res.notes)
     protocols = sorted(res.test["protocol"].unique(), key=lambda p: (p != "finetune", p))
     a = Analysis(res, metric, protocols, similarity, score_table(res.test, metric),
-                 transfer_gain(res.test, metric))
+                 transfer_gain(res.test, metric), matched=dict(matched or {}))
+    a.categories, a.ontology, a.full_state = gather.state_categories(res)
+    a.reference = reference.compare(a.scores, res.tasks, metric)
     short = a.scores[a.scores["n_seeds"] < 2]
     if len(short):
         res.notes.append(f"{len(short)} state x task x protocol cells have fewer than two finished seeds: "
@@ -112,7 +131,7 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
         res.notes.append(f"Tasks {', '.join(sorted(set(tasks) - known))} are missing from the store's tasks table: "
                          "no CKA or data similarity for them.")
         tasks = [t for t in tasks if t in known]
-    states = [s for s in dict.fromkeys(res.test["state"]) if s != gather.SCRATCH]
+    states = [s for s in dict.fromkeys(res.test["state"]) if s != SCRATCH]
     missing = [s for s in states if gather.pretrained_dir(res, s) is None]
     if missing:
         res.notes.append(f"No pre-trained model file for {', '.join(missing)}: left out of the weight, CKA and "
@@ -145,41 +164,93 @@ def _fit(a: Analysis) -> None:
             a.fits.append(fit_factors(part[part["task"] == task], a.metric, label=f"{task} ({protocol})"))
     pooled = [fit_factors(data[data["protocol"] == p], a.metric, label=f"all tasks pooled ({p}, task effects "
                           "removed)") for p in a.protocols]
+    a.pooled_fits = dict(zip(a.protocols, pooled, strict=True))
     if pooled:  # the first protocol's pooled fit is the headline; the others lead the per-protocol list
         a.pooled = pooled[0]
         a.fits[:0] = pooled[1:]
 
 
+def one_sentence(a: Analysis) -> str:
+    """The answer in one sentence: where pre-training clearly beat scratch, and which factor mattered most."""
+    if a.pooled is None or a.gains["gain"].isna().all():
+        return "No answer yet: " + (a.notes[0] if a.notes else "the study has no finished results.")
+    proto = a.protocols[0]
+    g = a.gains[(a.gains["protocol"] == proto)].dropna(subset=["gain"])
+    best = g.sort_values("gain", ascending=False).drop_duplicates("task").sort_values("task")
+    wins = [f"{r.task}: {r.state} {r.gain:+.3f}" for r in best.itertuples()]
+    clear = sum(overview.excludes_zero(r.ci_low, r.ci_high) and r.gain > 0 for r in best.itertuples())
+    top = a.pooled.most_important()
+    if top is None or not np.isfinite(a.pooled.table.loc[top, "coef"]):
+        factor = "the factor analysis has too few states to say which of samples, classes and similarity mattered"
+    else:
+        row = a.pooled.table.loc[top]
+        ci = f"{row['coef']:+.3f} {a.metric} per SD, 95% CI {row['ci_low']:+.3f} to {row['ci_high']:+.3f}"
+        factor = (f"of samples, classes and similarity, {DESCRIBE[top]} mattered most ({ci})"
+                  if overview.excludes_zero(row["ci_low"], row["ci_high"]) else
+                  f"no factor clearly mattered most (the largest share, {DESCRIBE[top]}, has an interval that "
+                  f"includes zero: {ci})")
+    return (f"Under {proto}, the best pre-training state per task ({'; '.join(wins)} {a.metric} over scratch) beat "
+            f"scratch with an interval above zero on {clear} of {len(best)} tasks, and {factor}.")
+
+
 # ------------------------------------------------------------------------------------------------- figures
-def figures(a: Analysis, out_dir: Path) -> list[tuple[str, Path]]:
-    """Draw every figure the data allows; (title, png path) pairs."""
-    made: list[tuple[str, Path]] = []
+class Drawn(NamedTuple):
+    """A figure of the report: its key (where the page puts it: 'heat:PROTOCOL', 'forest', 'ontology:PROTOCOL',
+    or the detail grid: 'grid', 'wide' for a whole row), title and PNG path."""
+
+    key: str
+    title: str
+    path: Path
+
+
+def figures(a: Analysis, out_dir: Path) -> list[Drawn]:
+    """Draw every figure the data allows: the first screen's, the ontology view, then the detail grid."""
+    made: list[Drawn] = []
+
+    def keep(key: str, title: str, fig: Any, name: str) -> None:
+        made.append(Drawn(key, title, plots.save(fig, out_dir, name)["png"]))
+
+    for proto in a.protocols:
+        g = a.gains[a.gains["protocol"] == proto]
+        if g["gain"].notna().any():
+            keep(f"heat:{proto}", f"Transfer gain over scratch ({proto})",
+                 overview.gain_heatmap(g, a.metric, proto, a.matched), f"gain_{proto.replace(':', '-')}")
+    if any(np.isfinite(f.table["coef"]).any() for f in a.pooled_fits.values()):
+        keep("forest", "Pooled factor effects per protocol (95% CI)", overview.forest(a.pooled_fits), "forest")
+    if a.ontology is not None and a.categories:
+        for proto in a.protocols:
+            g = a.gains[a.gains["protocol"] == proto]
+            if g["gain"].notna().any():
+                keep(f"ontology:{proto}", f"Ontology view: gain of the state built from each category ({proto})",
+                     overview.ontology_tree(a.ontology, a.categories, g, a.metric, a.full_state, a.matched),
+                     f"ontology_{proto.replace(':', '-')}")
+    made += _detail_figures(a, out_dir)
+    return made
+
+
+def _detail_figures(a: Analysis, out_dir: Path) -> list[Drawn]:
+    made: list[Drawn] = []
 
     def keep(title: str, fig: Any, name: str) -> None:
-        made.append((title, plots.save(fig, out_dir, name)["png"]))
+        wide = fig.get_figwidth() > 1.8 * fig.get_figheight()  # multi-panel figures take a whole grid row
+        made.append(Drawn("wide" if wide else "grid", title, plots.save(fig, out_dir, name)["png"]))
 
     data = factor_table(a)
     if not data.empty and a.protocols:
-        proto = a.protocols[0]
+        proto, bounds = a.protocols[0], metric_range(a.metric)
         seeds = select_metric(a.res.test, a.metric)
         seeds = seeds[seeds["protocol"] == proto].merge(data[data["protocol"] == proto][
             ["state", "task", "samples", "classes"]], on=["state", "task"])
         summary = data[data["protocol"] == proto].merge(a.scores, on=["state", "task", "protocol"])
         for factor in ("samples", "classes"):
             keep(f"{a.metric} vs pre-training {factor} ({proto})",
-                 plots.score_vs_factor(seeds, summary, factor, a.metric), f"score_vs_{factor}")
+                 plots.score_vs_factor(seeds, summary, factor, a.metric, bounds=bounds), f"score_vs_{factor}")
         if summary["similarity"].notna().any():
             seeds = seeds.merge(data[data["protocol"] == proto][["state", "task", "similarity"]], on=["state", "task"])
             label = f"data similarity ({a.similarity}{'' if a.similarity == 'label_share' else ', negated'})"
             keep(f"{a.metric} vs {label} ({proto})",
-                 plots.score_vs_factor(seeds, summary, "similarity", a.metric, log=False, label=label),
+                 plots.score_vs_factor(seeds, summary, "similarity", a.metric, log=False, label=label, bounds=bounds),
                  "score_vs_similarity")
-    if a.gains["gain"].notna().any():
-        for proto in a.protocols:
-            g = a.gains[a.gains["protocol"] == proto]
-            if g["gain"].notna().any():
-                keep(f"Transfer gain over scratch ({proto})", plots.transfer_gain(g, a.metric),
-                     f"gain_{proto.replace(':', '-')}")
     if not a.weights.empty:
         keep("Weight distance (1 - cosine, first convolution)",
              plots.heatmap(a.weights, "1 - cos(first conv weights)", "magma", "{:.2g}"), "weight_distance")
@@ -228,32 +299,70 @@ def cka_kept(long: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def _cell(mean: float, low: float, high: float, n: int) -> str:
-    if not np.isfinite(mean):
+def _interval(low: float, high: float, note: str, sign: str = "") -> str:
+    if np.isfinite(low):
+        return f"[{low:{sign}.3f}, {high:{sign}.3f}]"
+    return f"({TOO_FEW})" if str(note).startswith(TOO_FEW) else "[n/a]"
+
+
+def score_cell(r: Any) -> str:
+    """'0.812 [0.790, 0.834] (n=3)', or the reason there is no interval."""
+    if not np.isfinite(r.mean):
         return "n/a"
-    ci = f" [{low:.3f}, {high:.3f}]" if np.isfinite(low) else " [n/a]"
-    return f"{mean:.3f}{ci} (n={n})"
+    return f"{r.mean:.3f} {_interval(r.ci_low, r.ci_high, r.note)} (n={r.n_seeds})"
+
+
+def gain_cell(r: Any) -> str:
+    """'+0.021 [+0.004, +0.038] paired (3 seeds)', or the reason there is no interval."""
+    if not np.isfinite(r.gain):
+        return "n/a"
+    return f"{r.gain:+.3f} {_interval(r.ci_low, r.ci_high, r.note, '+')} {r.method}".strip()
+
+
+def _signed(v: float, digits: int = 3) -> str:
+    return f"{v:+.{digits}f}" if np.isfinite(v) else "n/a"
+
+
+def regression_table(a: Analysis) -> pd.DataFrame:
+    """The factor fits as one compact table: a row per fit (pooled, then each task) x factor."""
+    rows = []
+    pooled = {id(f) for f in a.pooled_fits.values()}
+    for fit in [*a.pooled_fits.values(), *(f for f in a.fits if id(f) not in pooled)]:
+        shares = fit.shares()
+        for factor in FACTORS:
+            r = fit.table.loc[factor]
+            rows.append({"fit": fit.label, "factor": factor, "coef per SD": _signed(r["coef"]),
+                         "95% CI": _interval(r["ci_low"], r["ci_high"], "", "+") if np.isfinite(r["coef"]) else "n/a",
+                         "share of R^2": f"{shares[factor]:.0%}" if np.isfinite(shares[factor]) else "n/a",
+                         "Spearman rho": _signed(r["rho"], 2), "n": fit.n_states, "R^2": fit.r2})
+    return pd.DataFrame(rows).set_index(["fit", "factor"]) if rows else pd.DataFrame()
 
 
 def tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
-    """The report's tables, titled, ready to render."""
+    """The report's tables, titled, ready to render: the factor fits and published numbers, then the detail."""
+    out: list[tuple[str, pd.DataFrame]] = []
+    regressions = regression_table(a)
+    if not regressions.empty:
+        out.append(("Factors per fit (standardised coefficients, 95% CI, LMG share of the factors' R^2)", regressions))
+    if not a.reference.empty:
+        out.append((f"Your test {a.metric} beside the published one (Milling et al., CNN10, fine-tuning)",
+                    a.reference.set_index(["state", "task"])))
+    return out + detail_tables(a)
+
+
+def detail_tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
+    """Scores, gains, similarities, CKA and weight distances: the page's collapsed tables."""
     out: list[tuple[str, pd.DataFrame]] = []
     for proto in a.protocols:
         s = a.scores[a.scores["protocol"] == proto]
-        cells = s.assign(cell=[_cell(r.mean, r.ci_low, r.ci_high, r.n_seeds) for r in s.itertuples()])
+        cells = s.assign(cell=[score_cell(r) for r in s.itertuples()])
         out.append((f"Test {a.metric}: mean [95% CI] over seeds ({proto})",
                     cells.pivot(index="state", columns="task", values="cell")))
         g = a.gains[a.gains["protocol"] == proto]
         if not g.empty:
-            g = g.assign(cell=[(f"{r.gain:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] {r.method}"
-                                if np.isfinite(r.ci_low) else (f"{r.gain:+.3f} [n/a]" if np.isfinite(r.gain)
-                                                               else "n/a")) for r in g.itertuples()])
+            g = g.assign(cell=[gain_cell(r) for r in g.itertuples()])
             out.append((f"Transfer gain over scratch ({proto})", g.pivot(index="state", columns="task",
                                                                           values="cell")))
-    for fit in ([a.pooled] if a.pooled else []) + a.fits:
-        t = fit.table.copy()
-        t["lmg_share"] = fit.shares()
-        out.append((f"Factors: {fit.label} (n={fit.n_states} {fit.unit}, {fit.r2_text()})", t))
     if not a.data_sim.empty:
         out.append((f"Data similarity (tagger: {a.tagger})", a.data_sim.set_index(["state", "task"])))
     for task, long in a.cka.items():
@@ -295,66 +404,148 @@ def method_note(a: Analysis) -> str:
             "task effects and intervals clustered by state (a state's rows share its pre-trained model; t with "
             "states - 1 degrees of freedom, which with few states can still be somewhat narrow); importance = "
             "LMG share of R^2; a factor mattered most only if its interval excludes zero; transfer-gain "
-            "intervals are paired by seed when seeds match, Welch otherwise.")
+            "intervals are paired by seed when seeds match, Welch otherwise. Score and gain intervals respect the "
+            "metric's range: a t-interval that crosses a bound is clipped to it (the tables' note says so), and one "
+            "wider than the whole range is reported as 'too few seeds to tell'.")
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px}
-th{background:#f3f3f3}pre{background:#f7f7f7;padding:.8em;white-space:pre-wrap}.note{color:#8a4b00}
-img{max-width:100%}figure{margin:1em 0}"""
+STYLE = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:1240px;margin:0 auto;
+padding:6px 14px;color:#222;font-size:14px;line-height:1.35}
+h1{font-size:19px;margin:4px 0 2px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #ddd}
+h3{font-size:14px;margin:12px 0 4px}.meta{color:#666;font-size:12px;margin:0}
+nav.toc{font-size:12px;margin:3px 0 5px}nav.toc a{margin-right:10px;color:#2457a6;text-decoration:none}
+.answer{font-size:15px;font-weight:600;margin:4px 0 6px;padding:5px 8px;background:#f1f6ff;
+border-left:4px solid #2457a6}
+.first{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:10px;align-items:start}
+.first img{max-height:590px;max-width:100%;height:auto;width:auto;display:block}
+.tabs input{position:absolute;opacity:0}.tabs label{display:inline-block;padding:2px 10px;margin-right:4px;
+border:1px solid #bbb;border-radius:3px;font-size:12px;cursor:pointer}.tabs .panel{display:none;margin-top:4px}
+.headline{font-size:11px;background:#f7f7f7;padding:5px;white-space:pre-wrap;margin:4px 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+.grid figure,figure{margin:0}.grid .wide{grid-column:1/-1}img{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#555}
+table{border-collapse:collapse;font-size:12px;margin:.4em 0 1em;display:block;overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ccc;padding:2px 6px}th{background:#f3f3f3}.note{color:#8a4b00}
+details{margin:4px 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
+@media print{nav.toc,.tabs label{display:none}.tabs .panel{display:block!important;break-inside:avoid}
+body{max-width:none;font-size:11px}figure,img,table{break-inside:avoid}
+.first{grid-template-columns:1fr 1fr}h2{break-after:avoid}}"""
+# printing opens the collapsed tables (the one line of script on the page; it loads nothing)
+PRINT_OPENS = ("<script>addEventListener('beforeprint',()=>document.querySelectorAll('details')"
+               ".forEach(d=>d.open=true))</script>")
+SECTIONS = (("answer", "Answer"), ("ontology", "Ontology view"), ("findings", "Findings"),
+            ("reference", "Published results"), ("figures", "Figures"), ("tables", "Tables"),
+            ("caveats", "Caveats"), ("method", "Method notes"))
 
 
-def render_html(a: Analysis, figs: list[tuple[str, Path]], when: str) -> str:
+def _img(path: Path, alt: str) -> str:
+    """An inline PNG (the page works offline and by itself)."""
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+
+
+def _protocol_tabs(figs: list[Drawn], prefix: str, name: str) -> str:
+    """One image per protocol behind radio-button tabs: pure CSS, no script; print shows them all."""
+    chosen = [f for f in figs if f.key.startswith(prefix)]
+    if not chosen:
+        return ""
+    css, inputs, panels = [], [], []
+    for i, f in enumerate(chosen):
+        ident = f"{name}{i}"
+        proto = f.key.split(":", 1)[1]
+        css.append(f"#{ident}:checked~#{ident}p{{display:block}}#{ident}:checked+label{{background:#2457a6;color:#fff}}")
+        inputs.append(f"<input type='radio' name='{name}' id='{ident}'{' checked' if i == 0 else ''}>"
+                      f"<label for='{ident}'>{html.escape(proto)}</label>")
+        panels.append(f"<div class='panel' id='{ident}p'>{_img(f.path, f.title)}</div>")
+    return f"<style>{''.join(css)}</style><div class='tabs'>{''.join(inputs)}{''.join(panels)}</div>"
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    return df.to_html(na_rep="n/a", float_format=_fmt, border=0)
+
+
+def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
+    """The page: the answer and its evidence on the first screen, then the ontology view and the detail."""
     esc = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(a.res.name)}: transfer "
-             f"report</title><style>{STYLE}</style></head><body>",
-             f"<h1>{esc(a.res.name)}: what transferred and why</h1>",
-             f"<p>Generated {esc(when)} from <code>{esc(str(a.res.study_dir))}</code>; metric: test "
-             f"{esc(a.metric)}; similarity: {esc(a.similarity)}.</p>", f"<p>{esc(method_note(a))}</p>",
-             "<h2>Samples vs classes vs similarity</h2>", f"<pre>{esc(chr(10).join(a.headline))}</pre>",
-             f"<p>{esc(a.paragraph)}</p>"]
-    if len(a.fits) > 0:
-        parts.append("<h3>Per task</h3><ul>" + "".join(f"<li>{esc(answer(f))}</li>" for f in a.fits) + "</ul>")
-    for title, items in a.sections:
-        parts.append(f"<h2>{esc(title)}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
-    if a.notes:
-        notes = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes)
-        parts.append(f"<h2>Caveats and missing pieces</h2><ul>{notes}</ul>")
-    parts.append("<h2>Figures</h2>" if figs else "<h2>Figures</h2><p>No figures: no finished results.</p>")
-    for title, png in figs:
-        data = base64.b64encode(png.read_bytes()).decode()
-        parts.append(f"<figure><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{esc(title)}</figcaption></figure>")
-    parts.append("<h2>Tables</h2>")
-    for title, df in tables(a):
-        parts.append(f"<h3>{esc(title)}</h3>" + df.to_html(na_rep="n/a", float_format=_fmt, border=0))
-    parts.append("</body></html>")
+    toc = "".join(f"<a href='#{k}'>{t}</a>" for k, t in SECTIONS if k != "reference" or not a.reference.empty)
+    forest = next((f for f in figs if f.key == "forest"), None)
+    heat = _protocol_tabs(figs, "heat:", "heat") or "<p>No transfer gains yet (no finished scratch runs).</p>"
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+             f"content='width=device-width'><title>{esc(a.res.name)}: transfer report</title><style>{STYLE}"
+             f"</style></head><body><h1>{esc(a.res.name)}: what transferred and why</h1>",
+             f"<p class='meta'>Generated {esc(when)} from <code>{esc(str(a.res.study_dir))}</code>; metric: test "
+             f"{esc(a.metric)}; similarity: {esc(a.similarity)}.</p><nav class='toc'>{toc}</nav>",
+             f"<section id='answer'><p class='answer'>{esc(a.sentence)}</p><div class='first'><div>{heat}</div>"
+             f"<div>{_img(forest.path, forest.title) if forest else ''}<pre class='headline'>"
+             f"{esc(chr(10).join(a.headline))}</pre></div></div></section>"]
+    onto = _protocol_tabs(figs, "ontology:", "onto")
+    parts.append("<h2 id='ontology'>Ontology view</h2>" + (onto or "<p>No ontology view: the study's states name no "
+                                                          "categories, or its ontology could not be read.</p>"))
+    parts.append(_findings_html(a))
+    grid = [f for f in figs if f.key in ("grid", "wide")]
+    parts.append("<h2 id='figures'>Figures</h2><div class='grid'>" + "".join(
+        f"<figure class='{f.key}'>{_img(f.path, f.title)}<figcaption>{esc(f.title)}</figcaption></figure>"
+        for f in grid)
+        + "</div>" if grid else "<h2 id='figures'>Figures</h2><p>No figures: no finished results.</p>")
+    parts.append("<h2 id='tables'>Tables</h2>" + "".join(
+        f"<details><summary>{esc(t)}</summary><div class='scroll'>{_table_html(df)}</div></details>"
+        for t, df in detail_tables(a)))
+    notes = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes) or "<li>None.</li>"
+    parts.append(f"<h2 id='caveats'>Caveats and missing pieces</h2><ul>{notes}</ul>")
+    parts.append(f"<h2 id='method'>Method notes</h2><p>{esc(method_note(a))}</p>{PRINT_OPENS}</body></html>")
     return "\n".join(parts)
 
 
-def render_markdown(a: Analysis, figs: list[tuple[str, Path]], when: str, root: Path) -> str:
+def _findings_html(a: Analysis) -> str:
+    """The paragraph, the compact factor table, per-fit words, caller sections and the published numbers."""
+    esc = html.escape
+    out = [f"<h2 id='findings'>Findings</h2><p>{esc(a.paragraph)}</p>"]
+    regressions = regression_table(a)
+    if not regressions.empty:
+        out.append(f"<h3>Factors per fit</h3><div class='scroll'>{_table_html(regressions)}</div>")
+    if a.fits:
+        out.append("<details><summary>Each fit in words</summary><ul>"
+                   + "".join(f"<li>{esc(answer(f))}</li>" for f in a.fits) + "</ul></details>")
+    for title, items in a.sections:
+        out.append(f"<h2>{esc(title)}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
+    if not a.reference.empty:
+        d = a.reference["difference"]
+        out.append(f"<h2 id='reference'>Published results</h2><p>Your fine-tuned test {esc(a.metric)} beside the "
+                   f"study authors' published numbers (CNN10, mean of three seeds) on {len(d)} matching cells: "
+                   f"mean difference {d.mean():+.3f}, largest {d.abs().max():.3f}.</p><div class='scroll'>"
+                   f"{_table_html(a.reference.set_index(['state', 'task']))}</div>")
+    return "".join(out)
+
+
+def render_markdown(a: Analysis, figs: list[Drawn], when: str, root: Path) -> str:
+    """The Markdown summary, in the page's order."""
     lines = [f"# {a.res.name}: what transferred and why", "",
-             f"Generated {when}; metric: test {a.metric}; similarity: {a.similarity}.", "", method_note(a), "",
-             "## Samples vs classes vs similarity", "", "```", *a.headline, "```", "", a.paragraph, ""]
+             f"Generated {when}; metric: test {a.metric}; similarity: {a.similarity}.", "", f"**{a.sentence}**", ""]
+    lines += [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in figs
+              if f.key not in ("grid", "wide")] + [""]
+    lines += ["## Samples vs classes vs similarity", "", "```", *a.headline, "```", "", a.paragraph, ""]
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
     for title, items in a.sections:
         lines += [f"## {title}", "", *[f"- {i}" for i in items], ""]
-    if a.notes:
-        lines += ["## Caveats and missing pieces", "", *[f"- {n}" for n in a.notes], ""]
     for title, df in tables(a):
         lines += [f"## {title}", "", markdown_table(df), ""]
-    if figs:
-        lines += ["## Figures", ""] + [f"![{t}]({p.relative_to(root).as_posix()})" for t, p in figs] + [""]
+    grid = [f for f in figs if f.key in ("grid", "wide")]
+    if grid:
+        lines += ["## Figures", ""] + [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in grid] + [""]
+    if a.notes:
+        lines += ["## Caveats and missing pieces", "", *[f"- {n}" for n in a.notes], ""]
+    lines += ["## Method notes", "", method_note(a), ""]
     return "\n".join(lines)
 
 
 def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY,
-                 max_inputs: int = 256, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+                 max_inputs: int = 256, batch_size: int = 64, progress: bool = True,
+                 matched: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """Write `report/index.html`, `report/summary.md` and `report/summary.json` for a study directory.
 
-    Returns {"html": Path, "markdown": Path, "json": Path, "headline": [three lines], "answer": paragraph}.
+    Returns {"html": Path, "markdown": Path, "json": Path, "headline": [three lines], "answer": paragraph,
+    "sentence": the one-sentence answer}. `matched`: see `analyse`.
     """
-    return write_analysis(analyse(study_dir, metric, similarity, max_inputs, batch_size, progress))
+    return write_analysis(analyse(study_dir, metric, similarity, max_inputs, batch_size, progress, matched))
 
 
 def write_analysis(a: Analysis) -> dict[str, Any]:
@@ -367,15 +558,17 @@ def write_analysis(a: Analysis) -> dict[str, Any]:
     paths["html"].write_text(render_html(a, figs, when), encoding="utf-8")
     paths["markdown"].write_text(render_markdown(a, figs, when, root), encoding="utf-8")
     summary = {"study": a.res.name, "metric": a.metric, "similarity": a.similarity, "headline": a.headline,
-               "answer": a.paragraph, "notes": a.notes, "generated": when,
+               "sentence": a.sentence, "answer": a.paragraph, "notes": a.notes, "generated": when,
                "importance": ({f: _float(a.pooled.table.loc[f, "lmg"]) for f in a.pooled.table.index}
                               if a.pooled else {}),
                "most_important": a.pooled.most_important() if a.pooled else None,
                "factors": _records(a.pooled.table.reset_index(names="factor")) if a.pooled else [],
+               "regressions": _records(regression_table(a).reset_index()), "gains": _records(a.gains),
+               "matched": {t: sorted(s) for t, s in a.matched.items()}, "reference": _records(a.reference),
                "scores": _records(a.scores), "data_similarity": _records(a.data_sim),
                "sections": {title: items for title, items in a.sections}}
     paths["json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return {**paths, "headline": a.headline, "answer": a.paragraph}
+    return {**paths, "headline": a.headline, "answer": a.paragraph, "sentence": a.sentence}
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -6,6 +6,11 @@ Transfer gain = state score - scratch score for the same task and protocol. When
 seeds in common the interval is a paired t-interval on the per-seed differences (seeds share the
 fine-tuning data order, so pairing removes that variance); otherwise Welch's interval on two independent
 samples. The `method` column names which was used.
+
+Intervals respect the metric's range (`RANGES`: scores in [0, 1], gains in [-1, 1]): a t-interval from two or
+three seeds can reach far outside it, so one that is wider than the range becomes "too few seeds to tell" (NaN
+bounds, said in `note`) and one that crosses a bound is clipped to it (said in `note`); inside the range it is
+the t-interval unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +23,27 @@ from audiotransfer.study.spec import SCRATCH
 
 KEYS = ["state", "task", "protocol"]
 CONTROL = SCRATCH  # the random-initialisation state every transfer gain is measured against
+RANGES = {"uar": (0.0, 1.0), "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "auc": (0.0, 1.0), "mAP": (0.0, 1.0)}
+TOO_FEW = "too few seeds to tell"
+
+
+def metric_range(metric: str, gain: bool = False) -> tuple[float, float]:
+    """The values a metric (or a difference of two of its values, `gain`) can take; unbounded if unknown."""
+    lo, hi = RANGES.get(metric, (-np.inf, np.inf))
+    return (lo - hi, hi - lo) if gain else (lo, hi)
+
+
+def bounded(low: float, high: float, bounds: tuple[float, float]) -> tuple[float, float, str]:
+    """An interval made to respect `bounds`: unchanged inside, clipped across a bound, NaN (too few seeds to
+    tell) when wider than the whole range; the third value says which (empty when unchanged)."""
+    lo, hi = bounds
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return low, high, ""
+    if high - low > hi - lo:
+        return np.nan, np.nan, f"{TOO_FEW}: the interval is wider than the range [{lo:g}, {hi:g}]"
+    if low < lo or high > hi:
+        return max(low, lo), min(high, hi), f"interval clipped to the range [{lo:g}, {hi:g}]"
+    return low, high, ""
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -45,8 +71,9 @@ def score_table(test_metrics: pd.DataFrame, metric: str, level: float = 0.95) ->
     rows = []
     for key, grp in select_metric(test_metrics, metric).groupby(KEYS, sort=True):
         mean, std, low, high = t_interval(grp["value"].to_numpy(), level)
+        low, high, note = bounded(low, high, metric_range(metric))
         n = int(grp["value"].notna().sum())
-        note = "" if n >= 2 else f"{n} seed: interval unavailable"
+        note = note if n >= 2 else f"{n} seed: interval unavailable"
         rows.append(dict(zip(KEYS, key, strict=True), n_seeds=n, mean=mean, std=std, ci_low=low,
                          ci_high=high, note=note))
     return pd.DataFrame(rows, columns=[*KEYS, "n_seeds", "mean", "std", "ci_low", "ci_high", "note"])
@@ -68,7 +95,9 @@ def transfer_gain(
             rows.append(row | dict(gain=np.nan, ci_low=np.nan, ci_high=np.nan, method="",
                                    note=f"no finished '{control}' runs for this task and protocol"))
             continue
-        rows.append(row | _gain(grp.set_index("seed")["value"], base.set_index("seed")["value"], level))
+        gain = _gain(grp.set_index("seed")["value"], base.set_index("seed")["value"], level)
+        gain["ci_low"], gain["ci_high"], note = bounded(gain["ci_low"], gain["ci_high"], metric_range(metric, True))
+        rows.append(row | gain | ({"note": note} if note else {}))
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -14,7 +14,8 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     from audiotransfer.demo import run_demo
 
     start = time.perf_counter()
-    result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec)
+    result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec,
+                      world_seed=args.world_seed)
     minutes = (time.perf_counter() - start) / 60
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     o = result.outcome
@@ -46,5 +47,7 @@ def add_demo(sub: Subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="the three-minute variant (smaller world, fewer epochs)")
     p.add_argument("--jobs", type=at_least_one, default=max(1, min(2, cores)), help="runs in parallel")
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
+    p.add_argument("--world-seed", type=int, help="generate another world (same design); default folder "
+                   "./audiotransfer-demo-worldN")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)

@@ -37,6 +37,12 @@ def category_states(states: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
     return {name: set(spec["categories"]) for name, spec in states.items() if (spec or {}).get("categories")}
 
 
+def matched_states(states: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+    """Task -> the category states that share generators with it (the report outlines these cells)."""
+    content = category_states(states)
+    return {task: {s for s, cats in content.items() if cats & set(roots)} for task, roots in SHARES.items()}
+
+
 def check_ground_truth(
     scores: pd.DataFrame,
     data_sim: pd.DataFrame,
@@ -49,10 +55,10 @@ def check_ground_truth(
     `scores`: state, task, protocol, mean (the report's score table); `data_sim`: state, task and one column
     per similarity measure; `factors`: the pooled fit's table (index: factor; coef, ci_low, ci_high).
     """
-    content = category_states(states)
+    content, shared = category_states(states), matched_states(states)
     checks: list[Check] = []
     for task, roots in SHARES.items():
-        matched = sorted(s for s, cats in content.items() if cats & set(roots))
+        matched = sorted(shared[task])
         if scores.empty or not matched or task not in set(scores["task"]):
             continue
         expected = f"one of {', '.join(matched)} (shares generators with {' + '.join(roots)})"

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from audiotransfer.demo.ground_truth import Check, check_ground_truth
+from audiotransfer.demo.ground_truth import Check, check_ground_truth, matched_states
 from audiotransfer.errors import UserError
 from audiotransfer.files import load_yaml
 from audiotransfer.study.layout import StudyDir
@@ -59,12 +59,20 @@ def run_demo(
     jobs: int = 2,
     progress: bool = True,
     spec: str | Path | None = None,
+    world_seed: int | None = None,
 ) -> DemoResult:
-    """Generate the world, run the demo study in `out` and write its report (see the module docstring)."""
+    """Generate the world, run the demo study in `out` and write its report (see the module docstring).
+
+    `world_seed` replaces the spec's world seed (another world, same design); the default folder names it.
+    """
     from audiotransfer.data.synthetic import generate_world
 
     config = demo_config(quick, spec)
-    study_dir = Path(out or ("audiotransfer-demo-quick" if quick else "audiotransfer-demo")).resolve()
+    if world_seed is not None:
+        config["world"] = {**config["world"], "seed": world_seed}
+    default = ("audiotransfer-demo-quick" if quick else "audiotransfer-demo") + (
+        f"-world{world_seed}" if world_seed is not None else "")
+    study_dir = Path(out or default).resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -85,7 +93,7 @@ def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[di
     """The analysis report of the study, with a section checking it against the world's ground truth."""
     from audiotransfer.analysis import analyse, write_analysis
 
-    a = analyse(study_dir, progress=progress)
+    a = analyse(study_dir, progress=progress, matched=matched_states(states))
     checks = check_ground_truth(a.scores, a.data_sim, a.similarity, a.pooled.table if a.pooled else None, states)
     if checks:
         agree = sum(c.agrees for c in checks)
