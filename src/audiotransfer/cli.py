@@ -475,6 +475,44 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_demo_cmd)
 
 
+def _add_advise(sub: argparse._SubParsersAction) -> None:
+    """`audiotransfer advise` (issue 13): rank pre-trained states for a task before any fine-tuning."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from audiotransfer.advise.command import run
+
+        return run(args)
+
+    from audiotransfer.advise.rank import DEFAULT, ESTIMATORS
+
+    p = sub.add_parser("advise", help="rank candidate pre-trained states for a task in minutes, before fine-tuning")
+    p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder or YAML: its pre-trained states are "
+                   "candidates and, without --task, its tasks are ranked on")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH[:format]",
+                   help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict); "
+                   "format auto|audiotransfer|panns|autrainer")
+    p.add_argument("--task", metavar="CORPUS", help="task corpus (any registered corpus, e.g. csv, folder, esc50)")
+    p.add_argument("--root", help="the task corpus's folder")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="corpus option")
+    p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
+    p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
+    p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(ESTIMATORS)} (default all)")
+    p.add_argument("--default", default=DEFAULT, help=f"estimator that ranks and recommends (default {DEFAULT})")
+    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise or "
+                   "./advise-out)")
+    p.add_argument("--tagger", metavar="STATE_OR_CHECKPOINT",
+                   help="instead of ranking: the ontology categories the task resembles, and a subset spec")
+    p.add_argument("--tagger-format", default="auto", help="the tagger checkpoint's format (default auto)")
+    p.add_argument("--budget", type=int, help="clip budget (num_samples) of the written subset spec")
+    p.add_argument("--level", type=int, default=0, help="ontology depth of the recommended categories (0 = roots)")
+    p.add_argument("--cover", type=float, default=0.5, help="choose categories until this share of mass")
+    p.add_argument("--most", type=int, default=3, help="at most this many categories")
+    p.add_argument("--jobs", type=int, default=1, help="feature-extraction processes")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _metadata_args(p)
+    p.set_defaults(handler=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from audiotransfer import __version__
 
@@ -484,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"audiotransfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ontology, _add_subsets, _add_data, _add_synth, _add_training, _add_study):
+    for add in (_add_ontology, _add_subsets, _add_data, _add_synth, _add_training, _add_study, _add_advise):
         add(sub)
     return parser
 

@@ -90,7 +90,7 @@ def study_tasks(res: Any, names: list[str] | None = None) -> list[Task]:
     return tasks
 
 
-def corpus_task(corpus: str, root: str | Path, out: Path, recipe: str = "panns16k", jobs: int = 1,
+def corpus_task(corpus: str, root: str | Path, out: Path, recipe: Any = "panns16k", jobs: int = 1,
                 progress: bool = True, **options: Any) -> Task:
     """A registered corpus as a task; its features extracted once into OUT/stores/CORPUS-RECIPEHASH."""
     from audiotransfer.data.corpora import load_corpus
@@ -98,18 +98,17 @@ def corpus_task(corpus: str, root: str | Path, out: Path, recipe: str = "panns16
     return manifest_task(load_corpus(corpus, root, **options), out, recipe, jobs, progress)
 
 
-def manifest_task(manifest: Any, out: Path, recipe: str = "panns16k", jobs: int = 1,
+def manifest_task(manifest: Any, out: Path, recipe: Any = "panns16k", jobs: int = 1,
                   progress: bool = True) -> Task:
-    """A task manifest (object or saved DIR/NAME path) with its features extracted (once) under OUT/stores."""
-    from audiotransfer.data.features import RECIPES
+    """A task manifest (object or saved DIR/NAME path) with its features extracted (once) under OUT/stores;
+    `recipe` a FeatureRecipe or a recipe name."""
+    from audiotransfer.data.features import get_recipe
     from audiotransfer.data.store import extract_features
     from audiotransfer.manifest import Manifest
 
     if not hasattr(manifest, "clips"):
         manifest = Manifest.load(manifest)
-    if recipe not in RECIPES:
-        raise UserError(f"unknown feature recipe {recipe!r}", fix=f"use one of {', '.join(RECIPES)}")
-    feats = RECIPES[recipe]
+    feats = get_recipe(recipe) if isinstance(recipe, str) else recipe
     rows = labelled_rows(manifest)
     class_labels(manifest, rows)  # refuse a multi-label task before extracting anything
     name = manifest.name or "task"

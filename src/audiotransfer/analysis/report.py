@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audiotransfer.analysis import gather, plots
+from audiotransfer.analysis import advisor, gather, plots
 from audiotransfer.analysis.factors import FACTORS, FactorFit, answer, fit_factors, headline
 from audiotransfer.analysis.scores import score_table, select_metric, transfer_gain
 from audiotransfer.errors import UserError
@@ -51,6 +51,7 @@ class Analysis:
     fits: list[FactorFit] = field(default_factory=list)
     pooled: FactorFit | None = None
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (title, lines) a caller adds
+    advisor: advisor.AdvisorCheck | None = None  # "Could we have known before fine-tuning?"
 
     @property
     def notes(self) -> list[str]:
@@ -129,6 +130,7 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
         res.notes.append(f"The '{similarity}' similarity could not be computed (tagger and subset label sets "
                          "do not match).")
     _fit(a)
+    a.advisor = advisor.advisor_check(res, a.scores, progress)
     return a
 
 
@@ -315,6 +317,7 @@ def render_html(a: Analysis, figs: list[tuple[str, Path]], when: str) -> str:
         parts.append("<h3>Per task</h3><ul>" + "".join(f"<li>{esc(answer(f))}</li>" for f in a.fits) + "</ul>")
     for title, items in a.sections:
         parts.append(f"<h2>{esc(title)}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
+    parts.append(advisor.render(a.advisor, "html") if a.advisor else "")
     if a.notes:
         items = "".join(f"<li class='note'>{esc(n)}</li>" for n in a.notes)
         parts.append(f"<h2>Caveats and missing pieces</h2><ul>{items}</ul>")
@@ -337,6 +340,7 @@ def render_markdown(a: Analysis, figs: list[tuple[str, Path]], when: str, root: 
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
     for title, items in a.sections:
         lines += [f"## {title}", "", *[f"- {i}" for i in items], ""]
+    lines += [advisor.render(a.advisor, "markdown")] if a.advisor else []
     if a.notes:
         lines += ["## Caveats and missing pieces", "", *[f"- {n}" for n in a.notes], ""]
     for title, df in tables(a):
@@ -371,7 +375,8 @@ def write_analysis(a: Analysis) -> dict[str, Any]:
                "most_important": a.pooled.most_important() if a.pooled else None,
                "factors": _records(a.pooled.table.reset_index(names="factor")) if a.pooled else [],
                "scores": _records(a.scores), "data_similarity": _records(a.data_sim),
-               "sections": {title: items for title, items in a.sections}}
+               "sections": {title: items for title, items in a.sections},
+               "advisor": advisor.to_json(a.advisor) if a.advisor else None}
     paths["json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return {**paths, "headline": a.headline, "answer": a.paragraph}
 
