@@ -88,11 +88,21 @@ def ranked(long: pd.DataFrame, embed_seconds: Mapping[str, float] | None = None,
         table[f"{name}_rank"] = scores[name].rank(ascending=False, method="min").astype("Int64")
     spent = long.groupby("candidate")["seconds"].sum()
     table["seconds"] = spent + pd.Series(embed_seconds or {}, dtype=float).reindex(spent.index).fillna(0.0)
-    notes = long[long["note"] != ""].groupby("candidate").apply(
-        lambda g: "; ".join(f"{r.estimator} skipped: {r.note}" for r in g.itertuples()), include_groups=False)
-    table["note"] = notes.reindex(table.index).fillna("")
+    notes: dict[str, list[str]] = {}
+    for r in long[long["note"] != ""].itertuples():
+        notes.setdefault(r.candidate, []).append(f"{r.estimator} skipped: {r.note}")
+    table["note"] = [_merge_notes(notes.get(c, [])) for c in table.index]
     key = default if default in table else order[0]
     return table.sort_values(key, ascending=False, na_position="last", kind="stable").rename_axis("candidate")
+
+
+def _merge_notes(notes: list[str]) -> str:
+    """One note per distinct reason: 'logme, knn skipped: REASON'."""
+    by_reason: dict[str, list[str]] = {}
+    for note in notes:
+        name, _, reason = note.partition(" skipped: ")
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(names)} skipped: {reason}" for reason, names in by_reason.items())
 
 
 def recommendation(table: pd.DataFrame, task: str, default: str = DEFAULT) -> str:
