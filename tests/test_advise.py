@@ -141,3 +141,63 @@ def test_compare_tau_and_top1():
     assert cells.loc["down", "tau_w"] == pytest.approx(-1.0) and cells.loc["down", "rho"] == pytest.approx(-1.0)
     assert cells.loc["up", "top1_is_best"] and not cells.loc["down", "top1_is_best"]
     assert not cells.loc["down", "within_best_ci"] and cells.loc["up", "seconds"] == pytest.approx(6.0)
+
+
+def make_study(root: Path) -> Path:
+    """A finished study without audio: three pre-trained states, one task, planted fine-tuning scores."""
+    from scipy import sparse
+
+    from audiotransfer.data.features import RECIPES
+    from audiotransfer.data.store import write_store
+    from audiotransfer.manifest import Manifest
+    from audiotransfer.study.store import ResultStore
+
+    rng = np.random.default_rng(0)
+    recipe, n = RECIPES["panns16k"], 60
+    y = np.arange(n) % 3
+    ids = [f"clip{i}" for i in range(n)]
+    shapes = rng.normal(scale=3, size=(3, 64))
+    spath = root / "stores" / "scenes"
+    write_store(spath, recipe, "scenes", {c: (rng.normal(size=(21, 64)) + shapes[k]).astype(np.float32)
+                                          for c, k in zip(ids, y, strict=True)})
+    targets = sparse.csr_matrix((np.ones(n, bool), (np.arange(n), y)), shape=(n, 3))
+    splits = ["test" if i % 4 == 0 else "train" for i in range(n)]
+    mpath = Manifest("scenes", pd.DataFrame({"clip_id": ids, "split": splits}), ["a", "b", "c"], targets,
+                     task_type="multiclass", meta={"clip_seconds": 0.2}).save(root / "manifests")
+    store = ResultStore(root / "results.sqlite")
+    store.claim({"name": "tiny"}, str(root / "study.yaml"))
+    store.put_task("scenes", corpus="csv", task_type="multiclass", num_classes=3, manifest_path=mpath,
+                   store_path=spath, frames=21)
+    runs = [dict(run_id=f"pretrain/s{k}", kind="pretrain", state=f"s{k}", config={}) for k in range(3)]
+    runs += [dict(run_id=f"finetune/s{k}/scenes/finetune/seed{s}", kind="finetune", state=f"s{k}", task="scenes",
+                  protocol="finetune", seed=s, config={}) for k in range(3) for s in (1, 2)]
+    store.register(runs)
+    for k in range(3):
+        _model(root / "runs" / "pretrain" / f"s{k}", k, TAG_LABELS)
+        store.put_state(f"s{k}", corpus="synthetic", num_clips=100, num_classes=4, labels=TAG_LABELS,
+                        checkpoint=root / "runs" / "pretrain" / f"s{k}" / "model.pt")
+        store.mark_done(f"pretrain/s{k}", {"test": {"mAP": 0.3}, "duration_s": 5.0})
+        for s in (1, 2):
+            store.mark_done(f"finetune/s{k}/scenes/finetune/seed{s}",
+                            {"test": {"uar": 0.5 + 0.1 * k + 0.01 * s}, "duration_s": 10.0})
+    return root
+
+
+def test_advise_a_study_and_its_report_section(tmp_path, capsys):
+    from audiotransfer.analysis import analyse, write_analysis
+    from audiotransfer.analysis.advisor import TITLE
+
+    root = make_study(tmp_path / "study")
+    assert main(["advise", str(root), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "scenes: start from 's" in text and (root / "advise" / "advice.json").exists()
+    a = analyse(root, max_inputs=16, batch_size=8, progress=False)
+    cells = a.advisor.cells
+    assert set(cells["estimator"]) == {"logme", "leep", "nce", "hscore", "knn", "probe"}
+    assert (cells["best"] == "s2").all() and cells["n_states"].eq(3).all() and cells["seconds"].gt(0).all()
+    assert a.advisor.picks.iloc[0]["grid_seconds"] == pytest.approx(60.0)
+    out = write_analysis(a)
+    assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
+    summary = json.loads(out["json"].read_text())["advisor"]
+    assert summary["default"] == "knn" and len(summary["cells"]) == 6
+    assert "scenes: the advisor would have picked s" in summary["lines"][0]
