@@ -17,6 +17,8 @@ Each returns one float, larger = the candidate should transfer better. All take 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from audiotransfer.errors import UserError
@@ -170,6 +172,7 @@ def knn_loo(f: np.ndarray, y: np.ndarray, k: int = 5) -> float:
 
 def linear_probe(f: np.ndarray, y: np.ndarray, folds: int = 5, c: float = 1.0, seed: int = 0) -> float:
     """Mean UAR of stratified k-fold logistic regression on standardised embeddings."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
@@ -178,7 +181,9 @@ def linear_probe(f: np.ndarray, y: np.ndarray, folds: int = 5, c: float = 1.0, s
     f, y = check_inputs(f, y, min_per_class=2)
     folds = int(min(folds, np.bincount(y)[np.bincount(y) > 0].min()))
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-    pred = cross_val_predict(model, f, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    with warnings.catch_warnings():  # an unconverged fold still gives a usable estimate
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pred = cross_val_predict(model, f, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     return uar(y, pred)
 
 
