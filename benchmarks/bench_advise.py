@@ -5,14 +5,16 @@ Printed, all measured in this run:
    against the same models' plain inference (`model(x)`) over the same clips (the baseline);
 2. all six estimators on every candidate x task once the embeddings are cached (target < 60 s in all), per
    estimator, and the cached rerun's wall time;
-3. with `--study DIR` (a finished study, e.g. the demo's folder): the advisor's seconds on that study
-   (forward passes + estimators, a cold cache) against the grid's (the fine-tuning runs' seconds recorded in
-   its results store).
+3. with `--study DIR [DIR ...]` (finished studies, e.g. the demo's folder on several world seeds): per study
+   the advisor's seconds (forward passes + estimators, a cold cache) against the grid's (the fine-tuning
+   runs' seconds recorded in its results store); then over all of them, per estimator, the mean weighted
+   Kendall tau against the fine-tuned ranking and, for demo studies, in how many task x study cells its
+   top-1 among the category states shares generators with the task (`study.ground_truth.SHARES`).
 
 Candidates are CNN6 and CNN10 states (random initialisation; the cost does not depend on the weights) on
 tasks of written log-mels with planted class structure (1,000, 2,000 and 3,000 clips of 1 s).
 
-Usage: .venv/bin/python benchmarks/bench_advise.py [--study audiotransfer-demo] [--width 0.125]
+Usage: .venv/bin/python benchmarks/bench_advise.py [--study audiotransfer-demo ...] [--width 0.125] [--skip-synthetic]
 """
 
 from __future__ import annotations
@@ -98,17 +100,58 @@ def study_ratio(study: Path) -> None:
         print(f"   {line}")
 
 
+def validate(studies: list[Path]) -> None:
+    """Per estimator over all studies: mean tau_w, top-1 = best cells, matched top-1 among category states."""
+    import yaml
+
+    from audiotransfer.advise.rank import ESTIMATORS
+    from audiotransfer.analysis.advisor import advisor_check
+    from audiotransfer.analysis.gather import load_results
+    from audiotransfer.analysis.scores import score_table
+    from audiotransfer.study.ground_truth import check_advisor
+
+    cells, matched = [], {e: [0, 0] for e in ESTIMATORS}
+    for study in studies:
+        res = load_results(study)
+        check = advisor_check(res, score_table(res.test, "uar"), progress=False)
+        cells.append(check.cells.assign(study=str(study)))
+        spec = yaml.safe_load((study / "study.yaml").read_text()) if (study / "study.yaml").exists() else {}
+        states = (spec.get("pretraining") or {}).get("states") or {}
+        for name in ESTIMATORS:
+            found = check_advisor(check.scores, name, states)
+            matched[name][0] += sum(c.agrees for c in found)
+            matched[name][1] += len(found)
+    table = pd.concat(cells).groupby("estimator", sort=False).agg(
+        tau_w=("tau_w", "mean"), rho=("rho", "mean"), top1_best=("top1_is_best", "sum"),
+        within_ci=("within_best_ci", "sum"), cells=("task", "size"))
+    table["top1_matched"] = [f"{matched[e][0]} of {matched[e][1]}" for e in table.index]
+    print(f"\n4. over {len(studies)} studies (task x protocol cells; matched = top-1 category state shares "
+          "generators with the task, per task x study):")
+    print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--study", type=Path, help="a finished study folder (e.g. the demo's) for the grid ratio")
+    parser.add_argument("--study", type=Path, nargs="+", default=[],
+                        help="finished study folders (e.g. the demo's) for the grid ratio and the validation")
     parser.add_argument("--width", type=float, default=0.125)
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the --study measurements")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if not args.skip_synthetic:
+        synthetic(args.width)
+    for study in args.study:
+        study_ratio(study)
+    if args.study:
+        validate(args.study)
+
+
+def synthetic(width: float) -> None:
+    """Parts 1 and 2: 10 candidates x 3 written tasks."""
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tasks = [make_task(root, name, n, c, rng) for name, (n, c) in TASKS.items()]
-        candidates = make_candidates(root / "models", args.width)
+        candidates = make_candidates(root / "models", width)
         clips = sum(t.store.num_clips for t in tasks) * len(candidates)
         start = time.perf_counter()
         first = advise(candidates, tasks, root / "cache", estimators=["knn"], progress=False)
@@ -125,8 +168,6 @@ def main() -> None:
         per = warm.long.groupby("estimator", sort=False)["seconds"].sum()
         print(f"2. all estimators, {len(candidates)} candidates x {len(tasks)} tasks, embeddings cached: "
               f"{total:.1f} s wall (target < 60 s): " + ", ".join(f"{k} {v:.1f} s" for k, v in per.items()))
-    if args.study:
-        study_ratio(args.study)
 
 
 if __name__ == "__main__":
