@@ -135,8 +135,11 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
     advice = Advice(default, pd.DataFrame())
     longs = []
     for task in tasks:
-        rows = labelled_rows(task.manifest)
-        y = class_labels(task.manifest, rows)
+        try:
+            y = class_labels(task.manifest, labelled_rows(task.manifest))
+        except UserError as exc:  # a multi-label task of a study: the others are still ranked
+            advice.lines[task.name] = f"{task.name}: skipped ({exc.message})"
+            continue
         inputs, seconds, failed = {}, {}, {}
         for cand in tqdm(candidates, desc=f"embed {task.name}", disable=not progress):
             try:
@@ -162,7 +165,8 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
 def write_advice(advice: Advice, out: Path) -> dict[str, Path]:
     """`OUT/advice.csv` (every task's ranked table, stacked) and `OUT/advice.json` (tables + lines)."""
     out.mkdir(parents=True, exist_ok=True)
-    stacked = pd.concat([t.reset_index().assign(task=name) for name, t in advice.tables.items()], ignore_index=True)
+    parts = [t.reset_index().assign(task=name) for name, t in advice.tables.items()]
+    stacked = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["candidate", "task"])
     paths = {"csv": out / "advice.csv", "json": out / "advice.json"}
     stacked.to_csv(paths["csv"], index=False)
     paths["json"].write_text(json.dumps({
