@@ -201,3 +201,36 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     summary = json.loads(out["json"].read_text())["advisor"]
     assert summary["default"] == "knn" and len(summary["cells"]) == 6
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
+
+
+DAG = {"r1": [], "r2": [], "a": ["r1"], "b": ["r2"], "c": ["r2"], "x": ["a", "b"]}  # child -> parents
+
+
+class _Onto:
+    """A tiny DAG: r1 -> a -> x, r2 -> b -> x (x has two parents), r2 -> c."""
+
+    parents = DAG
+
+    def ancestors(self, cid: str) -> set[str]:
+        out = set()
+        for p in self.parents[cid]:
+            out |= {p, *self.ancestors(p)}
+        return out
+
+    def depth(self, cid: str) -> int:
+        return 0 if not self.parents[cid] else 1 + min(self.depth(p) for p in self.parents[cid])
+
+    def name(self, cid: str) -> str:
+        return cid.upper()
+
+
+def test_category_mass_goes_to_every_ancestor():
+    from audiotransfer.advise.categories import category_mass, label_mass, top_categories
+
+    mass = label_mass(np.log(np.array([[0.6, 0.4], [0.6, 0.4]]) / (1 - np.array([[0.6, 0.4]] * 2))), ["x", "c"])
+    assert mass.to_dict() == pytest.approx({"x": 0.6, "c": 0.4})
+    cmass = category_mass(mass, _Onto())
+    assert cmass.to_dict() == pytest.approx({"x": 0.6, "a": 0.6, "b": 0.6, "r1": 0.6, "r2": 1.0, "c": 0.4})
+    top = top_categories(cmass, _Onto(), level=0, cover=0.5)
+    assert list(top["category"]) == ["R2", "R1"] and list(top["chosen"]) == [True, False]
+    assert list(top_categories(cmass, _Onto(), level=0, cover=0.9)["chosen"]) == [True, True]
