@@ -96,13 +96,14 @@ def summary_lines(check: AdvisorCheck) -> list[str]:
     lines = [pick_line(r) for r in check.picks.itertuples()]
     agg = check.cells.groupby("estimator", sort=False).agg(tau_w=("tau_w", "mean"), rho=("rho", "mean"),
                                                             hits=("top1_is_best", "sum"),
-                                                            within=("within_best_ci", "sum"), n=("task", "size"),
-                                                            seconds=("seconds", "sum"))
+                                                            within=("within_best_ci", "sum"), n=("task", "size"))
+    # seconds are per task (one advice serves every protocol): count each task once
+    seconds = check.cells.drop_duplicates(["estimator", "task"]).groupby("estimator")["seconds"].sum()
     for name, r in agg.iterrows():
         mark = " (default)" if name == check.default else ""
         lines.append(f"{name}{mark}: mean weighted Kendall tau {r.tau_w:+.2f}, Spearman rho {r.rho:+.2f}; top-1 is "
-                     f"the best state in {r.hits} of {r.n} task x protocol cells, within the best's interval in "
-                     f"{r.within}; {r.seconds:.1f} s")
+                     f"the best state in {int(r.hits)} of {int(r.n)} task x protocol cells, within the best's "
+                     f"interval in {int(r.within)}; {seconds[name]:.1f} s with the forward passes")
     return lines
 
 
