@@ -38,18 +38,33 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
     """Run the advisor on the study's states and tasks and compare with the score table (state, task,
     protocol, mean, ci_low, ci_high)."""
     from audiotransfer.advise.driver import advise, study_candidates, study_tasks
+    from audiotransfer.advise.rank import DEFAULT, ESTIMATORS
+    from audiotransfer.analysis.gather import _fingerprint, cached
 
     if scores.empty:
         return AdvisorCheck(note="no finished fine-tuning results to compare with")
     try:
         tasks = study_tasks(res, sorted(set(scores["task"]) & set(res.tasks.get("task", []))))
-        advice = advise(study_candidates(res), tasks, res.study_dir / "advise" / "cache", progress=progress)
+        candidates = study_candidates(res)
     except UserError as exc:
         return AdvisorCheck(note=f"the advisor could not run: {exc.message}")
-    embed = pd.DataFrame([dict(task=t, candidate=c, seconds=s) for t, d in advice.embed_seconds.items()
-                          for c, s in d.items()])
-    return AdvisorCheck(advice.default, compare(advice.long, embed, scores),
-                        picks(advice.long, embed, scores, res.runs, advice.default), advice.long)
+    made: dict[str, pd.DataFrame] = {}
+
+    def run() -> pd.DataFrame:
+        advice = advise(candidates, tasks, res.study_dir / "advise" / "cache", progress=progress)
+        made["embed"] = pd.DataFrame([dict(task=t, candidate=c, seconds=s) for t, d in advice.embed_seconds.items()
+                                      for c, s in d.items()], columns=["task", "candidate", "seconds"])
+        return advice.long
+
+    # the estimators' table is cached beside the report's other measures (the probe takes a while)
+    key = _fingerprint({c.name: c.path for c in candidates}, estimators=list(ESTIMATORS),
+                       tasks={t.name: t.manifest.hash for t in tasks})
+    cache = res.study_dir / "report" / "cache"
+    long = cached(cache, "advisor_scores", key, run)
+    embed = cached(cache, "advisor_embed", key, lambda: made["embed"] if "embed" in made else (run(), made["embed"])[1])
+    if long.empty:
+        return AdvisorCheck(note="no task could be ranked (multi-label tasks are skipped)")
+    return AdvisorCheck(DEFAULT, compare(long, embed, scores), picks(long, embed, scores, res.runs, DEFAULT), long)
 
 
 def compare(long: pd.DataFrame, embed: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
