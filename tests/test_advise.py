@@ -228,8 +228,11 @@ class _Onto:
 def test_category_mass_goes_to_every_ancestor():
     from audiotransfer.advise.categories import category_mass, label_mass, top_categories
 
-    mass = label_mass(np.log(np.array([[0.6, 0.4], [0.6, 0.4]]) / (1 - np.array([[0.6, 0.4]] * 2))), ["x", "c"])
-    assert mass.to_dict() == pytest.approx({"x": 0.6, "c": 0.4})
+    logits = np.log(np.array([[0.6, 0.4], [0.6, 0.4]]) / (1 - np.array([[0.6, 0.4]] * 2)))
+    assert label_mass(logits, ["x", "c"], soft=True).to_dict() == pytest.approx({"x": 0.6, "c": 0.4})
+    mass = label_mass(np.array([[2.0, 1.0], [2.0, 1.0], [0.0, 1.0], [3.0, 0.0], [3.0, 0.0]]), ["x", "c"])
+    assert mass.to_dict() == pytest.approx({"x": 0.8, "c": 0.2})  # top-1 label per clip
+    mass = mass * 0 + pd.Series({"x": 0.6, "c": 0.4})
     cmass = category_mass(mass, _Onto())
     assert cmass.to_dict() == pytest.approx({"x": 0.6, "a": 0.6, "b": 0.6, "r1": 0.6, "r2": 1.0, "c": 0.4})
     top = top_categories(cmass, _Onto(), level=0, cover=0.5)

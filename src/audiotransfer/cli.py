@@ -511,6 +511,8 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=int, default=0, help="ontology depth of the recommended categories (0 = roots)")
     p.add_argument("--cover", type=float, default=0.5, help="choose categories until this share of mass")
     p.add_argument("--most", type=int, default=3, help="at most this many categories")
+    p.add_argument("--soft-mass", action="store_true", help="spread each clip's mass over its normalised "
+                   "scores instead of giving it to its top-1 label")
     p.add_argument("--jobs", type=int, default=1, help="feature-extraction processes")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _metadata_args(p)

@@ -1,10 +1,10 @@
 """Which ontology categories does a task resemble? A tagger's label mass, aggregated up the ontology.
 
-A tagger trained on the whole label set scores each of the task's clips; each clip's sigmoid scores are
-normalised to one unit of mass, the mass is averaged over clips, and every class passes its mass on to
-each of its ancestors (a class with two parents gives its mass to both lines). The categories at one depth
-holding the most mass are what the task most resembles; `subset_spec` writes them as a subset spec that
-`audiotransfer subsets build` reads unchanged.
+A tagger trained on the whole label set scores each of the task's clips; each clip gives one unit of mass
+to its top-1 label (or, `soft`, spreads it over its normalised sigmoid scores), the mass is averaged over
+clips, and every class passes its mass on to each of its ancestors (a class with two parents gives its
+mass to both lines). The categories at one depth holding the most mass are what the task most resembles;
+`subset_spec` writes them as a subset spec that `audiotransfer subsets build` reads unchanged.
 """
 
 from __future__ import annotations
@@ -45,10 +45,18 @@ def tagger_labels(path: Path, num_outputs: int, onto: Any) -> list[str]:
     return labels
 
 
-def label_mass(logits: np.ndarray, labels: list[str]) -> pd.Series:
-    """Mean over clips of each clip's sigmoid scores normalised to sum to one, per label (sums to 1)."""
-    p = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-    p /= p.sum(axis=1, keepdims=True)
+def label_mass(logits: np.ndarray, labels: list[str], soft: bool = False) -> pd.Series:
+    """Per label, the share of clips whose top-1 label it is (sums to 1). With `soft`, the mean of each clip's
+    sigmoid scores normalised to sum to one instead: smoother, but every label's base rate adds mass, so
+    categories with many labels gain mass whatever the task (on the demo this puts Human sounds first
+    everywhere); top-1 needs no calibration, as the report's label share."""
+    x = np.asarray(logits, dtype=np.float64)
+    if soft:
+        p = 1.0 / (1.0 + np.exp(-x))
+        p /= p.sum(axis=1, keepdims=True)
+    else:
+        p = np.zeros_like(x)
+        p[np.arange(len(x)), x.argmax(axis=1)] = 1.0
     return pd.Series(p.mean(axis=0), index=labels)
 
 

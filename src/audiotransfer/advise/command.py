@@ -114,7 +114,7 @@ def _tagger(args: argparse.Namespace, res: Any, tasks: list[driver.Task], out: P
     labels = categories.tagger_labels(cand.weights_file, model.num_classes, onto)
     for task in tasks:
         logits = embed_task(cand, task.manifest, task.store, task.frames, out / "cache").logits
-        cmass = categories.category_mass(categories.label_mass(logits, labels), onto)
+        cmass = categories.category_mass(categories.label_mass(logits, labels, args.soft_mass), onto)
         table = categories.top_categories(cmass, onto, args.level, args.cover, args.most)
         print(f"\n{task.name}: ontology categories (depth {args.level}) by the tagger's mass over "
               f"{len(labelled_rows(task.manifest))} clips:")
