@@ -200,7 +200,7 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
     assert (root / "report" / "cache" / "advisor_scores.json").exists()  # the next report reuses it
     summary = json.loads(out["json"].read_text())["advisor"]
-    assert summary["default"] == "knn" and len(summary["cells"]) == 6
+    assert summary["default"] == "probe" and len(summary["cells"]) == 6
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
 
 
