@@ -100,7 +100,8 @@ def test_advise_folder_task_and_bad_input(task, models, tmp_path, capsys):
     assert main(["advise", "--task", "csv", "--root", str(task), "--checkpoint", "a", "--out", str(tmp_path)]) == 2
     assert "expected NAME=PATH" in capsys.readouterr().err
     assert main(["advise", "--task", "csv", "--root", str(task), "--checkpoint", f"a={models['a']}",
-                 "--estimators", "magic"]) == 2
+                 "--estimators", "magic", "--out", str(tmp_path / "m")]) == 2
+    assert not (tmp_path / "m").exists()  # refused before any extraction
     assert "unknown estimator" in capsys.readouterr().err
 
 

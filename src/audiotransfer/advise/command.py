@@ -79,13 +79,13 @@ def _print_table(task: str, table: pd.DataFrame, default: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command's handler."""
+    estimators = rank.check_estimators(args.estimators)  # before any extraction
     res = _study(args)
     out = Path(args.out or (res.study_dir / "advise" if res is not None and not (args.task or args.manifest)
                             else "advise-out"))
     tasks = _tasks(args, res, out)
     if args.tagger:
         return _tagger(args, res, tasks, out)
-    estimators = rank.check_estimators(args.estimators)
     advice = driver.advise(_candidates(args, res), tasks, out / "cache", estimators,
                            args.default if args.default in estimators else estimators[0], not args.no_progress)
     for task, table in advice.tables.items():
