@@ -41,8 +41,12 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()
     assert [line.split(":")[0].strip() for line in lines[:3]] == ["samples", "classes", "similarity"]
     checks = printed.split("against the world's ground truth")[1].strip().splitlines()[1:]
-    assert len(checks) == 10 and all(line.endswith((": agrees", ": DISAGREES")) for line in checks)
+    assert len(checks) == 13 and all(line.endswith((": agrees", ": DISAGREES")) for line in checks)
+    assert sum("(advisor, before fine-tuning)" in line for line in checks) == 3
+    advisor = printed.split("before fine-tuning (audiotransfer advise):")[1].strip().splitlines()[:3]
+    assert all("the advisor would have picked" in line and "the grid's best" in line for line in advisor)
     summary = json.loads((out / "report" / "summary.json").read_text())
     (title, lines), = summary["sections"].items()
-    assert title.startswith("Against the world's ground truth") and len(lines) == 10
+    assert title.startswith("Against the world's ground truth") and len(lines) == 13
+    assert len(summary["advisor"]["cells"]) == 3 * 2 * 6  # tasks x protocols x estimators
     assert {"scores", "data_similarity", "factors"} <= set(summary)

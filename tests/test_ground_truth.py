@@ -51,3 +51,19 @@ def test_an_unmatched_winner_and_a_null_effect_disagree() -> None:
 
 def test_nothing_to_check_without_scores() -> None:
     assert check_ground_truth(pd.DataFrame(), pd.DataFrame(), "frechet", None, STATES) == []
+
+
+def test_advisor_top1_against_shares() -> None:
+    from audiotransfer.demo.ground_truth import check_advisor
+
+    rows = [{"task": task, "candidate": state, "estimator": "knn", "score": 0.9 if state == best else 0.5}
+            for task, best in {**BEST, "birds": "all"}.items() for state in STATES]
+    rows = [dict(r, score=0.7) if r["task"] == "birds" and r["candidate"] == "animal" else r for r in rows]
+    checks = {c.subject: c for c in check_advisor(pd.DataFrame(rows), "knn", STATES)}
+    assert len(checks) == 3 and checks["commands (advisor, before fine-tuning)"].agrees
+    # "all" is no category state: only category states compete, and animal (matched) leads them
+    assert checks["birds (advisor, before fine-tuning)"].agrees
+    wrong = [dict(r, score=0.95) if r["task"] == "scenes" and r["candidate"] == "human" else r for r in rows]
+    checks = {c.subject: c for c in check_advisor(pd.DataFrame(wrong), "knn", STATES)}
+    assert not checks["scenes (advisor, before fine-tuning)"].agrees
+    assert "human top-1 (knn 0.950" in checks["scenes (advisor, before fine-tuning)"].found

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+import audiotransfer.analysis.advisor as advisor
 import audiotransfer.analysis.gather as gather
 import audiotransfer.analysis.overview as overview
 import audiotransfer.analysis.plots as plots
@@ -61,6 +62,7 @@ class Analysis:
     ontology: Any = None  # audiotransfer.ontology.Ontology of the pre-training corpus, when readable
     full_state: str | None = None  # the state of every class, the ontology view's top node
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)  # published numbers beside the study's
+    advisor: advisor.AdvisorCheck | None = None  # "Could we have known before fine-tuning?"
 
     @property
     def notes(self) -> list[str]:
@@ -149,6 +151,7 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
         res.notes.append(f"The '{similarity}' similarity could not be computed (tagger and subset label sets "
                          "do not match).")
     _fit(a)
+    a.advisor = advisor.advisor_check(res, a.scores, progress)
     return a
 
 
@@ -434,8 +437,8 @@ body{max-width:none;font-size:11px}figure,img,table{break-inside:avoid}
 PRINT_OPENS = ("<script>addEventListener('beforeprint',()=>document.querySelectorAll('details')"
                ".forEach(d=>d.open=true))</script>")
 SECTIONS = (("answer", "Answer"), ("ontology", "Ontology view"), ("findings", "Findings"),
-            ("reference", "Published results"), ("figures", "Figures"), ("tables", "Tables"),
-            ("caveats", "Caveats"), ("method", "Method notes"))
+            ("advisor", "Could we have known?"), ("reference", "Published results"), ("figures", "Figures"),
+            ("tables", "Tables"), ("caveats", "Caveats"), ("method", "Method notes"))
 
 
 def _img(path: Path, alt: str) -> str:
@@ -466,7 +469,9 @@ def _table_html(df: pd.DataFrame) -> str:
 def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
     """The page: the answer and its evidence on the first screen, then the ontology view and the detail."""
     esc = html.escape
-    toc = "".join(f"<a href='#{k}'>{t}</a>" for k, t in SECTIONS if k != "reference" or not a.reference.empty)
+    absent = {"reference"} if a.reference.empty else set()
+    absent |= set() if a.advisor else {"advisor"}
+    toc = "".join(f"<a href='#{k}'>{t}</a>" for k, t in SECTIONS if k not in absent)
     forest = next((f for f in figs if f.key == "forest"), None)
     heat = _protocol_tabs(figs, "heat:", "heat") or "<p>No transfer gains yet (no finished scratch runs).</p>"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
@@ -481,6 +486,7 @@ def render_html(a: Analysis, figs: list[Drawn], when: str) -> str:
     parts.append("<h2 id='ontology'>Ontology view</h2>" + (onto or "<p>No ontology view: the study's states name no "
                                                           "categories, or its ontology could not be read.</p>"))
     parts.append(_findings_html(a))
+    parts.append(advisor.render(a.advisor, "html") if a.advisor else "")
     grid = [f for f in figs if f.key in ("grid", "wide")]
     parts.append("<h2 id='figures'>Figures</h2><div class='grid'>" + "".join(
         f"<figure class='{f.key}'>{_img(f.path, f.title)}<figcaption>{esc(f.title)}</figcaption></figure>"
@@ -526,6 +532,7 @@ def render_markdown(a: Analysis, figs: list[Drawn], when: str, root: Path) -> st
     lines += [f"- {answer(f)}" for f in a.fits] + ([""] if a.fits else [])
     for title, items in a.sections:
         lines += [f"## {title}", "", *[f"- {i}" for i in items], ""]
+    lines += [advisor.render(a.advisor, "markdown")] if a.advisor else []
     for title, df in tables(a):
         lines += [f"## {title}", "", markdown_table(df), ""]
     grid = [f for f in figs if f.key in ("grid", "wide")]
@@ -566,7 +573,8 @@ def write_analysis(a: Analysis) -> dict[str, Any]:
                "regressions": _records(regression_table(a).reset_index()), "gains": _records(a.gains),
                "matched": {t: sorted(s) for t, s in a.matched.items()}, "reference": _records(a.reference),
                "scores": _records(a.scores), "data_similarity": _records(a.data_sim),
-               "sections": {title: items for title, items in a.sections}}
+               "sections": {title: items for title, items in a.sections},
+               "advisor": advisor.to_json(a.advisor) if a.advisor else None}
     paths["json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return {**paths, "headline": a.headline, "answer": a.paragraph, "sentence": a.sentence}
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from audiotransfer.cli._common import Handler
+from audiotransfer.cli.advise import add_advise
 from audiotransfer.cli.data import add_data
 from audiotransfer.cli.demo import add_demo
 from audiotransfer.cli.ontology import add_ontology, add_subsets
@@ -19,7 +20,7 @@ from audiotransfer.cli.synth import add_synth
 from audiotransfer.cli.training import add_training
 from audiotransfer.errors import UserError
 
-GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo)
+GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo, add_advise)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,10 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         print("\nsamples vs classes vs similarity:")
         for line in result.headline:
             print(f"  {line}")
+    if result.advisor:
+        print("\nbefore fine-tuning (audiotransfer advise):")
+        for line in result.advisor:
+            print(f"  {line}")
     if result.ground_truth:
         agree = sum(c.agrees for c in result.ground_truth)
         small = " (--quick is a smoke test: too small a world and too few epochs to expect agreement)"

@@ -4,7 +4,8 @@ The world documents which root categories share generators with each task (`synt
 recovers that when (1) among its category states (states chosen by `categories`) the best one on each task
 shares generators with it, under every protocol; (2) the report's data similarity ranks such a state
 closest to the task; (3) the pooled factor analysis finds a positive similarity effect whose interval
-excludes zero. The demo prints these checks and adds them to its report; they read only the analysis'
+excludes zero; (4) the advisor's top-1 among the category states (its default estimator, before any
+fine-tuning) is such a state. The demo prints these checks and adds them to its report; they read only the analysis'
 tables (scores, data similarity, the pooled factor table) and the spec's states.
 """
 
@@ -80,4 +81,29 @@ def check_ground_truth(
         coef, low, high = factors.loc["similarity", ["coef", "ci_low", "ci_high"]]
         checks.append(Check("similarity effect (all tasks pooled)", "positive, interval above zero",
                             f"{coef:+.3f} per SD (95% CI {low:+.3f} to {high:+.3f})", bool(low > 0)))
+    return checks
+
+
+def check_advisor(scores: pd.DataFrame, estimator: str, states: dict[str, dict[str, Any]]) -> list[Check]:
+    """Per task: is the advisor's top-1 category state (by `estimator`) one that shares generators with it?
+
+    `scores`: the advisor's long table (task, candidate, estimator, score).
+    """
+    content = category_states(states)
+    checks: list[Check] = []
+    if scores.empty:
+        return checks
+    for task, roots in SHARES.items():
+        matched = sorted(s for s, cats in content.items() if cats & set(roots))
+        part = scores[(scores["task"] == task) & (scores["estimator"] == estimator)
+                      & scores["candidate"].isin(list(content))].dropna(subset=["score"])
+        if part.empty or not matched:
+            continue
+        ranked = part.sort_values("score", ascending=False, kind="stable")
+        top = ranked.iloc[0]
+        found = f"{top['candidate']} top-1 ({estimator} {top['score']:.3f}; " + ", ".join(
+            f"{r.candidate} {r.score:.3f}" for r in ranked.iloc[1:].itertuples()) + ")"
+        checks.append(Check(f"{task} (advisor, before fine-tuning)",
+                            f"one of {', '.join(matched)} (shares generators with {' + '.join(roots)})", found,
+                            top["candidate"] in matched))
     return checks

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from audiotransfer.demo.ground_truth import Check, check_ground_truth, matched_states
+from audiotransfer.demo.ground_truth import Check, check_advisor, check_ground_truth, matched_states
 from audiotransfer.errors import UserError
 from audiotransfer.files import load_yaml
 from audiotransfer.study.layout import StudyDir
@@ -35,6 +35,7 @@ class DemoResult:
     headline: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
     ground_truth: list[Check] = field(default_factory=list)
+    advisor: list[str] = field(default_factory=list)  # per task: the advisor's pick vs the grid's best
 
 
 def demo_config(quick: bool = False, spec: str | Path | None = None) -> dict[str, Any]:
@@ -84,19 +85,24 @@ def run_demo(
     outcome = run(study_file, jobs=jobs, progress=progress)
     seconds["study"] = time.perf_counter() - start
     start = time.perf_counter()
-    report, checks = _report(study_dir, config["study"]["pretraining"]["states"], progress)
+    report, checks, advisor = _report(study_dir, config["study"]["pretraining"]["states"], progress)
     seconds["report"] = time.perf_counter() - start
-    return DemoResult(study_dir, outcome, report, list(report.get("headline") or []), seconds, checks)
+    return DemoResult(study_dir, outcome, report, list(report.get("headline") or []), seconds, checks, advisor)
 
 
-def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[dict[str, Any], list[Check]]:
-    """The analysis report of the study, with a section checking it against the world's ground truth."""
+def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[dict[str, Any], list[Check], list[str]]:
+    """The analysis report of the study, with a section checking it against the world's ground truth, and
+    the advisor's one line per task."""
     from audiotransfer.analysis import analyse, write_analysis
+    from audiotransfer.analysis.advisor import pick_line
 
     a = analyse(study_dir, progress=progress, matched=matched_states(states))
     checks = check_ground_truth(a.scores, a.data_sim, a.similarity, a.pooled.table if a.pooled else None, states)
+    if a.advisor is not None and not a.advisor.scores.empty:
+        checks += check_advisor(a.advisor.scores, a.advisor.default, states)
     if checks:
         agree = sum(c.agrees for c in checks)
         a.sections.append((f"Against the world's ground truth ({agree} of {len(checks)} checks agree)",
                            [c.line() for c in checks]))
-    return write_analysis(a), checks
+    lines = [pick_line(r) for r in a.advisor.picks.itertuples()] if a.advisor is not None else []
+    return write_analysis(a), checks, lines

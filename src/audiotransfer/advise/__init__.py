@@ -1,0 +1,20 @@
+"""Advise before training: rank pre-training states for a task from one forward pass per candidate, and
+say which ontology categories a task resembles (a subset spec to pre-train on)."""
+
+from audiotransfer.advise.driver import Advice, Task, advise, corpus_task, manifest_task, study_candidates, study_tasks
+from audiotransfer.advise.embed import Candidate, parse_checkpoint
+from audiotransfer.advise.rank import DEFAULT, ESTIMATORS
+
+__all__ = [
+    "DEFAULT",
+    "ESTIMATORS",
+    "Advice",
+    "Candidate",
+    "Task",
+    "advise",
+    "corpus_task",
+    "manifest_task",
+    "parse_checkpoint",
+    "study_candidates",
+    "study_tasks",
+]

@@ -1,0 +1,177 @@
+"""The advisor's driver: candidates + tasks -> embeddings (cached) -> estimator table per task.
+
+Candidates come from a study (its pre-trained states with a finished `model.pt`) and/or checkpoints;
+tasks from a study (its downstream tasks, features already in its stores), a registered corpus or a saved
+task manifest (features extracted once into `OUT/stores/NAME`, resumable, then reused).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from audiotransfer.advise import rank
+from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
+from audiotransfer.errors import UserError
+
+
+@dataclass
+class Task:
+    """A single-label task with its features: the manifest, its store and the crop length."""
+
+    name: str
+    manifest: Any
+    store: Any
+    frames: int
+
+
+@dataclass
+class Advice:
+    """Per task: the long estimator table, the ranked table and the one-line recommendation."""
+
+    default: str
+    long: pd.DataFrame  # task, candidate, estimator, score, seconds, note
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    lines: dict[str, str] = field(default_factory=dict)
+    embed_seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> candidate -> s
+    forward_passes: int = 0
+
+
+# ------------------------------------------------------------------------------------------ candidates
+def study_dir_of(path: str | Path) -> Path:
+    """A study's output folder from the folder itself or its YAML."""
+    path = Path(path)
+    if path.is_file():
+        from audiotransfer.study.spec import load_study
+
+        return load_study(path).out
+    if not (path / "results.sqlite").exists():
+        raise UserError(f"{path}: not a study folder (no results.sqlite) nor a study YAML",
+                        fix="pass a study's out folder after `audiotransfer study run`, or its YAML")
+    return path
+
+
+def study_candidates(res: Any) -> list[Candidate]:
+    """The study's pre-trained states that have a finished model (scratch has none)."""
+    from audiotransfer.analysis.gather import SCRATCH, pretrained_dir
+
+    names = [s for s in (res.states["state"] if not res.states.empty else []) if s != SCRATCH]
+    found = [Candidate(s, d, "audiotransfer") for s in names if (d := pretrained_dir(res, s)) is not None]
+    if not found:
+        raise UserError(f"{res.study_dir}: no pre-trained state has a finished model.pt",
+                        fix="run the study's pre-training first (`audiotransfer study run`)")
+    return found
+
+
+def study_tasks(res: Any, names: list[str] | None = None) -> list[Task]:
+    """The study's downstream tasks, read from its manifests and stores."""
+    from audiotransfer.data.store import FeatureStore
+    from audiotransfer.manifest import Manifest
+
+    if res.tasks.empty:
+        raise UserError(f"{res.study_dir}: the study records no tasks", fix="run `audiotransfer study run` first")
+    rows = res.tasks.set_index("task")
+    unknown = sorted(set(names or []) - set(rows.index))
+    if unknown:
+        raise UserError(f"{res.study_dir}: no task {', '.join(unknown)}", fix=f"tasks: {', '.join(rows.index)}")
+    tasks = []
+    for name in names or list(rows.index):
+        row = rows.loc[name]
+        manifest, store = Manifest.load(res.path(row["manifest_path"])), FeatureStore(res.path(row["store_path"]))
+        frames = int(row["frames"]) if pd.notna(row.get("frames")) else _frames(manifest, store)
+        tasks.append(Task(name, manifest, store, frames))
+    return tasks
+
+
+def corpus_task(corpus: str, root: str | Path, out: Path, recipe: Any = "panns16k", jobs: int = 1,
+                progress: bool = True, **options: Any) -> Task:
+    """A registered corpus as a task; its features extracted once into OUT/stores/CORPUS-RECIPEHASH."""
+    from audiotransfer.data.corpora import load_corpus
+
+    return manifest_task(load_corpus(corpus, root, **options), out, recipe, jobs, progress)
+
+
+def manifest_task(manifest: Any, out: Path, recipe: Any = "panns16k", jobs: int = 1,
+                  progress: bool = True) -> Task:
+    """A task manifest (object or saved DIR/NAME path) with its features extracted (once) under OUT/stores;
+    `recipe` a FeatureRecipe or a recipe name."""
+    from audiotransfer.data.features import get_recipe
+    from audiotransfer.data.store import extract_features
+    from audiotransfer.manifest import Manifest
+
+    if not hasattr(manifest, "clips"):
+        manifest = Manifest.load(manifest)
+    feats = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rows = labelled_rows(manifest)
+    class_labels(manifest, rows)  # refuse a multi-label task before extracting anything
+    name = manifest.name or "task"
+    store = extract_features(manifest.take(rows), out / "stores" / f"{name}-{feats.hash}", feats, jobs=jobs,
+                             on_error="stop", progress=progress)
+    return Task(name, manifest, store, _frames(manifest, store))
+
+
+def _frames(manifest: Any, store: Any) -> int:
+    from audiotransfer.training.engine import default_frames
+
+    return default_frames(manifest, store)
+
+
+# ---------------------------------------------------------------------------------------------- advise
+def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, estimators: list[str] | None = None,
+           default: str = rank.DEFAULT, progress: bool = True) -> Advice:
+    """Score every candidate on every task with the estimators; candidates that fail to load are listed."""
+    names = rank.check_estimators(estimators)
+    if default not in names:
+        default = names[0]
+    if len({c.name for c in candidates}) != len(candidates):
+        raise UserError("two candidates share a name", fix="give every --checkpoint a distinct NAME")
+    advice = Advice(default, pd.DataFrame())
+    longs = []
+    for task in tasks:
+        try:
+            y = class_labels(task.manifest, labelled_rows(task.manifest))
+        except UserError as exc:  # a multi-label task of a study: the others are still ranked
+            advice.lines[task.name] = f"{task.name}: skipped ({exc.message})"
+            continue
+        inputs, seconds, failed = {}, {}, {}
+        for cand in tqdm(candidates, desc=f"embed {task.name}", disable=not progress):
+            try:
+                emb = embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
+            except UserError as exc:
+                failed[cand.name] = exc.message
+                continue
+            advice.forward_passes += not emb.cached
+            inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
+            seconds[cand.name] = emb.seconds
+        long = rank.score(inputs, names)
+        long = pd.concat([long, pd.DataFrame([dict(candidate=c, estimator=e, score=np.nan, seconds=0.0,
+                                                    note=f"not loaded: {msg}") for c, msg in failed.items()
+                                               for e in names])], ignore_index=True) if failed else long
+        advice.tables[task.name] = rank.ranked(long, seconds, default)
+        advice.lines[task.name] = rank.recommendation(advice.tables[task.name], task.name, default)
+        advice.embed_seconds[task.name] = seconds
+        longs.append(long.assign(task=task.name))
+    advice.long = pd.concat(longs, ignore_index=True) if longs else pd.DataFrame()
+    return advice
+
+
+def write_advice(advice: Advice, out: Path) -> dict[str, Path]:
+    """`OUT/advice.csv` (every task's ranked table, stacked) and `OUT/advice.json` (tables + lines)."""
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [t.reset_index().assign(task=name) for name, t in advice.tables.items()]
+    stacked = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["candidate", "task"])
+    paths = {"csv": out / "advice.csv", "json": out / "advice.json"}
+    stacked.to_csv(paths["csv"], index=False)
+    paths["json"].write_text(json.dumps({
+        "default": advice.default, "recommendations": advice.lines, "forward_passes": advice.forward_passes,
+        "tables": {name: json.loads(t.reset_index().to_json(orient="records")) for name, t in advice.tables.items()},
+        "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }, indent=2))
+    return paths

@@ -1,0 +1,137 @@
+"""Candidates and their task embeddings: load a checkpoint, embed a task's clips once, cache on disk.
+
+A candidate is a named checkpoint (an audiotransfer run folder or `model.pt`, a PANNs `.pth`, an autrainer
+state dict). Its embeddings of a task's labelled clips (train, plus dev when the task has one) and its own
+pre-training head's logits are stored in `cache_dir/{weights hash}-{manifest hash}-{frames}.npz`, so a second
+advice on the same inputs does no forward pass. The file also records how long the forward pass took, so
+the advisor's cost is reported truthfully when it is read from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiotransfer.errors import UserError
+
+FORMATS = ("auto", "audiotransfer", "panns", "autrainer")
+LABEL_SPLITS = ("train", "dev")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A named checkpoint to rank."""
+
+    name: str
+    path: Path
+    source: str = "auto"
+
+    @property
+    def weights_file(self) -> Path:
+        return self.path / "model.pt" if self.path.is_dir() else self.path
+
+
+@dataclass
+class Embedded:
+    """One candidate's view of a task's labelled clips."""
+
+    embeddings: np.ndarray  # (n, d)
+    logits: np.ndarray  # (n, source classes): the candidate's own pre-training head
+    seconds: float  # forward-pass time when it was computed
+    cached: bool  # read from the cache (no forward pass this time)
+
+
+def parse_checkpoint(arg: str) -> Candidate:
+    """`NAME=PATH[:format]` -> Candidate; format one of FORMATS (default auto)."""
+    name, sep, rest = arg.partition("=")
+    if not sep or not name or not rest:
+        raise UserError(f"--checkpoint {arg!r}: expected NAME=PATH[:format]",
+                        fix="e.g. --checkpoint animal=runs/animal or --checkpoint cnn10=Cnn10.pth:panns")
+    path, source = rest, "auto"
+    head, colon, tail = rest.rpartition(":")
+    if colon and tail in FORMATS:
+        path, source = head, tail
+    return Candidate(name, Path(path).expanduser(), source)
+
+
+def weights_hash(candidate: Candidate) -> str:
+    """SHA-1 (16 hex) of the checkpoint file's bytes; UserError naming the candidate when it is missing."""
+    path = candidate.weights_file
+    if not path.is_file():
+        raise UserError(f"candidate '{candidate.name}': checkpoint {path} not found",
+                        fix="pass a finished run folder, a model.pt, a PANNs .pth or an autrainer state dict")
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def load_candidate(candidate: Candidate) -> Any:
+    """The candidate's model in eval mode; UserError naming the candidate when it does not load."""
+    from audiotransfer.models.checkpoints import model_from_checkpoint
+
+    try:
+        return model_from_checkpoint(candidate.weights_file, source=candidate.source).eval()  # type: ignore[arg-type]
+    except UserError as exc:
+        raise UserError(f"candidate '{candidate.name}': {exc.message}", fix=exc.fix) from None
+
+
+def labelled_rows(manifest: Any) -> np.ndarray:
+    """Rows of the manifest the advisor learns from: train (+ dev); all clips of an unsplit manifest."""
+    split = manifest.clips["split"].to_numpy()
+    rows = np.flatnonzero(np.isin(split, LABEL_SPLITS))
+    return rows if len(rows) else np.arange(manifest.num_clips)
+
+
+def class_labels(manifest: Any, rows: np.ndarray) -> np.ndarray:
+    """Integer class per row of a single-label manifest."""
+    if manifest.task_type == "multilabel":
+        raise UserError(f"task '{manifest.name}' is multi-label",
+                        fix="the advisor ranks candidates for single-label (multiclass or binary) tasks")
+    targets = manifest.targets[rows]
+    return np.asarray(targets.argmax(axis=1)).ravel()
+
+
+def forward(model: Any, store: Any, rows: np.ndarray, frames: int, batch_size: int = 64
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and head logits of store rows (centre crops), in batches."""
+    import torch
+
+    embs, logits = [], []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            x = torch.from_numpy(store.read_batch(rows[start:start + batch_size], frames, crop="center"))
+            emb = model.embed(x)
+            embs.append(emb.numpy())
+            logits.append(model.fc_audioset(emb).numpy())
+    return np.concatenate(embs).astype(np.float64), np.concatenate(logits).astype(np.float64)
+
+
+def embed_task(candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path,
+               batch_size: int = 64) -> Embedded:
+    """The candidate's embeddings of the task's labelled clips, from the cache or one forward pass."""
+    key = f"{weights_hash(candidate)}-{manifest.hash[:16]}-{frames}"
+    path = Path(cache_dir) / f"{key}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return Embedded(data["embeddings"], data["logits"], float(data["seconds"]), True)
+    model = load_candidate(candidate)
+    if model.n_mels != store.recipe.n_mels:
+        raise UserError(f"candidate '{candidate.name}' reads {model.n_mels} mel bands but the task's features "
+                        f"have {store.recipe.n_mels}",
+                        fix="extract the task's features with the candidate's recipe (--recipe)")
+    clip_ids = manifest.clips["clip_id"].to_numpy()[labelled_rows(manifest)]
+    start = time.perf_counter()
+    emb, logits = forward(model, store, store.rows(clip_ids), frames, batch_size)
+    seconds = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, embeddings=emb, logits=logits, seconds=seconds)
+    tmp.replace(path)
+    return Embedded(emb, logits, seconds, False)
