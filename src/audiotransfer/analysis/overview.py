@@ -10,7 +10,7 @@ gain of the state built from it, one panel per task. All take tidy tables and re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -41,8 +41,8 @@ def _norm(values: np.ndarray) -> TwoSlopeNorm:
     return TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
 
 
-def _ink(rgba: tuple[float, ...]) -> str:
-    r, g, b, _ = rgba
+def _ink(rgba: Any) -> str:
+    r, g, b, _ = (float(v) for v in rgba)
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 

@@ -151,7 +151,7 @@ class BatchLoader(BatchSource):
         store: FeatureStore,
         batch_size: int,
         frames: int,
-        crop: Literal["random", "center"] = "random",
+        crop: Literal["random", "center", "whole"] = "random",
         shuffle: bool = True,
         seed: int = 0,
         balanced: bool = False,

@@ -167,7 +167,7 @@ class FeatureStore:
         crop: Literal["random", "center"] = "random",
         rng: np.random.Generator | None = None,
         starts: np.ndarray | None = None,
-        dtype: type = np.float32,
+        dtype: type[np.floating[Any]] = np.float32,
     ) -> np.ndarray:
         """Crops of `frames` frames, float32 (B, frames, n_mels); short clips padded with the floor value.
 

@@ -73,7 +73,7 @@ def load_subset_file(path: str | Path) -> dict[str, SubsetSpec]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        problem = f": {exc.problem}" if getattr(exc, "problem", None) else ""
+        problem = f": {getattr(exc, 'problem', '')}" if getattr(exc, "problem", None) else ""
         raise UserError(f"{path}: not valid YAML{where}{problem}", fix="fix the YAML syntax") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("subsets"), dict) or not raw["subsets"]:
         raise UserError(
