@@ -9,7 +9,7 @@ Printed, all measured in this run:
    the advisor's seconds (forward passes + estimators, a cold cache) against the grid's (the fine-tuning
    runs' seconds recorded in its results store); then over all of them, per estimator, the mean weighted
    Kendall tau against the fine-tuned ranking and, for demo studies, in how many task x study cells its
-   top-1 among the category states shares generators with the task (`study.ground_truth.SHARES`).
+   top-1 among the category states shares generators with the task (`demo.ground_truth`, from the world's `SHARES`).
 
 Candidates are CNN6 and CNN10 states (random initialisation; the cost does not depend on the weights) on
 tasks of written log-mels with planted class structure (1,000, 2,000 and 3,000 clips of 1 s).
@@ -84,7 +84,7 @@ def plain_inference(candidates: list[Candidate], tasks: list[Task], batch: int =
 
 
 def study_ratio(study: Path) -> None:
-    from audiotransfer.analysis.gather import load_results
+    from audiotransfer.study.results import load_results
 
     res = load_results(study)
     runs = res.runs[(res.runs["kind"] == "finetune") & (res.runs["status"] == "done")]
@@ -106,9 +106,9 @@ def validate(studies: list[Path]) -> None:
 
     from audiotransfer.advise.rank import ESTIMATORS
     from audiotransfer.analysis.advisor import advisor_check
-    from audiotransfer.analysis.gather import load_results
     from audiotransfer.analysis.scores import score_table
     from audiotransfer.demo.ground_truth import check_advisor
+    from audiotransfer.study.results import load_results
 
     cells, matched = [], {e: [0, 0] for e in ESTIMATORS}
     for study in studies:

@@ -14,11 +14,11 @@ from scipy import sparse
 
 from audiotransfer.analysis import analyse, write_analysis, write_report
 from audiotransfer.analysis.factors import FACTORS
-from audiotransfer.analysis.gather import SCRATCH
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import write_store
 from audiotransfer.manifest import Manifest
 from audiotransfer.models import create_model
+from audiotransfer.study.spec import SCRATCH
 from audiotransfer.study.store import ResultStore
 from audiotransfer.training.checkpoint import save_model
 from audiotransfer.training.result import RunResult

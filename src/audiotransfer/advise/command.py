@@ -17,7 +17,7 @@ from audiotransfer.errors import UserError
 
 
 def _study(args: argparse.Namespace) -> Any:
-    from audiotransfer.analysis.gather import load_results
+    from audiotransfer.study.results import load_results
 
     return load_results(driver.study_dir_of(args.study)) if args.study else None
 
@@ -106,7 +106,7 @@ def _tagger(args: argparse.Namespace, res: Any, tasks: list[driver.Task], out: P
     onto = load_ontology(*_metadata(args, res))
     path = Path(args.tagger)
     if res is not None and not path.exists():
-        from audiotransfer.analysis.gather import pretrained_dir
+        from audiotransfer.study.results import pretrained_dir
 
         path = pretrained_dir(res, args.tagger) or path
     cand = Candidate("tagger", path, args.tagger_format)

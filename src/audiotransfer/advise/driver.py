@@ -60,7 +60,8 @@ def study_dir_of(path: str | Path) -> Path:
 
 def study_candidates(res: Any) -> list[Candidate]:
     """The study's pre-trained states that have a finished model (scratch has none)."""
-    from audiotransfer.analysis.gather import SCRATCH, pretrained_dir
+    from audiotransfer.study.results import pretrained_dir
+    from audiotransfer.study.spec import SCRATCH
 
     names = [s for s in (res.states["state"] if not res.states.empty else []) if s != SCRATCH]
     found = [Candidate(s, d, "audiotransfer") for s in names if (d := pretrained_dir(res, s)) is not None]

@@ -28,6 +28,7 @@ import audiotransfer.analysis.reference as reference
 from audiotransfer.analysis.factors import DESCRIBE, FACTORS, FactorFit, answer, fit_factors, headline
 from audiotransfer.analysis.scores import TOO_FEW, metric_range, score_table, select_metric, transfer_gain
 from audiotransfer.errors import UserError
+from audiotransfer.study.results import StudyResults, load_results, pretrained_dir
 from audiotransfer.study.spec import SCRATCH
 
 METRICS = ("uar", "accuracy", "macro_f1", "auc")
@@ -42,7 +43,7 @@ DEFAULT_SIMILARITY = "frechet"
 class Analysis:
     """All numbers of a report."""
 
-    res: gather.StudyResults
+    res: StudyResults
     metric: str
     protocols: list[str]
     similarity: str
@@ -116,7 +117,7 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
     """
     if similarity not in SIMILARITIES:
         raise UserError(f"unknown similarity measure {similarity!r}", fix=f"use one of {', '.join(SIMILARITIES)}")
-    res = gather.load_results(study_dir)
+    res = load_results(study_dir)
     metric = _metric(res.test, metric, res.notes)
     protocols = sorted(res.test["protocol"].unique(), key=lambda p: (p != "finetune", p))
     a = Analysis(res, metric, protocols, similarity, score_table(res.test, metric),
@@ -134,7 +135,7 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
                          "no CKA or data similarity for them.")
         tasks = [t for t in tasks if t in known]
     states = [s for s in dict.fromkeys(res.test["state"]) if s != SCRATCH]
-    missing = [s for s in states if gather.pretrained_dir(res, s) is None]
+    missing = [s for s in states if pretrained_dir(res, s) is None]
     if missing:
         res.notes.append(f"No pre-trained model file for {', '.join(missing)}: left out of the weight, CKA and "
                          "data-similarity measures.")
