@@ -154,10 +154,19 @@ def test_bounded_interval_is_never_outside_the_range(rng):
         mean, _, low, high = t_interval(values)
         blow, bhigh, note = bounded(low, high, (0.0, 1.0))
         if np.isnan(blow):
-            assert high - low > 1.0 and note.startswith(TOO_FEW)
+            assert (high - low > 1.0 or high - low < 1e-9) and note.startswith(TOO_FEW)
         else:
             assert 0.0 <= blow <= bhigh <= 1.0 and blow <= mean <= bhigh
             assert (note == "") == (blow == low and bhigh == high)
+
+
+def test_seeds_that_agree_exactly_give_no_zero_width_interval():
+    """Two seeds with the same paired difference (discrete UAR) must not read as a certain, 'clear' gain."""
+    data = _metrics({("full", 1): 0.75, ("full", 2): 0.80, ("scratch", 1): 0.70, ("scratch", 2): 0.75})
+    gain = transfer_gain(data, "uar").iloc[0]
+    assert gain["gain"] == pytest.approx(0.05) and np.isnan(gain["ci_low"]) and gain["note"].startswith(TOO_FEW)
+    same = score_table(_metrics({("full", 1): 0.8, ("full", 2): 0.8}), "uar").iloc[0]
+    assert same["mean"] == pytest.approx(0.8) and np.isnan(same["ci_high"]) and same["note"].startswith(TOO_FEW)
 
 
 def test_scores_and_gains_say_too_few_seeds_instead_of_a_wider_interval():

@@ -9,8 +9,8 @@ samples. The `method` column names which was used.
 
 Intervals respect the metric's range (`RANGES`: scores in [0, 1], gains in [-1, 1]): a t-interval from two or
 three seeds can reach far outside it, so one that is wider than the range becomes "too few seeds to tell" (NaN
-bounds, said in `note`) and one that crosses a bound is clipped to it (said in `note`); inside the range it is
-the t-interval unchanged.
+bounds, said in `note`), as does one of zero width (seeds that agree exactly say nothing about the spread), and
+one that crosses a bound is clipped to it (said in `note`); inside the range it is the t-interval unchanged.
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ def metric_range(metric: str, gain: bool = False) -> tuple[float, float]:
 
 def bounded(low: float, high: float, bounds: tuple[float, float]) -> tuple[float, float, str]:
     """An interval made to respect `bounds`: unchanged inside, clipped across a bound, NaN (too few seeds to
-    tell) when wider than the whole range; the third value says which (empty when unchanged)."""
+    tell) when wider than the whole range or of zero width (seeds that agree exactly, e.g. two runs with the
+    same discrete UAR, say nothing about the spread); the third value says which (empty when unchanged)."""
     lo, hi = bounds
     if not (np.isfinite(low) and np.isfinite(high)):
         return low, high, ""
+    if np.isclose(high, low, rtol=0.0, atol=1e-9):
+        return np.nan, np.nan, f"{TOO_FEW}: every seed gave the same value, so the spread is unknown"
     if high - low > hi - lo:
         return np.nan, np.nan, f"{TOO_FEW}: the interval is wider than the range [{lo:g}, {hi:g}]"
     if low < lo or high > hi:
