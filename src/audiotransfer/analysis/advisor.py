@@ -125,7 +125,7 @@ def summary_lines(check: AdvisorCheck) -> list[str]:
 def pick_line(r: Any) -> str:
     """'TASK: the advisor would have picked X in N s; the grid's best was Y (protocol), ...'."""
     best = ", ".join(f"{s} ({p})" for p, s in r.grid_best.items())
-    grid = f" of {r.grid_seconds:.0f} s fine-tuning" if np.isfinite(r.grid_seconds) else ""
+    grid = f" (after {r.grid_seconds:.0f} s of fine-tuning)" if np.isfinite(r.grid_seconds) else ""
     return f"{r.task}: the advisor would have picked {r.pick} in {r.seconds:.1f} s; the grid's best{grid} was {best}"
 
 
