@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiotransfer.advise import embed
+from audiotransfer.advise import DEFAULT, embed
 from audiotransfer.analysis.advisor import compare
 from audiotransfer.cli import main
 from audiotransfer.models import create_model
@@ -202,7 +202,7 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
     assert (root / "report" / "cache" / "advisor_scores.json").exists()  # the next report reuses it
     summary = json.loads(out["json"].read_text())["advisor"]
-    assert summary["default"] == "probe" and len(summary["cells"]) == 6
+    assert summary["default"] == DEFAULT and len(summary["cells"]) == 6
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
 
 
