@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import write_atomic
 
 FORMATS = ("auto", "audiotransfer", "panns", "autrainer")
 LABEL_SPLITS = ("train", "dev")
@@ -98,19 +99,21 @@ def class_labels(manifest: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(targets.argmax(axis=1)).ravel()
 
 
-def forward(model: Any, store: Any, rows: np.ndarray, frames: int, batch_size: int = 64
+def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int = 64
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and head logits of store rows (centre crops), in batches."""
+    """Embeddings of the manifest's clips, scored whole as in evaluation (`protocols.embed_all`: window
+    embeddings averaged per clip), and the head's logits of them (the head is linear, so these are the
+    windows' averaged logits)."""
     import torch
 
-    embs, logits = [], []
+    from audiotransfer.data.loader import BatchLoader
+    from audiotransfer.training.protocols import embed_all
+
+    loader = BatchLoader(manifest, store, batch_size, frames, crop="whole", shuffle=False)
     with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            x = torch.from_numpy(store.read_batch(rows[start:start + batch_size], frames, crop="center"))
-            emb = model.embed(x)
-            embs.append(emb.numpy())
-            logits.append(model.fc_audioset(emb).numpy())
-    return np.concatenate(embs).astype(np.float64), np.concatenate(logits).astype(np.float64)
+        emb = embed_all(model, loader, torch.device("cpu"))
+        logits = model.fc_audioset(emb)
+    return emb.numpy().astype(np.float64), logits.numpy().astype(np.float64)
 
 
 def embed_task(candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path,
@@ -126,12 +129,14 @@ def embed_task(candidate: Candidate, manifest: Any, store: Any, frames: int, cac
         raise UserError(f"candidate '{candidate.name}' reads {model.n_mels} mel bands but the task's features "
                         f"have {store.recipe.n_mels}",
                         fix="extract the task's features with the candidate's recipe (--recipe)")
-    clip_ids = manifest.clips["clip_id"].to_numpy()[labelled_rows(manifest)]
     start = time.perf_counter()
-    emb, logits = forward(model, store, store.rows(clip_ids), frames, batch_size)
+    emb, logits = forward(model, manifest.take(labelled_rows(manifest)), store, frames, batch_size)
     seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, embeddings=emb, logits=logits, seconds=seconds)
-    tmp.replace(path)
+
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: np.savez would add ".npz" to a name
+            np.savez(fh, embeddings=emb, logits=logits, seconds=seconds)
+
+    write_atomic(path, save)
     return Embedded(emb, logits, seconds, False)
