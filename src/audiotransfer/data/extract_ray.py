@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from audiotransfer.data.features import FeatureRecipe
-from audiotransfer.data.store import FeatureStore, StoreWriter, _read_index, extract_features
+from audiotransfer.data.store import FeatureStore, StoreWriter, _read_index, extract_features, lost_rows
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
@@ -36,10 +36,8 @@ CLIPS_PER_TASK = 2000
 def intact_rows(part: Path, frame_bytes: int) -> tuple[pd.DataFrame, int]:
     """The part's committed index rows whose bytes are all in its shard files, and how many are not."""
     index = _read_index(part)
-    sizes = {int(p.stem): p.stat().st_size for p in (part / "shards").glob("*.bin")}
-    have = index["shard"].map(lambda s: sizes.get(int(s), -1)).to_numpy(np.int64)
-    ok = (index["offset"] + index["frames"]).to_numpy(np.int64) * frame_bytes <= have
-    return index[ok].reset_index(drop=True), int((~ok).sum())
+    lost = lost_rows(part, index, frame_bytes)
+    return index[~lost].reset_index(drop=True), int(lost.sum())
 
 
 def merge_parts(writer: StoreWriter) -> int:

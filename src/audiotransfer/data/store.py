@@ -51,6 +51,13 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+def lost_rows(root: Path, index: pd.DataFrame, frame_bytes: int) -> np.ndarray:
+    """Mask of the index rows whose bytes their shard file under `root` no longer holds (truncated or lost)."""
+    sizes = {s: _file_size(root / "shards" / f"{int(s):05d}.bin") for s in index["shard"].unique()}
+    ends = (index["offset"] + index["frames"]).to_numpy(np.int64) * frame_bytes
+    return ends > index["shard"].map(sizes).to_numpy(np.int64)
+
+
 def _read_index(root: Path) -> pd.DataFrame:
     """The merged index plus any committed parts, first occurrence of a clip id kept."""
     tables = [pq.read_table(root / "index.parquet")] if (root / "index.parquet").exists() else []
@@ -247,10 +254,7 @@ class StoreWriter:
     def _recover(self) -> None:
         """Cut every shard back to its committed extent (drops what a killed run left uncommitted); clips
         whose bytes a shard no longer holds (a truncated or lost file) leave the index, to be extracted again."""
-        ends = (self.index["offset"] + self.index["frames"]) * self.frame_bytes
-        shards = self.index["shard"].unique()
-        sizes = self.index["shard"].map({s: _file_size(self._shard_path(int(s))) for s in shards})
-        lost = (ends > sizes).to_numpy()
+        lost = lost_rows(self.root, self.index, self.frame_bytes)
         if lost.any():
             damaged = sorted({self._shard_path(int(s)).name for s in self.index["shard"][lost]})
             print(f"features: shard(s) {', '.join(damaged)} in {self.root / 'shards'} are shorter than the index "
