@@ -1,8 +1,11 @@
-"""Log-mel features: the PANNs recipe (Kong et al. 2020) in torch, batched, with a stable hash.
+"""Front-ends: the PANNs log-mel recipe (Kong et al. 2020) in torch, batched, with a stable hash, and
+"waveform at N Hz".
 
 Hann window, centred STFT with reflect padding, power spectrum, Slaney mel filter bank and PANNs-style
 power-to-dB. The recipe is a small frozen pydantic model so that a feature store can name exactly the
-features it holds; its hash identifies them on any machine.
+features it holds; its hash identifies them on any machine. A `WaveformRecipe` is the same kind of object
+whose "features" are the raw mono samples (frames = samples, one channel), so stores, loaders, crops and
+the engine serve waveform models unchanged. `Frontend` is either; `frontend_from_dict` reads one back.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import hashlib
 import json
 import math
 
+from typing import Any, Literal
+
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audiotransfer.errors import UserError
 
@@ -70,6 +76,88 @@ class FeatureRecipe(BaseModel):
         if seconds is None or not seconds > 0:
             return None
         return self.num_frames(round(float(seconds) * self.sample_rate))
+
+    @property
+    def kind(self) -> str:
+        return "logmel"
+
+    def describe(self) -> str:
+        """One line naming the front-end (for error messages and reports)."""
+        return (f"log-mel {self.sample_rate} Hz, n_fft {self.n_fft}, hop {self.hop_length}, {self.n_mels} mels "
+                f"{self.fmin:g}-{self.fmax:g} Hz (recipe {self.hash})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form that `frontend_from_dict` reads back."""
+        return {"kind": "logmel", **self.model_dump()}
+
+
+class WaveformRecipe(BaseModel):
+    """The "waveform at N Hz" front-end: a store row holds the mono samples as (samples, 1) frames."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_rate: int = Field(16000, gt=0)
+    kind: Literal["waveform"] = "waveform"
+
+    @property
+    def n_mels(self) -> int:
+        """Channels per frame (the store's row width): one."""
+        return 1
+
+    @property
+    def win_length(self) -> int:
+        """Samples per frame: one (the shortest usable clip is one sample)."""
+        return 1
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps({"kind": "waveform", "sample_rate": self.sample_rate}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def floor_db(self) -> float:
+        """Padding value of short clips: silence."""
+        return 0.0
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_samples
+
+    def frames_for(self, seconds: float | None) -> int | None:
+        """Samples of a clip lasting `seconds` (None for an unknown duration, as `FeatureRecipe.frames_for`)."""
+        if seconds is None or not seconds > 0:
+            return None
+        return round(float(seconds) * self.sample_rate)
+
+    def describe(self) -> str:
+        return f"waveform {self.sample_rate} Hz (recipe {self.hash})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "waveform", "sample_rate": self.sample_rate}
+
+
+Frontend = FeatureRecipe | WaveformRecipe
+
+
+def frontend_from_dict(data: dict[str, Any]) -> Frontend:
+    """A front-end from `to_dict()` output (a store sidecar's recipe without "kind" is a log-mel recipe)."""
+    fields = dict(data)
+    if fields.pop("kind", "logmel") == "waveform":
+        return WaveformRecipe(sample_rate=int(fields["sample_rate"]))
+    return FeatureRecipe(**fields)
+
+
+def frontend_module(frontend: Frontend) -> torch.nn.Module:
+    """The module turning a (B, N) waveform at the front-end's rate into its (B, frames, channels) features."""
+    if isinstance(frontend, WaveformRecipe):
+        return Waveform()
+    return LogMel(frontend)
+
+
+class Waveform(torch.nn.Module):
+    """Waveform (B, N) -> (B, N, 1): the samples as one-channel frames."""
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return waveform.unsqueeze(-1)
 
 
 RECIPES: dict[str, FeatureRecipe] = {

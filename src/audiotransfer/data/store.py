@@ -35,7 +35,13 @@ import torch
 from tqdm import tqdm
 
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
-from audiotransfer.data.features import FeatureRecipe, LogMel
+from audiotransfer.data.features import (
+    FeatureRecipe,
+    Frontend,
+    WaveformRecipe,
+    frontend_from_dict,
+    frontend_module,
+)
 from audiotransfer.errors import UserError
 from audiotransfer.files import disk_full_is_user_error, write_atomic
 from audiotransfer.manifest import Manifest
@@ -78,7 +84,7 @@ class FeatureStore:
             raise UserError(f"{sidecar}: not a feature store (store.json missing)",
                             fix="run `audiotransfer features extract` first, or check the --store path")
         self.info: dict[str, Any] = json.loads(sidecar.read_text())
-        self.recipe = FeatureRecipe(**self.info["recipe"])
+        self.recipe: Frontend = frontend_from_dict(self.info["recipe"])
         self.corpus: str = self.info.get("corpus", "")
         self.dtype = np.dtype(self.info.get("dtype", "float16"))
         index = _read_index(self.root)
@@ -209,10 +215,11 @@ class FeatureStore:
 class StoreWriter:
     """Appends clips to a store directory; `commit()` makes the appended clips durable."""
 
-    def __init__(self, root: str | Path, recipe: FeatureRecipe, corpus: str = "",
-                 dtype: str = "float16", shard_bytes: int = SHARD_BYTES) -> None:
+    def __init__(self, root: str | Path, recipe: Frontend, corpus: str = "",
+                 dtype: str | None = None, shard_bytes: int = SHARD_BYTES) -> None:
         self.root = Path(root)
         self.recipe = recipe
+        dtype = dtype or ("float32" if isinstance(recipe, WaveformRecipe) else "float16")  # samples keep 24 bits
         sidecar = self.root / "store.json"
         if sidecar.exists():
             info = json.loads(sidecar.read_text())
@@ -361,7 +368,7 @@ class StoreWriter:
         write_atomic(self.root / "store.json", lambda p: p.write_text(json.dumps(info, indent=1) + "\n"))
 
 
-def write_store(store_dir: str | Path, recipe: FeatureRecipe, corpus: str,
+def write_store(store_dir: str | Path, recipe: Frontend, corpus: str,
                 features: Mapping[str, np.ndarray]) -> FeatureStore:
     """Pack given (frames, n_mels) arrays into a store without audio; clips already in it are kept."""
     writer = StoreWriter(store_dir, recipe, corpus)
@@ -375,17 +382,17 @@ def write_store(store_dir: str | Path, recipe: FeatureRecipe, corpus: str,
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(recipe: FeatureRecipe, threads: int | None) -> None:
+def _init_worker(recipe: Frontend, threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
-    _WORKER["logmel"] = LogMel(recipe).eval()
+    _WORKER["logmel"] = frontend_module(recipe).eval()
     _WORKER["recipe"] = recipe
 
 
 def _extract_one(task: tuple[int, str, float, float]) -> tuple[int, str, np.ndarray | None, str]:
     """Features of one clip as (position, path, float16 array, "") or (position, path, None, error)."""
     position, path, offset, duration = task
-    recipe: FeatureRecipe = _WORKER["recipe"]
+    recipe: Frontend = _WORKER["recipe"]
     if not os.path.exists(path):
         return position, path, None, "missing: file not found"
     try:
@@ -399,10 +406,10 @@ def _extract_one(task: tuple[int, str, float, float]) -> tuple[int, str, np.ndar
         return position, path, None, str(exc)
     except Exception as exc:  # a file that breaks decoding in another way is reported, not fatal
         return position, path, None, f"failed: {exc!r}"
-    return position, path, logmel.to(torch.float16).numpy(), ""
+    return position, path, logmel.numpy(), ""
 
 
-def _estimate_frames(paths: list[str], durations: np.ndarray, recipe: FeatureRecipe,
+def _estimate_frames(paths: list[str], durations: np.ndarray, recipe: Frontend,
                      sample_size: int = 1000) -> int:
     """Frames the clips will take, from headers (soundfile.info), extrapolated from a sample if many."""
     picked = np.arange(len(paths))
@@ -432,7 +439,7 @@ def _tasks(manifest: Manifest, todo: np.ndarray) -> Iterator[tuple[int, str, flo
 
 
 def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[tuple[int, str, float, float]],
-                 recipe: FeatureRecipe, num_clips: int) -> None:
+                 recipe: Frontend, num_clips: int) -> None:
     """Say what is left to extract and the disk it needs; a UserError when the disk is too small."""
     durations = np.array([t[3] for t in tasks], dtype=float)
     need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
@@ -449,7 +456,7 @@ def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[tuple[int, st
 def extract_features(
     manifest: Manifest,
     store_dir: str | Path,
-    recipe: FeatureRecipe | None = None,
+    recipe: Frontend | None = None,
     jobs: int = 1,
     on_error: Literal["skip", "stop"] = "skip",
     progress: bool = True,
@@ -515,7 +522,7 @@ def _extract(writer: StoreWriter, tasks: list[tuple[int, str, float, float]], cl
 
 
 @contextmanager
-def _results(tasks: list[tuple[int, str, float, float]], recipe: FeatureRecipe,
+def _results(tasks: list[tuple[int, str, float, float]], recipe: Frontend,
              jobs: int) -> Iterator[Iterator[tuple[int, str, np.ndarray | None, str]]]:
     """Results of `_extract_one` over the tasks, as they finish: from `jobs` worker processes, or from
     this process when jobs == 1. Workers are spawned (not forked: torch's thread pools are not fork-safe)."""

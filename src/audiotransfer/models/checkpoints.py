@@ -6,6 +6,7 @@ or a shape that differs is a `UserError` listing the keys, so a wrong layout can
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +60,8 @@ def read_state(
     if source not in SOURCES:
         raise UserError(f"unknown checkpoint source {source!r}", fix=f"use one of: {', '.join(SOURCES)}")
     obj, where = _read(path_or_state)
+    if isinstance(obj.get("backbone"), Mapping):  # a linear probe's model.pt: its head and a backbone reference
+        obj = {"model": {**backbone_state(obj["backbone"], where), **obj["model"]}, "config": obj["config"]}
     config = obj.get("config") if isinstance(obj.get("config"), Mapping) else None
     for wrapper in ("model", "state_dict"):
         if isinstance(obj.get(wrapper), Mapping):
@@ -83,6 +86,43 @@ def read_state(
     elif source == "autrainer":
         state = {re.sub(r"^out\.", "fc_audioset.", k): v for k, v in state.items()}
     return state, source, dict(config) if config is not None else None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 16 MiB pieces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while piece := handle.read(1 << 24):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def backbone_reference(path: Path, source: str = "auto") -> dict[str, Any]:
+    """What a linear probe's model.pt keeps of its frozen backbone: the file's path, size and content hash."""
+    file = path / "model.pt" if path.is_dir() else path
+    return {"path": str(file.resolve()), "sha256": file_sha256(file), "bytes": file.stat().st_size, "source": source}
+
+
+def backbone_state(ref: Mapping[str, Any], where: str, override: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The weights of a probe's backbone, found at the path its reference names (or `override`), after
+    checking that the file still has the content the probe was trained on."""
+    path = Path(override) if override is not None else Path(ref["path"])
+    path = path / "model.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(
+            f"{where}: this linear probe keeps a reference to its backbone, {path}, and that file is gone "
+            "(moved or deleted)",
+            fix="put the backbone back at that path, or pass its new location (load_model(..., backbone=PATH))",
+        )
+    digest = file_sha256(path)
+    if digest != ref["sha256"]:
+        raise UserError(
+            f"{where}: the backbone {path} changed since the probe was trained (sha256 {digest[:12]}, "
+            f"the probe expects {str(ref['sha256'])[:12]})",
+            fix="restore the backbone file the probe was trained on, or train the probe again",
+        )
+    state, _, _ = read_state(path, ref.get("source", "auto"))
+    return state
 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:

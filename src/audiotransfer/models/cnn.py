@@ -133,6 +133,14 @@ class AudioCNN(nn.Module):
         """The fc1 embedding (B, D) that the head reads."""
         return self._stages(x)[0]
 
+    def frame_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv block's output averaged over mel bins: (B, T', channels), one row per
+        `2 ** min(blocks, 5)` input frames (what the global pooling reduces to the clip embedding)."""
+        x = self.bn0(x.unsqueeze(1).transpose(1, 3)).transpose(1, 3)
+        for block, pool in zip(self.blocks(), self._pools, strict=True):
+            x = block(x, pool)
+        return x.mean(dim=3).transpose(1, 2)
+
     def activations(self, x: torch.Tensor, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """Activations of the named stages, each globally mean-pooled to (B, channels)."""
         wanted = list(names) if names is not None else self.block_names

@@ -3,7 +3,7 @@
 `checkpoint.pt` (written by the engine) holds model, optimizer, scheduler, loader position, every RNG
 state and the epoch history, so a killed run restarts exactly where it stopped; it holds only tensors and
 plain containers and is read with `weights_only=True`, so a crafted file cannot run code. `model.pt` holds the best
-weights with the model config and the label set, everything needed to rebuild the model elsewhere.
+weights with everything needed to use the model elsewhere (`models/artifact.py` defines its format).
 """
 
 from __future__ import annotations
@@ -76,12 +76,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: unreadable or unsafe resume checkpoint ({type(exc).__name__}: {exc})",
             fix="delete it to restart the run from the beginning (only checkpoints this package wrote load)",
         ) from None
-
-
-def save_model(path: Path, model: AudioCNN, **meta: Any) -> None:
-    """`model.pt`: weights, the config that rebuilds the model, and run metadata (labels, kind...)."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"model": state, "config": model.config, **meta}, path)
 
 
 def load_model(run_dir: str | Path) -> AudioCNN:

@@ -25,6 +25,8 @@ import audiotransfer.training.ddp as ddp
 from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
+from audiotransfer.models.artifact import ModelCard, save_model_file
+from audiotransfer.models.checkpoints import backbone_reference
 from audiotransfer.training.checkpoint import (
     CHECKPOINT,
     METRICS,
@@ -33,7 +35,6 @@ from audiotransfer.training.checkpoint import (
     atomic_write_text,
     load_checkpoint,
     rng_state,
-    save_model,
     seed_everything,
     set_rng_state,
 )
@@ -140,7 +141,7 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
         self.splits = {s: manifest.split(s) for s in ("train", "dev", "test")}
-        frames = recipe.frames or default_frames(manifest, self.store)
+        frames = self.frames = recipe.frames or default_frames(manifest, self.store)
         per_rank = max(1, recipe.batch_size // self.world.size)
         loaders = {
             s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="whole", shuffle=False)
@@ -230,7 +231,7 @@ class _Run:
             return
         atomic_save({
             **self._identity(),
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "loader": self.train.state_dict(),
@@ -260,7 +261,7 @@ class _Run:
                 f"{', '.join(differs) or 'number of processes'})",
                 fix="use a new output directory, or delete this one to start over",
             )
-        self.model.load_state_dict(ckpt["model"])
+        self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -333,7 +334,7 @@ class _Run:
         best = self.best["value"]
         improved = math.isnan(best) if math.isnan(value) else (math.isnan(best) or value > best)
         if improved:
-            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
             self.best = {"epoch": record["epoch"], "value": value, "state": state}
         if self.scheduler:
             self.scheduler.step()
@@ -364,6 +365,22 @@ class _Run:
             recipe_hash=self.recipe.hash,
             skipped_classes={"dev": self.skipped_dev, "test": getattr(self, "skipped_test", [])},
             world_size=self.world.size,
+        )
+
+    def _card(self) -> ModelCard:
+        """What model.pt says besides the weights; a linear probe references its backbone instead of a copy."""
+        linear = self.recipe.protocol == "linear" and self.init is not None
+        state = (self.init if self.init is not None and self.kind == "finetune" else self.out_dir).name
+        return ModelCard(
+            config=self.model.config, frontend=self.store.recipe.to_dict(), feature_dtype=self.store.dtype.name,
+            crop_frames=self.frames, pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
+            labels=self.manifest.labels, label_names=self.manifest.label_names, task_type=self.manifest.task_type,
+            kind=self.kind, protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
+            best_epoch=self.best["epoch"], select_metric=self.select,
+            provenance={"state": state, "init": str(self.init) if self.init else None,
+                        "manifest": self.manifest.name, "manifest_hash": self.manifest.hash,
+                        "recipe_hash": self.recipe.hash, "frontend_hash": self.store.recipe.hash},
+            backbone=backbone_reference(self.init) if linear and self.init is not None else None,
         )
 
     def _write_metrics(self, metrics: RunResult) -> None:
@@ -403,7 +420,7 @@ class _Run:
         checksums = ddp.gather(ddp.params_checksum(self.module), self.world)
         metrics = RunResult()
         if self.world.main:
-            self.model.load_state_dict(self.best["state"])
+            self.module.load_state_dict(self.best["state"])
             test: dict[str, float] = {}
             if "test" in self.evals:
                 test, self.skipped_test = self._score("test")
@@ -412,9 +429,7 @@ class _Run:
                 _fold_standardisation(self.model.fc_audioset, *self.standardise)
             if self.world.distributed:
                 metrics.ddp_params_in_sync = len(set(checksums)) == 1
-            save_model(self.out_dir / MODEL, self.model, labels=self.manifest.labels,
-                       label_names=self.manifest.label_names, task_type=self.manifest.task_type,
-                       kind=self.kind, best_epoch=self.best["epoch"])
+            save_model_file(self.out_dir / MODEL, self.model, self._card())
             self._write_metrics(metrics)
         ddp.barrier(self.world)
         return metrics if self.world.main else RunResult.from_json(json.loads((self.out_dir / METRICS).read_text()))

@@ -1,0 +1,76 @@
+"""`load_model(path, format)`: any model this package can read, as one `InferenceModel`.
+
+`FORMATS` maps each format name (the names used everywhere a checkpoint is given: study states, advise
+candidates, `finetune --format`) to its loader; "auto" tells this package's `model.pt` from a PANNs `.pth`
+and an autrainer state dict by their keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from audiotransfer.data.features import RECIPES, Frontend, get_recipe
+from audiotransfer.errors import UserError
+from audiotransfer.models.artifact import ModelCard, is_model_file, read_model_file
+from audiotransfer.models.checkpoints import _load_strict, _read, infer_config, read_state
+from audiotransfer.models.cnn import create_model
+from audiotransfer.models.frontends import check_frontend, panns_frontend
+from audiotransfer.models.inference import InferenceModel
+
+Loader = Callable[[Mapping[str, Any], Path, "Frontend | None", "str | Path | None"], InferenceModel]
+
+
+def _frontend(declared: Frontend | None, given: Frontend | None, where: Path) -> Frontend:
+    if declared is not None and given is not None:
+        check_frontend(declared, given, where)
+    frontend = declared or given
+    if frontend is None:
+        raise UserError(
+            f"{where}: the file does not say which front-end (sample rate, window, hop, mels) the model reads",
+            fix=f"give it: --recipe NAME ({', '.join(RECIPES)}) on the command line, recipe=... in Python",
+        )
+    return frontend
+
+
+def _own(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None
+         ) -> InferenceModel:
+    state, card = read_model_file(raw, where, backbone)
+    network = create_model(**card.config)
+    _load_strict(network, state, str(where))
+    return InferenceModel(network, _frontend(card.front_end(), recipe, where), card, "audiotransfer")
+
+
+def _imported(source: str) -> Loader:
+    def load(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None
+             ) -> InferenceModel:
+        state, _, _ = read_state(raw, source)  # type: ignore[arg-type]  # source is one of SOURCES
+        network = create_model(**infer_config(state))
+        _load_strict(network, state, str(where))
+        declared = panns_frontend(raw, where) if source == "panns" else None
+        card = ModelCard(config=network.config, labels=[f"class_{i}" for i in range(network.num_classes)],
+                         task_type="multilabel" if source == "panns" else "multiclass", kind="imported",
+                         provenance={"state": where.name, "init": str(where)})
+        return InferenceModel(network, _frontend(declared, recipe, where), card, source)
+
+    return load
+
+
+FORMATS: dict[str, Loader] = {"audiotransfer": _own, "panns": _imported("panns"), "autrainer": _imported("autrainer")}
+
+
+def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | None = None,
+               backbone: str | Path | None = None) -> InferenceModel:
+    """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth` or an autrainer state dict) ready for
+    `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
+    file that does not declare one; `backbone` the new place of a moved linear probe's backbone."""
+    if format != "auto" and format not in FORMATS:
+        raise UserError(f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join(FORMATS)}")
+    file = Path(path)
+    file = file / "model.pt" if file.is_dir() else file
+    raw, _ = _read(file)
+    if format == "auto":
+        format = "audiotransfer" if is_model_file(raw) else read_state(raw)[1]
+    given = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    return FORMATS[format](raw, file, given, backbone)
