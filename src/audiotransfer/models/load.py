@@ -48,13 +48,31 @@ def _imported(source: str) -> Loader:
         state, _, _ = read_state(raw, source)  # type: ignore[arg-type]  # source is one of SOURCES
         network = create_model(**infer_config(state))
         _load_strict(network, state, str(where))
-        declared = panns_frontend(raw, where) if source == "panns" else None
+        try:
+            declared = panns_frontend(raw, where) if source == "panns" else None
+        except UserError:
+            if recipe is None:
+                raise
+            declared = None  # the user names the front-end of an unpublished filter bank
         card = ModelCard(config=network.config, labels=[f"class_{i}" for i in range(network.num_classes)],
                          task_type="multilabel" if source == "panns" else "multiclass", kind="imported",
                          provenance={"state": where.name, "init": str(where)})
         return InferenceModel(network, _frontend(declared, recipe, where), card, source)
 
     return load
+
+
+def declared_frontend(path: str | Path) -> Frontend | None:
+    """The front-end a checkpoint declares (our model.pt) or shows (a PANNs filter bank), else None."""
+    file = Path(path)
+    file = file / "model.pt" if file.is_dir() else file
+    raw, _ = _read(file)
+    if is_model_file(raw):
+        return ModelCard(config={}, frontend=raw.get("frontend")).front_end()
+    try:
+        return panns_frontend(raw, file)
+    except UserError:  # a filter bank of no published recipe: only the mel count can be checked
+        return None
 
 
 FORMATS: dict[str, Loader] = {"audiotransfer": _own, "panns": _imported("panns"), "autrainer": _imported("autrainer")}

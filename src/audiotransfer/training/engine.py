@@ -133,7 +133,8 @@ class _Run:
         self.device = ddp.place(_device(recipe.device))
         self.world = ddp.join(self.device)
         seed_everything(recipe.seed)
-        self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init)
+        self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init,
+                                 self.store.recipe)
         self.frozen = frozen_modules(self.model, recipe)
         self.model.to(self.device)
         if self.device.type == "cuda":

@@ -17,13 +17,18 @@ from torch import nn
 
 from audiotransfer.data.loader import BatchLoader, clip_outputs
 from audiotransfer.errors import UserError
+from audiotransfer.data.features import Frontend
 from audiotransfer.models.checkpoints import model_from_checkpoint
+from audiotransfer.models.frontends import check_frontend
+from audiotransfer.models.load import declared_frontend
 from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.training.recipe import TrainRecipe
 
 
-def build_model(recipe: TrainRecipe, num_classes: int, n_mels: int, init: Path | None) -> AudioCNN:
-    """The starting model: the checkpoint `init` with a new head, or a random recipe-sized model."""
+def build_model(recipe: TrainRecipe, num_classes: int, n_mels: int, init: Path | None,
+                frontend: Frontend | None = None) -> AudioCNN:
+    """The starting model: the checkpoint `init` with a new head, or a random recipe-sized model. A
+    checkpoint that declares a front-end other than the store's `frontend` is a UserError."""
     if init is None:
         return create_model(recipe.model, num_classes, width=recipe.width, n_mels=n_mels)
     if recipe.protocol == "scratch":
@@ -31,6 +36,9 @@ def build_model(recipe: TrainRecipe, num_classes: int, n_mels: int, init: Path |
             f"protocol 'scratch' trains from a random initialisation, but a starting state was given: {init}",
             fix="drop the starting state (--from scratch) or use protocol finetune",
         )
+    declared = declared_frontend(init) if frontend is not None else None
+    if declared is not None and frontend is not None:
+        check_frontend(declared, frontend, init)
     model = model_from_checkpoint(init)
     if model.n_mels != n_mels:
         raise UserError(
