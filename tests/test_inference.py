@@ -248,3 +248,34 @@ def test_front_end_mismatch_is_a_user_error_naming_both(
     with pytest.raises(UserError) as err:
         finetune(manifest, store64, recipe.replace(**TINY), tmp_path / "r2", init=tmp_path / "m128", progress=False)
     assert "128 mels" in err.value.message and "64 mels" in err.value.message
+
+
+def test_cli_predict_and_embed(trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from audiotransfer.cli import main
+
+    manifest, _, run = trained
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    paths = _paths(manifest, "test")[:3]
+    for p in paths:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    assert main(["predict", str(run), str(folder), "--top", "2", "--format", "json", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    expected = audiotransfer.load_model(run).predict([str(folder / p.name) for p in paths])
+    assert [Path(x["file"]).name for x in lines] == sorted(p.name for p in paths) and "broken.wav" in err
+    first = lines[0]["top"][0]
+    assert first["probability"] == pytest.approx(float(expected[0].max()), abs=1e-6)
+    assert main(["predict", str(run), str(folder), "--stop-on-error", "--no-progress"]) == 2
+    assert "broken.wav" in capsys.readouterr().err
+    (folder / "broken.wav").unlink()
+    assert main(["embed", str(run), str(folder), "--out", str(tmp_path / "e.parquet"), "--no-progress"]) == 0
+    table = pd.read_parquet(tmp_path / "e.parquet")
+    assert len(table) == 3 and table.shape[1] == 1 + audiotransfer.load_model(run).embedding_dim
+    assert main(["embed", str(run), str(folder), "--out", str(tmp_path / "e.npy"), "--no-progress"]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (3, table.shape[1] - 1)
+    assert (tmp_path / "e.files.txt").read_text().split() == list(table["file"])

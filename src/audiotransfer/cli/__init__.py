@@ -14,13 +14,15 @@ from audiotransfer.cli._common import Handler
 from audiotransfer.cli.advise import add_advise
 from audiotransfer.cli.data import add_data
 from audiotransfer.cli.demo import add_demo
+from audiotransfer.cli.inference import add_inference
 from audiotransfer.cli.ontology import add_ontology, add_subsets
 from audiotransfer.cli.study import add_study
 from audiotransfer.cli.synth import add_synth
 from audiotransfer.cli.training import add_training
 from audiotransfer.errors import UserError
 
-GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo, add_advise)
+GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo, add_advise,
+          add_inference)
 
 
 def build_parser() -> argparse.ArgumentParser:

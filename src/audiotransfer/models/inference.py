@@ -192,3 +192,42 @@ class InferenceModel:
                 frames = self.network.frame_embeddings(torch.from_numpy(feats)[None])[0].numpy()
             out.append(((np.arange(len(frames)) + 0.5) * hop_ms, frames))
         return out
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """The files named, and the audio files under the folders named (sorted, recursively)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        elif item.exists():
+            found.append(item)
+        else:
+            raise UserError(f"{item}: no such file or folder", fix="check the path")
+    if not found:
+        raise UserError(f"no audio files in {', '.join(map(str, inputs))}",
+                        fix=f"name audio files or folders holding {', '.join(AUDIO_SUFFIXES)} files")
+    return found
+
+
+def decoded(paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: int = 64
+            ) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
+    """Chunks of (paths, mono samples at `rate`); an unreadable file is named on stderr and skipped, or a
+    UserError when `skip_errors` is False."""
+    import sys
+
+    for start in range(0, len(paths), chunk):
+        names, waves = [], []
+        for path in paths[start:start + chunk]:
+            try:
+                waves.append(load_audio(path, rate))
+                names.append(path)
+            except AudioError as exc:
+                if not skip_errors:
+                    raise UserError(f"{path}: {exc}", fix="repair or remove the file, or drop --stop-on-error") from None
+                print(f"skipped {path}: {exc}", file=sys.stderr)
+        if names:
+            yield names, waves
