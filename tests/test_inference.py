@@ -279,3 +279,31 @@ def test_cli_predict_and_embed(trained: tuple[Manifest, FeatureStore, Path], tmp
     assert main(["embed", str(run), str(folder), "--out", str(tmp_path / "e.npy"), "--no-progress"]) == 0
     assert np.load(tmp_path / "e.npy").shape == (3, table.shape[1] - 1)
     assert (tmp_path / "e.files.txt").read_text().split() == list(table["file"])
+
+
+@pytest.mark.parametrize("which", ["run", "panns32k"])
+def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    import audiotransfer.hear as hear
+
+    stand_in = types.ModuleType("tensorflow")
+    stand_in.Module = type("Module", (), {})  # type: ignore[attr-defined]  # hearvalidator only isinstance-checks it
+    monkeypatch.setitem(sys.modules, "tensorflow", stand_in)
+    monkeypatch.delitem(sys.modules, "hearvalidator.validate", raising=False)
+    from hearvalidator.validate import ValidateModel
+
+    if which == "run":
+        weights = trained[2]
+    else:
+        weights = tmp_path / "Cnn14_mAP=0.431.pth"
+        panns_cnn14(weights, 32000)
+    ValidateModel("audiotransfer.hear", str(weights), device="cpu")()
+    model = hear.load_model(str(weights))
+    assert model.sample_rate == (16000 if which == "run" else 44100)
+    audio = torch.rand(2, model.sample_rate) * 2 - 1
+    scene = hear.get_scene_embeddings(audio, model)
+    expected = model.inner.embed(list(audio.numpy()), sample_rate=model.sample_rate)
+    assert torch.allclose(scene, torch.from_numpy(expected))
