@@ -87,7 +87,8 @@ def test_every_audio_form(trained: tuple[Manifest, FeatureStore, Path], tmp_path
     one = model.predict(tmp_path / "a.wav")
     assert one.shape == (1, 3) and np.allclose(one.sum(1), 1.0, atol=1e-5)
     assert np.abs(model.predict([str(tmp_path / "a.wav")] * 2) - one).max() < 1e-6
-    assert np.abs(model.predict(wave) - one).max() < 1e-6 and np.abs(model.predict(torch.from_numpy(wave)) - one).max() < 1e-6
+    assert np.abs(model.predict(wave) - one).max() < 1e-6
+    assert np.abs(model.predict(torch.from_numpy(wave)) - one).max() < 1e-6
     stereo = np.stack([wave, wave], axis=1)
     assert np.abs(model.predict(stereo, sample_rate=RATE) - one).max() < 1e-6
     low = tone(2, 0.8, rng, rate=8000)

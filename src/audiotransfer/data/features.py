@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-
 from typing import Any, Literal
 
 import numpy as np
 import torch
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audiotransfer.errors import UserError

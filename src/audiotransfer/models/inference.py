@@ -227,7 +227,7 @@ def decoded(paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: i
                 names.append(path)
             except AudioError as exc:
                 if not skip_errors:
-                    raise UserError(f"{path}: {exc}", fix="repair or remove the file, or drop --stop-on-error") from None
+                    raise UserError(f"{path}: {exc}", fix="repair or remove the file, or skip it") from None
                 print(f"skipped {path}: {exc}", file=sys.stderr)
         if names:
             yield names, waves

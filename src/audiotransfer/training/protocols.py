@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiotransfer.data.features import Frontend
 from audiotransfer.data.loader import BatchLoader, clip_outputs
 from audiotransfer.errors import UserError
-from audiotransfer.data.features import Frontend
 from audiotransfer.models.checkpoints import model_from_checkpoint
+from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.models.frontends import check_frontend
 from audiotransfer.models.load import declared_frontend
-from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.training.recipe import TrainRecipe
 
 
