@@ -308,3 +308,19 @@ def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore
     scene = hear.get_scene_embeddings(audio, model)
     expected = model.inner.embed(list(audio.numpy()), sample_rate=model.sample_rate)
     assert torch.allclose(scene, torch.from_numpy(expected))
+
+
+def test_one_truth_no_dev_split_and_a_different_architecture_are_said(
+    trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    manifest, store, run = trained
+    no_dev = manifest.take(np.flatnonzero(manifest.clips["split"].to_numpy() != "dev"), name="nodev")
+    recipe = FINETUNE.replace(model="cnn10", epochs=2, batch_size=8, select_metric=None)
+    result = finetune(no_dev, store, recipe, tmp_path / "r", init=run)
+    assert result.best_epoch == 2 and result.best_epoch_rule == "last epoch (no dev split)"
+    assert result.model["name"] == "cnn6" and any("cnn6 of width 0.125, not the recipe's cnn10" in n for n in result.notes)
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["notes"] == result.notes and saved["select_metric"] == "accuracy"
+    assert "no dev split" in capsys.readouterr().err

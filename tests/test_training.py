@@ -124,11 +124,11 @@ def test_protocols_train_only_their_weights(
         assert metrics.num_trainable_params == 64 * 3 + 3
 
 
-def test_binary_task_selects_on_auc_by_default(tmp_path: Path) -> None:
+def test_binary_task_selects_on_accuracy_by_default(tmp_path: Path) -> None:
     manifest, store = make_task(tmp_path, "bird", "binary", {"train": 24, "dev": 8, "test": 8}, classes=2)
     recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8, select_metric=None)  # None: by task type
     metrics = finetune(manifest, store, recipe, tmp_path / "r", progress=False)
-    assert metrics.select_metric == "auc" and "auc" in metrics.test
+    assert metrics.select_metric == "accuracy" and "auc" in metrics.test  # one default for every single-label task
 
 
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:

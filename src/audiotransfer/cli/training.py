@@ -18,13 +18,16 @@ OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (t
     "mixup": float, "select_metric": str, "checkpoint_every": int, "readers": int,
 }
 
+HELP = {"select_metric": "dev metric that picks the best epoch (default: accuracy for single-label tasks, mAP for "
+                         "multi-label ones; a task without a dev split keeps the last epoch)"}
+
 
 def common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="feature store directory holding the manifest's clips")
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     for field, kind in OVERRIDES.items():
         p.add_argument(f"--{field.replace('_', '-')}", dest=field, type=kind, default=None,
-                       help=f"recipe field {field} (default: the study recipe)")
+                       help=HELP.get(field, f"recipe field {field} (default: the study recipe)"))
     p.add_argument("--balanced", action="store_true", default=None, help="class-balanced sampling (PANNs)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from audiotransfer.training.checkpoint import (
 )
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
-from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TrainRecipe
+from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TASK_METRICS, TrainRecipe
 from audiotransfer.training.result import RunResult
 
 if TYPE_CHECKING:
@@ -125,7 +126,19 @@ class _Run:
         self.kind, self.manifest, self.store, self.recipe = kind, manifest, store, recipe
         self.out_dir, self.init, self.progress = out_dir, init, progress
         self.multilabel = manifest.task_type == "multilabel"
+        self.notes: list[str] = []
         self.select = recipe.select_metric or DEFAULT_SELECT[manifest.task_type]
+        if self.select not in TASK_METRICS[manifest.task_type]:
+            self._note(f"select_metric {self.select!r} does not apply to a {manifest.task_type} task; the best "
+                       f"epoch is chosen on dev {DEFAULT_SELECT[manifest.task_type]}")
+            self.select = DEFAULT_SELECT[manifest.task_type]
+
+    def _note(self, text: str) -> None:
+        """Something the run does other than its recipe says: logged now, kept in metrics.json."""
+        if text not in self.notes:
+            self.notes.append(text)
+            if self.progress:
+                print(f"{self.kind} {self.out_dir}: {text}", file=sys.stderr)
 
     # --------------------------------------------------------------------- setup
     def _setup(self) -> None:
@@ -136,6 +149,11 @@ class _Run:
         self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init,
                                  self.store.recipe)
         self.frozen = frozen_modules(self.model, recipe)
+        if (self.model.name, self.model.width) != (recipe.model, recipe.width):
+            self._note(f"the starting state is a {self.model.name} of width {self.model.width:g}, not the recipe's "
+                       f"{recipe.model} of width {recipe.width:g}: that architecture is trained and recorded")
+        if not manifest.split("dev").num_clips:
+            self._note("the task has no dev split: the last epoch is kept (no best-epoch selection)")
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
@@ -350,6 +368,8 @@ class _Run:
             kind=self.kind,
             select_metric=self.select,
             best_epoch=self.best["epoch"],
+            best_epoch_rule=f"best dev {self.select}" if "dev" in self.evals else "last epoch (no dev split)",
+            notes=self.notes,
             epochs=self.history,
             test=test or {},
             num_train_clips=self.splits["train"].num_clips,

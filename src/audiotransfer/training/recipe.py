@@ -49,7 +49,8 @@ class TrainRecipe(BaseModel):
     balanced: bool = Field(False, description="class-balanced sampling of training clips, as in PANNs")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = Field("cpu", description="auto, cpu, cuda, cuda:N or mps")
-    select_metric: str | None = Field(None, description="dev metric for the best epoch; None: by task type")
+    select_metric: str | None = Field(None, description="dev metric for the best epoch; None: accuracy for "
+                                      "single-label tasks, mAP for multi-label ones")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
     readers: int = Field(2, ge=1, le=64, description="threads reading training batches from the store ahead")
 
@@ -112,4 +113,9 @@ FINETUNE = TrainRecipe(
     model="cnn10", epochs=50, batch_size=32, protocol="finetune", class_weights=True, select_metric="accuracy"
 )
 
-DEFAULT_SELECT = {"multilabel": "mAP", "multiclass": "uar", "binary": "auc"}
+# The one default for the best epoch, in Python and on the command line: dev accuracy for single-label tasks
+# (the study's choice, also FINETUNE's), dev mAP for multi-label ones.
+DEFAULT_SELECT = {"multilabel": "mAP", "multiclass": "accuracy", "binary": "accuracy"}
+# the dev metrics each task type has (training/metrics.py)
+TASK_METRICS = {"multilabel": ("mAP", "auc", "d_prime", "micro_f1", "macro_f1"),
+                "multiclass": ("accuracy", "uar", "macro_f1"), "binary": ("accuracy", "uar", "macro_f1", "auc")}

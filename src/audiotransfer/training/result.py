@@ -23,6 +23,8 @@ class RunResult:
     kind: str = "finetune"  # "pretrain" | "finetune"
     select_metric: str | None = None  # dev metric that chose the best epoch
     best_epoch: int | None = None
+    best_epoch_rule: str | None = None  # how the best epoch was chosen ("best dev accuracy", "last epoch: ...")
+    notes: list[str] = field(default_factory=list)  # what the run did other than its recipe says (also logged)
     epochs: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "train_loss", "dev": {...}, ...}
     test: dict[str, float] = field(default_factory=dict)
     num_train_clips: int | None = None
