@@ -320,7 +320,8 @@ def test_one_truth_no_dev_split_and_a_different_architecture_are_said(
     recipe = FINETUNE.replace(model="cnn10", epochs=2, batch_size=8, select_metric=None)
     result = finetune(no_dev, store, recipe, tmp_path / "r", init=run)
     assert result.best_epoch == 2 and result.best_epoch_rule == "last epoch (no dev split)"
-    assert result.model["name"] == "cnn6" and any("cnn6 of width 0.125, not the recipe's cnn10" in n for n in result.notes)
+    assert result.model["name"] == "cnn6"
+    assert any("cnn6 of width 0.125, not the recipe's cnn10" in n for n in result.notes)
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved["notes"] == result.notes and saved["select_metric"] == "accuracy"
     assert "no dev split" in capsys.readouterr().err

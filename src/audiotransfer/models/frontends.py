@@ -51,12 +51,12 @@ def panns_frontend(raw: Mapping[str, Any], where: str | Path) -> FeatureRecipe |
     return recipe
 
 
-def check_frontend(model: Frontend, store: Frontend, where: str | Path) -> None:
+def check_frontend(model: Frontend, store: Frontend, where: str | Path, fix: str | None = None) -> None:
     """A UserError naming both front-ends when a model would read features of another front-end."""
     if model.hash == store.hash:
         return
     raise UserError(
         f"{where}: the model was trained on {model.describe()}, but the feature store holds {store.describe()}",
-        fix="extract the task's features with the model's front-end into a store of its own "
-            "(`audiotransfer features extract --recipe ...`) and train on that store",
+        fix=fix or "extract the task's features with the model's front-end into a store of its own "
+        "(`audiotransfer features extract --recipe ...`) and train on that store",
     )

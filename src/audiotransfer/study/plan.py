@@ -154,6 +154,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
         _add(plan, run)
         inits[state] = (str(folder.model(run.run_id)), run.run_id)
     for state, ckpt in study.checkpoint_states.items():
+        _check_frontend(study, state, ckpt.checkpoint)
         inits[state] = (str(ckpt.checkpoint), None)
     for state in study.states:
         init, parent = inits[state]
@@ -169,6 +170,22 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                         subset_hash=subset_hash, keep_checkpoint=keep,
                     ))
     return plan
+
+
+def _check_frontend(study: Study, state: str, checkpoint: Path) -> None:
+    """A checkpoint state whose declared front-end differs from the study's features fails at plan time,
+    before any run (one feature store per study: a state needs the front-end it was trained on)."""
+    from audiotransfer.models.frontends import check_frontend
+    from audiotransfer.models.load import declared_frontend
+
+    try:
+        declared = declared_frontend(checkpoint)
+    except UserError:  # unreadable: the run that loads it reports that
+        return
+    if declared is not None:
+        check_frontend(declared, study.features, f"{study.path}: state {state!r} ({checkpoint})",
+                       fix="a study extracts one feature store: set its `features` to the state's front-end, "
+                           "or study this state in a study of its own")
 
 
 def _add(plan: Plan, run: Run) -> None:

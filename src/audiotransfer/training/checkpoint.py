@@ -17,6 +17,7 @@ import torch
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.models.artifact import ModelCard, save_model_file
 from audiotransfer.models.checkpoints import model_from_checkpoint
 from audiotransfer.models.cnn import AudioCNN
 
@@ -76,6 +77,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: unreadable or unsafe resume checkpoint ({type(exc).__name__}: {exc})",
             fix="delete it to restart the run from the beginning (only checkpoints this package wrote load)",
         ) from None
+
+
+def save_model(path: Path, model: AudioCNN, **card: Any) -> None:
+    """`model.pt` (format 2) of a model and the `ModelCard` fields given (labels, kind, frontend...)."""
+    save_model_file(path, model, ModelCard(config=model.config, **card))
 
 
 def load_model(run_dir: str | Path) -> AudioCNN:
