@@ -325,3 +325,25 @@ def test_one_truth_no_dev_split_and_a_different_architecture_are_said(
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved["notes"] == result.notes and saved["select_metric"] == "accuracy"
     assert "no dev split" in capsys.readouterr().err
+
+
+def test_waveform_front_end_store_holds_the_samples(tmp_path: Path) -> None:
+    from audiotransfer.data.features import WaveformRecipe, frontend_from_dict
+
+    recipe = WaveformRecipe(sample_rate=8000)
+    assert frontend_from_dict(recipe.to_dict()) == recipe and recipe.hash != RECIPE.hash
+    assert recipe.frames_for(0.5) == 4000 and recipe.floor_db == 0.0 and "waveform 8000 Hz" in recipe.describe()
+    rng = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    waves = [tone(i, s, rng) for i, s in ((0, 0.3), (1, 0.7))]
+    for i, wave in enumerate(waves):
+        sf.write(tmp_path / "a" / f"w{i}.wav", wave, RATE, subtype="FLOAT")
+    manifest = from_label_lists("w", pd.DataFrame({"clip_id": ["w0", "w1"], "split": "test",
+                                                   "path": ["a/w0.wav", "a/w1.wav"]}), [["0"], ["1"]],
+                                task_type="multiclass", meta={"clip_seconds": 0.5, "root": str(tmp_path)})
+    store = extract_features(manifest, tmp_path / "store", recipe, progress=False)
+    again = FeatureStore(tmp_path / "store")
+    assert again.recipe == recipe and again.dtype == np.float32
+    assert np.array_equal(store.read(0)[:, 0], resample(waves[0], RATE, 8000))
+    x, _ = next(iter(BatchLoader(manifest, store, 2, 4000, crop="center", shuffle=False)))
+    assert x.shape == (2, 4000, 1) and x.dtype == torch.float32 and torch.all(x[0, 2400:] == 0.0)
