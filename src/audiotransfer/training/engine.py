@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,28 @@ def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Genera
     lx = lam.view(-1, *([1] * (x.ndim - 1)))
     ly = lam.view(-1, 1)
     return lx * x + (1 - lx) * x.flip(0), ly * y + (1 - ly) * y.flip(0)
+
+
+@dataclass
+class RunState:
+    """What a run has done so far, saved in every resume checkpoint (under these names)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "value": math.nan, "state": None})
+    partial: dict[str, Any] = field(default_factory=lambda: {"loss_sum": 0.0, "batches": 0})  # the epoch so far
+    elapsed: float = 0.0  # seconds of earlier sessions
+    skipped_dev: list[str] = field(default_factory=list)
+    skipped_test: list[str] = field(default_factory=list)
+
+    def saved(self, seconds: float) -> dict[str, Any]:
+        """The checkpoint entries, with `seconds` of this session added to the elapsed time."""
+        return {"partial": dict(self.partial), "history": self.history, "best": self.best,
+                "elapsed": self.elapsed + seconds, "skipped_dev": self.skipped_dev}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> RunState:
+        return cls(history=ckpt["history"], best=ckpt["best"], partial=ckpt["partial"], elapsed=ckpt["elapsed"],
+                   skipped_dev=ckpt["skipped_dev"])
 
 
 class _Run:
@@ -255,19 +278,12 @@ class _Run:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "loader": self.train.state_dict(),
             "rng": rngs,
-            "partial": dict(self.partial),
-            "history": self.history,
-            "best": self.best,
-            "elapsed": self.elapsed + time.perf_counter() - self.started,
-            "skipped_dev": self.skipped_dev,
+            **self.state.saved(time.perf_counter() - self.started),
             "world_size": self.world.size,
         }, self.out_dir / CHECKPOINT)
 
     def _resume(self) -> None:
-        self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"epoch": None, "value": math.nan, "state": None}
-        self.partial = {"loss_sum": 0.0, "batches": 0}
-        self.elapsed = 0.0
+        self.state = RunState()
         path = self.out_dir / CHECKPOINT
         if not path.exists():
             return
@@ -286,8 +302,7 @@ class _Run:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.train.load_state_dict(ckpt["loader"])
         set_rng_state(ckpt["rng"][self.world.rank])
-        self.history, self.best, self.partial = ckpt["history"], ckpt["best"], ckpt["partial"]
-        self.elapsed, self.skipped_dev = ckpt["elapsed"], ckpt["skipped_dev"]
+        self.state = RunState.from_checkpoint(ckpt)
 
     # ------------------------------------------------------------------ steps
     def _train_epoch(self, bar: tqdm) -> None:
@@ -316,8 +331,8 @@ class _Run:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.partial["loss_sum"] += value
-            self.partial["batches"] += 1
+            self.state.partial["loss_sum"] += value
+            self.state.partial["batches"] += 1
             bar.update()
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if every and (batch + 1) % every == 0 and self.train.position < len(self.train):
@@ -343,22 +358,22 @@ class _Run:
         return scores.values, [self.manifest.label_names[i] for i in scores.skipped]
 
     def _end_epoch(self, seconds: float, data_wait: float) -> dict[str, Any]:
-        totals = ddp.gather((self.partial["loss_sum"], self.partial["batches"]), self.world)
+        totals = ddp.gather((self.state.partial["loss_sum"], self.state.partial["batches"]), self.world)
         loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
         record: dict[str, Any] = {"epoch": self.train.epoch, "train_loss": loss, "dev": None,
                                   "seconds": round(seconds, 3), "data_wait_s": round(data_wait, 3)}
         if self.world.main and "dev" in self.evals:
-            record["dev"], self.skipped_dev = self._score("dev")
+            record["dev"], self.state.skipped_dev = self._score("dev")
         value = (record["dev"] or {}).get(self.select, math.nan)
-        best = self.best["value"]
+        best = self.state.best["value"]
         improved = math.isnan(best) if math.isnan(value) else (math.isnan(best) or value > best)
         if improved:
             state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
-            self.best = {"epoch": record["epoch"], "value": value, "state": state}
+            self.state.best = {"epoch": record["epoch"], "value": value, "state": state}
         if self.scheduler:
             self.scheduler.step()
-        self.history.append(record)
-        self.partial = {"loss_sum": 0.0, "batches": 0}
+        self.state.history.append(record)
+        self.state.partial = {"loss_sum": 0.0, "batches": 0}
         return record
 
     # -------------------------------------------------------------- reporting
@@ -367,15 +382,15 @@ class _Run:
             status=status,
             kind=self.kind,
             select_metric=self.select,
-            best_epoch=self.best["epoch"],
+            best_epoch=self.state.best["epoch"],
             best_epoch_rule=f"best dev {self.select}" if "dev" in self.evals else "last epoch (no dev split)",
             notes=self.notes,
-            epochs=self.history,
+            epochs=self.state.history,
             test=test or {},
             num_train_clips=self.splits["train"].num_clips,
             num_params=sum(p.numel() for p in self.model.parameters()),
             num_trainable_params=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-            duration_s=round(self.elapsed + time.perf_counter() - self.started, 3),
+            duration_s=round(self.state.elapsed + time.perf_counter() - self.started, 3),
             manifest_hash=self.manifest.hash,
             init=str(self.init) if self.init else None,
             protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
@@ -384,7 +399,7 @@ class _Run:
             model=self.model.config,
             recipe=self.recipe.model_dump(),
             recipe_hash=self.recipe.hash,
-            skipped_classes={"dev": self.skipped_dev, "test": getattr(self, "skipped_test", [])},
+            skipped_classes={"dev": self.state.skipped_dev, "test": self.state.skipped_test},
             world_size=self.world.size,
         )
 
@@ -397,7 +412,7 @@ class _Run:
             crop_frames=self.frames, pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
             labels=self.manifest.labels, label_names=self.manifest.label_names, task_type=self.manifest.task_type,
             kind=self.kind, protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
-            best_epoch=self.best["epoch"], select_metric=self.select,
+            best_epoch=self.state.best["epoch"], select_metric=self.select,
             provenance={"state": state, "init": str(self.init) if self.init else None,
                         "manifest": self.manifest.name, "manifest_hash": self.manifest.hash,
                         "recipe_hash": self.recipe.hash, "frontend_hash": self.store.recipe.hash},
@@ -410,12 +425,12 @@ class _Run:
     # ------------------------------------------------------------------- main
     def execute(self) -> RunResult:
         self.started = time.perf_counter()
-        self.skipped_dev = []
+        self.state = RunState()
         self._setup()
         try:
             self._resume()
             show = self.progress and self.world.main
-            with tqdm(total=self.epochs, initial=len(self.history), desc=f"{self.kind} epochs",
+            with tqdm(total=self.epochs, initial=len(self.state.history), desc=f"{self.kind} epochs",
                       unit="epoch", disable=not show) as epochs:
                 self._epochs(epochs, show)
             return self._finish()
@@ -441,10 +456,10 @@ class _Run:
         checksums = ddp.gather(ddp.params_checksum(self.module), self.world)
         metrics = RunResult()
         if self.world.main:
-            self.module.load_state_dict(self.best["state"])
+            self.module.load_state_dict(self.state.best["state"])
             test: dict[str, float] = {}
             if "test" in self.evals:
-                test, self.skipped_test = self._score("test")
+                test, self.state.skipped_test = self._score("test")
             metrics = self._metrics("done", test)
             if self.recipe.protocol == "linear":
                 _fold_standardisation(self.model.fc_audioset, *self.standardise)
