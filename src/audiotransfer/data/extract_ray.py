@@ -24,8 +24,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from audiotransfer.data.extract import extract_features
 from audiotransfer.data.features import FeatureRecipe
-from audiotransfer.data.store import FeatureStore, StoreWriter, _read_index, extract_features, lost_rows
+from audiotransfer.data.store_format import lost_rows, read_index
+from audiotransfer.data.store_reader import FeatureStore
+from audiotransfer.data.store_writer import StoreWriter
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
@@ -35,7 +38,7 @@ CLIPS_PER_TASK = 2000
 
 def intact_rows(part: Path, frame_bytes: int) -> tuple[pd.DataFrame, int]:
     """The part's committed index rows whose bytes are all in its shard files, and how many are not."""
-    index = _read_index(part)
+    index = read_index(part)
     lost = lost_rows(part, index, frame_bytes)
     return index[~lost].reset_index(drop=True), int(lost.sum())
 
