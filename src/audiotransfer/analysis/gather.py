@@ -50,7 +50,8 @@ def _load_models(res: StudyResults, dirs: dict[str, Path]) -> dict[str, Any]:
     return models
 
 
-def _fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
+def fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
+    """A key for a cached measure: the model files it used (path, mtime, size) and its settings."""
     parts = {k: [str(p), (p / "model.pt").stat().st_mtime_ns, (p / "model.pt").stat().st_size]
              for k, p in sorted(dirs.items())}
     blob = json.dumps({"models": parts, "settings": settings}, sort_keys=True, default=str)
@@ -160,7 +161,7 @@ def representation_similarity(res: StudyResults, states: list[str], task: str, p
                         total=int(np.ceil(len(x) / batch_size)))
         return acc.long()
 
-    key = _fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
+    key = fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
     return cached(res.dir.cache, f"cka_{task}_{protocol.replace(':', '-')}", key, compute)
 
 
@@ -231,7 +232,7 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
                                  frechet=frechet_distance(emb, task_emb[task]), mmd=mmd_rbf(emb, task_emb[task])))
         return pd.DataFrame(rows, columns=cols)
 
-    key = _fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
+    key = fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
                        states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
     return cached(res.dir.cache, "data_similarity", key, compute), tagger
 
