@@ -248,6 +248,7 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
     import yaml
 
     from audiotransfer.ontology import Ontology, SubsetSpec, load_subset_file
+    from audiotransfer.study.spec import STATES, NamedSubset
 
     path = res.dir.spec
     if not path.is_file():
@@ -255,8 +256,9 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
     try:
         pre = (yaml.safe_load(path.read_text()) or {}).get("pretraining") or {}
         named = load_subset_file(path.parent / pre["subsets_file"]) if pre.get("subsets_file") else {}
-        specs = {name: named[f["subset"]] if "subset" in f else SubsetSpec.model_validate(f)
-                 for name, f in (pre.get("states") or {}).items() if "checkpoint" not in f}
+        states = STATES.validate_python(pre.get("states") or {})
+        specs = {name: named[s.subset] if isinstance(s, NamedSubset) else s
+                 for name, s in states.items() if isinstance(s, NamedSubset | SubsetSpec)}
         meta = pre.get("metadata") or {}
         if not meta.get("ontology"):
             return {}, None, None
