@@ -80,3 +80,13 @@ def _unwrap(annotation: Any) -> Any:
         models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         return models[0] if models else annotation
     return annotation
+
+
+def check_version(where: Path | str, found: Any, current: int, what: str) -> int:
+    """The format version a file says it has (absent: 1, the first); a newer one than this code reads, or
+    one that is not a number, is a UserError naming the file. Returns it, for a reader that migrates."""
+    version = 1 if found is None else found
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > current:
+        raise UserError(f"{where}: {what} format version {found!r}; this audiotransfer reads versions 1 to {current}",
+                        fix="upgrade audiotransfer (the file was written by a newer one), or write the file again")
+    return version

@@ -23,8 +23,8 @@ from audiotransfer.analysis.scores import score_table, transfer_gain
 from audiotransfer.errors import UserError
 from audiotransfer.study.results import StudyResults, load_results, pretrained_dir
 from audiotransfer.study.spec import SCRATCH
+from audiotransfer.training.metric_registry import REPORT_FALLBACK
 
-METRICS = ("uar", "accuracy", "macro_f1", "auc")  # the report's fallbacks, in order, when a metric is absent
 SIMILARITIES = ("frechet", "mmd", "label_share")
 # Default data similarity for the factors: the Frechet distance of embeddings sees dilution (a superset
 # of the task's material is less similar than the material alone), while the label share saturates at 1
@@ -108,7 +108,7 @@ def _metric(test: pd.DataFrame, metric: str, notes: list[str]) -> str:
     have = list(dict.fromkeys(test["metric"]))
     if metric in have or not have:
         return metric
-    choice = next((m for m in METRICS if m in have), have[0])
+    choice = next((m for m in REPORT_FALLBACK if m in have), have[0])
     notes.append(f"Metric '{metric}' was not recorded; the report uses '{choice}' (recorded: {', '.join(have)}).")
     return choice
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audiotransfer.errors import UserError
+from audiotransfer.validation import check_version
 
 STORE_VERSION = 1
 SIDECAR = "store.json"
@@ -48,11 +49,7 @@ def read_sidecar(root: Path) -> dict[str, Any]:
         raise UserError(f"{sidecar}: not a feature store (store.json missing)",
                         fix="run `audiotransfer features extract` first, or check the --store path")
     info: dict[str, Any] = json.loads(sidecar.read_text())
-    version = info.get("format_version", 1)
-    if not isinstance(version, int) or version > STORE_VERSION:
-        raise UserError(f"{sidecar}: field 'format_version' is {version!r}; this audiotransfer reads store "
-                        f"format versions up to {STORE_VERSION}",
-                        fix="upgrade audiotransfer, or extract the features again into a new --store directory")
+    check_version(f"{sidecar}: field 'format_version'", info.get("format_version"), STORE_VERSION, "feature store")
     return info
 
 

@@ -16,7 +16,9 @@ import torch
 from audiotransfer.errors import UserError
 from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.models.registry import ARCHITECTURES
+from audiotransfer.validation import check_version
 
+MODEL_VERSION = 1  # of this package's model.pt: weights under "model", "config", run metadata
 Source = Literal["auto", "panns", "autrainer", "audiotransfer"]
 SOURCES = ("auto", "panns", "autrainer", "audiotransfer")
 # PANNs checkpoints carry their STFT / mel front end; our models read precomputed log-mels.
@@ -60,6 +62,8 @@ def read_state(
         raise UserError(f"unknown checkpoint source {source!r}", fix=f"use one of: {', '.join(SOURCES)}")
     obj, where = _read(path_or_state)
     config = obj.get("config") if isinstance(obj.get("config"), Mapping) else None
+    if config is not None:  # this package's own model.pt
+        check_version(f"{where}: field 'format_version'", obj.get("format_version"), MODEL_VERSION, "model file")
     for wrapper in ("model", "state_dict"):
         if isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]

@@ -17,7 +17,7 @@ import torch
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
-from audiotransfer.models.checkpoints import model_from_checkpoint
+from audiotransfer.models.checkpoints import MODEL_VERSION, model_from_checkpoint
 from audiotransfer.models.cnn import AudioCNN
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,7 +81,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def save_model(path: Path, model: AudioCNN, **meta: Any) -> None:
     """`model.pt`: weights, the config that rebuilds the model, and run metadata (labels, kind...)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"model": state, "config": model.config, **meta}, path)
+    atomic_save({"model": state, "config": model.config, "format_version": MODEL_VERSION, **meta}, path)
 
 
 def load_model(run_dir: str | Path) -> AudioCNN:

@@ -37,6 +37,7 @@ from audiotransfer.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from audiotransfer.training.metric_registry import METRICS as METRIC_REGISTRY
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
 from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TrainRecipe
@@ -331,7 +332,7 @@ class _Run:
             record["dev"], self.skipped_dev = self._score("dev")
         value = (record["dev"] or {}).get(self.select, math.nan)
         best = self.best["value"]
-        improved = math.isnan(best) if math.isnan(value) else (math.isnan(best) or value > best)
+        improved = METRIC_REGISTRY[self.select].better(value, best)
         if improved:
             state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             self.best = {"epoch": record["epoch"], "value": value, "state": state}

@@ -17,10 +17,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from audiotransfer.training.metric_registry import METRICS
+
 PROTOCOL_PATTERN = re.compile(r"(finetune|linear|scratch)|freeze:([1-9][0-9]*)")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**63 - 1  # torch.manual_seed and SQLite INTEGER both take 0..2^63-1
-SELECT_METRICS = ("mAP", "auc", "d_prime", "micro_f1", "macro_f1", "accuracy", "uar")
+SELECT_METRICS = tuple(METRICS)
 
 
 @dataclass(frozen=True)
