@@ -48,7 +48,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     store_path TEXT, frames INTEGER
 );
 """
-STATUSES = ("pending", "running", "done", "failed", "blocked")
 # the columns `put_state` / `put_task` may set besides the key: names never come from a caller
 STATE_COLUMNS = ("corpus", "num_clips", "num_classes", "subset_hash", "manifest_path", "store_path", "checkpoint",
                  "labels")
