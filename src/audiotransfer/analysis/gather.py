@@ -30,6 +30,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
 from audiotransfer.study.results import StudyResults, finetuned_dir, pretrained_dir
 from audiotransfer.study.spec import SCRATCH
+from audiotransfer.training.recipe import DEFAULT_SELECT
 
 FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
 TAGGER_MAP = 0.3  # below this pre-training mAP, label shares are flagged as unreliable
@@ -195,7 +196,8 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
     tagger_labels = _labels(states.loc[tagger, "labels"])
     states = states[states["manifest_path"].notna() & states["store_path"].notna()]
     outside = [s for s, row in states.iterrows() if set(_labels(row["labels"])) - set(tagger_labels)]
-    quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == "mAP")]["value"]
+    pretrain_metric = DEFAULT_SELECT["multilabel"]  # what a pre-training run is scored by
+    quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == pretrain_metric)]["value"]
     if len(quality) and quality.iloc[-1] < TAGGER_MAP:
         res.notes.append(f"The tagger '{tagger}' reaches only mAP {quality.iloc[-1]:.2f} on its test clips "
                          f"(below {TAGGER_MAP}): its label shares are a weak measure of similarity; train it longer "
