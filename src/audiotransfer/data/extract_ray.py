@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from audiotransfer.data.extract import extract_features
 from audiotransfer.data.features import FeatureRecipe
-from audiotransfer.data.store_format import lost_rows, read_index
+from audiotransfer.data.store_format import SIDECAR, lost_rows, read_index
 from audiotransfer.data.store_reader import FeatureStore
 from audiotransfer.data.store_writer import StoreWriter
 from audiotransfer.errors import UserError
@@ -48,7 +48,7 @@ def merge_parts(writer: StoreWriter) -> int:
     added = 0
     parts_dir = writer.root / PARTS
     for part in sorted(p for p in parts_dir.glob("*") if p.is_dir()) if parts_dir.exists() else []:
-        if (part / "store.json").exists():
+        if (part / SIDECAR).exists():
             rows, damaged = intact_rows(part, writer.frame_bytes)
             if damaged:
                 print(f"features: {part}: {damaged} clips' bytes are missing from their shard (a partial file "
@@ -83,7 +83,7 @@ def extract_part(manifest: Manifest, part: Path, recipe: FeatureRecipe, threads:
     import torch
 
     torch.set_num_threads(threads)
-    if (part / "store.json").exists():
+    if (part / SIDECAR).exists():
         _, damaged = intact_rows(part, np.dtype("float16").itemsize * recipe.n_mels)
         if damaged:  # a retry after the node died mid-write: start the part afresh
             shutil.rmtree(part)
