@@ -335,7 +335,8 @@ def test_renderers_read_only_the_report_model(tmp_path):
     gains = pd.DataFrame({"state": ["a"], "task": ["t"], "protocol": ["finetune"], "gain": [0.125],
                           "ci_low": [np.nan], "ci_high": [np.nan], "method": ["welch"]})
     report = Report(
-        study="s<1>", study_dir=str(tmp_path), generated="then", metric="uar", similarity="frechet",
+        study="s<1>", study_dir=str(tmp_path), generated="then", metric="uar", metric_display="UAR",
+        similarity="frechet",
         sentence="S.", headline=["h1", "h2", "h3"], paragraph="P.", fit_sentences=[], figures=[],
         regressions=Table("R", pd.DataFrame()), factors=pd.DataFrame(), most_important=None,
         sections=[Section("Mine", ["x < y"])], advisor=None, published=None,

@@ -28,7 +28,8 @@ def _advisor(part: AdvisorPart) -> dict[str, Any]:
 def summary(report: Report) -> dict[str, Any]:
     """The summary's fields: sentence, headline, paragraph, factor tables, gains, scores, sections, ..."""
     factors = report.factors
-    return {"study": report.study, "metric": report.metric, "similarity": report.similarity,
+    return {"study": report.study, "metric": report.metric, "metric_display": report.metric_display,
+            "similarity": report.similarity,
             "headline": report.headline, "sentence": report.sentence, "answer": report.paragraph,
             "notes": report.notes, "generated": report.generated,
             "importance": {r["factor"]: _float(r["lmg"]) for r in factors.to_dict("records")},

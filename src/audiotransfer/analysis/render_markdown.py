@@ -32,7 +32,8 @@ def render_markdown(report: Report, root: Path) -> str:
         return [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in report.figures_at(*keys)]
 
     lines = [f"# {report.study}: what transferred and why", "",
-             f"Generated {report.generated}; metric: test {report.metric}; similarity: {report.similarity}.", "",
+             f"Generated {report.generated}; metric: test {report.metric_display}; "
+             f"similarity: {report.similarity}.", "",
              f"**{report.sentence}**", ""]
     lines += [*link(("heat:", "forest", "ontology:")), ""]
     lines += ["## Samples vs classes vs similarity", "", "```", *report.headline, "```", "", report.paragraph, ""]

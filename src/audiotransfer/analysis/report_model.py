@@ -17,6 +17,7 @@ from audiotransfer.analysis.analyse import Analysis
 from audiotransfer.analysis.factors import answer
 from audiotransfer.analysis.figures import Drawn, figures
 from audiotransfer.analysis.report_tables import detail_tables, regression_table
+from audiotransfer.training.metric_registry import METRICS
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Report:
     study_dir: str
     generated: str
     metric: str
+    metric_display: str  # the metric's name for a reader (training.metric_registry)
     similarity: str
     sentence: str
     headline: list[str]
@@ -133,7 +135,8 @@ def build_report(a: Analysis, figures_dir: Path, generated: str) -> Report:
     pooled = a.pooled
     return Report(
         study=a.res.name, study_dir=str(a.res.study_dir), generated=generated, metric=a.metric,
-        similarity=a.similarity, sentence=a.sentence, headline=a.headline, paragraph=a.paragraph,
+        metric_display=METRICS[a.metric].display if a.metric in METRICS else a.metric, similarity=a.similarity,
+        sentence=a.sentence, headline=a.headline, paragraph=a.paragraph,
         fit_sentences=[answer(f) for f in a.fits], figures=figures(a, figures_dir),
         regressions=Table("Factors per fit (standardised coefficients, 95% CI, LMG share of the factors' R^2)",
                           regression_table(a)),
