@@ -1,4 +1,4 @@
-"""The contracts of issue 12: the study folder layout (StudyDir) and the run result (RunResult)."""
+"""The contracts between packages: the study folder layout (StudyDir) and the run result (RunResult)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from scipy import sparse
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.validation import check_version
 
 TaskType = Literal["multilabel", "multiclass", "binary"]
 FORMAT_VERSION = 1
@@ -171,6 +172,7 @@ class Manifest:
             if not p.exists():
                 raise UserError(f"{p}: manifest file not found", fix="build it first or check the path")
         info = json.loads(sidecar.read_text())
+        check_version(f"{sidecar}: field 'format_version'", info.get("format_version"), FORMAT_VERSION, "manifest")
         table = pq.read_table(table_path)
         targets_col = table.column("targets").combine_chunks()
         clips = table.drop_columns(["targets"]).to_pandas()

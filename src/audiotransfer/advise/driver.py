@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from audiotransfer.advise import rank
+import audiotransfer.advise.rank as rank
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
 
@@ -46,16 +46,12 @@ class Advice:
 
 # ------------------------------------------------------------------------------------------ candidates
 def study_dir_of(path: str | Path) -> Path:
-    """A study's output folder from the folder itself or its YAML."""
-    path = Path(path)
-    if path.is_file():
-        from audiotransfer.study.spec import load_study
+    """A study's output folder from the folder itself or its YAML; a UserError when it has not been run."""
+    from audiotransfer.study.layout import StudyDir
 
-        return load_study(path).out
-    if not (path / "results.sqlite").exists():
-        raise UserError(f"{path}: not a study folder (no results.sqlite) nor a study YAML",
-                        fix="pass a study's out folder after `audiotransfer study run`, or its YAML")
-    return path
+    study = StudyDir.of(path)
+    study.require_results()
+    return study.root
 
 
 def study_candidates(res: Any) -> list[Candidate]:

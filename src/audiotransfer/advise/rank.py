@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audiotransfer.advise import estimators as est
+import audiotransfer.advise.estimators as est
 from audiotransfer.errors import UserError
 
 

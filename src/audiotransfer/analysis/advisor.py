@@ -10,7 +10,6 @@ against the grid's (the fine-tuning runs of the task, from the results store).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import audiotransfer.analysis.gather as gather
 from audiotransfer.errors import UserError
 
 TITLE = "Could we have known before fine-tuning?"
+METHOD = ("Estimators score each pre-trained state from one forward pass over the task's train + dev clips; "
+          "tau_w = weighted Kendall tau and rho = Spearman rho between an estimator's scores and the states' "
+          "mean test scores; top1_is_best / within_best_ci: the estimator's top state is the actual best, or "
+          "its mean is within the best state's 95% interval; seconds = forward passes + estimator.")
 
 
 @dataclass
@@ -39,7 +43,6 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
     protocol, mean, ci_low, ci_high)."""
     from audiotransfer.advise.driver import advise, study_candidates, study_tasks
     from audiotransfer.advise.rank import DEFAULT, ESTIMATORS
-    from audiotransfer.analysis.gather import _fingerprint, cached
 
     if scores.empty:
         return AdvisorCheck(note="no finished fine-tuning results to compare with")
@@ -57,11 +60,12 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
         return advice.long
 
     # the estimators' table is cached beside the report's other measures (the probe takes a while)
-    key = _fingerprint({c.name: c.path for c in candidates}, estimators=list(ESTIMATORS),
+    key = gather.fingerprint({c.name: c.path for c in candidates}, estimators=list(ESTIMATORS),
                        tasks={t.name: t.manifest.hash for t in tasks})
     cache = res.study_dir / "report" / "cache"
-    long = cached(cache, "advisor_scores", key, run)
-    embed = cached(cache, "advisor_embed", key, lambda: made["embed"] if "embed" in made else (run(), made["embed"])[1])
+    long = gather.cached(cache, "advisor_scores", key, run)
+    embed = gather.cached(cache, "advisor_embed", key,
+                          lambda: made["embed"] if "embed" in made else (run(), made["embed"])[1])
     if long.empty:
         return AdvisorCheck(note="no task could be ranked (multi-label tasks are skipped)")
     return AdvisorCheck(DEFAULT, compare(long, embed, scores), picks(long, embed, scores, res.runs, DEFAULT), long)
@@ -127,41 +131,3 @@ def pick_line(r: Any) -> str:
     best = ", ".join(f"{s} ({p})" for p, s in r.grid_best.items())
     grid = f" (after {r.grid_seconds:.0f} s of fine-tuning)" if np.isfinite(r.grid_seconds) else ""
     return f"{r.task}: the advisor would have picked {r.pick} in {r.seconds:.1f} s; the grid's best{grid} was {best}"
-
-
-def render(check: AdvisorCheck, fmt: str) -> str:
-    """The report section as HTML or Markdown."""
-    from audiotransfer.analysis.report import markdown_table
-
-    lines = summary_lines(check)
-    table = check.cells.set_index(["task", "protocol", "estimator"]) if not check.cells.empty else None
-    method = ("Estimators score each pre-trained state from one forward pass over the task's train + dev clips; "
-              "tau_w = weighted Kendall tau and rho = Spearman rho between an estimator's scores and the states' "
-              "mean test scores; top1_is_best / within_best_ci: the estimator's top state is the actual best, or "
-              "its mean is within the best state's 95% interval; seconds = forward passes + estimator.")
-    if fmt == "html":
-        esc = html.escape
-        out = [f"<h2 id='advisor'>{esc(TITLE)}</h2>",
-               "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>", f"<p>{esc(method)}</p>"]
-        if table is not None:
-            out.append("<details><summary>Every task, protocol and estimator</summary><div class='scroll'>"
-                       + table.to_html(na_rep="n/a", float_format=lambda v: f"{v:.3f}", border=0)
-                       + "</div></details>")
-        return "\n".join(out)
-    out = [f"## {TITLE}", "", method, "", *[f"- {x}" for x in lines], ""]
-    if table is not None:
-        out += [markdown_table(table), ""]
-    return "\n".join(out)
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    import json
-
-    return json.loads(df.to_json(orient="records")) if not df.empty else []
-
-
-def to_json(check: AdvisorCheck) -> dict[str, Any]:
-    """The section for summary.json."""
-    records = _records
-    return {"default": check.default, "note": check.note, "lines": summary_lines(check),
-            "cells": records(check.cells), "picks": records(check.picks), "scores": records(check.scores)}

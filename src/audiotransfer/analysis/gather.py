@@ -30,6 +30,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
 from audiotransfer.study.results import StudyResults, finetuned_dir, pretrained_dir
 from audiotransfer.study.spec import SCRATCH
+from audiotransfer.training.recipe import DEFAULT_SELECT
 
 FT = "/ft"  # suffix of a fine-tuned model's key in the CKA tables
 TAGGER_MAP = 0.3  # below this pre-training mAP, label shares are flagged as unreliable
@@ -50,7 +51,8 @@ def _load_models(res: StudyResults, dirs: dict[str, Path]) -> dict[str, Any]:
     return models
 
 
-def _fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
+def fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
+    """A key for a cached measure: the model files it used (path, mtime, size) and its settings."""
     parts = {k: [str(p), (p / "model.pt").stat().st_mtime_ns, (p / "model.pt").stat().st_size]
              for k, p in sorted(dirs.items())}
     blob = json.dumps({"models": parts, "settings": settings}, sort_keys=True, default=str)
@@ -160,7 +162,7 @@ def representation_similarity(res: StudyResults, states: list[str], task: str, p
                         total=int(np.ceil(len(x) / batch_size)))
         return acc.long()
 
-    key = _fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
+    key = fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
     return cached(res.dir.cache, f"cka_{task}_{protocol.replace(':', '-')}", key, compute)
 
 
@@ -194,7 +196,8 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
     tagger_labels = _labels(states.loc[tagger, "labels"])
     states = states[states["manifest_path"].notna() & states["store_path"].notna()]
     outside = [s for s, row in states.iterrows() if set(_labels(row["labels"])) - set(tagger_labels)]
-    quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == "mAP")]["value"]
+    pretrain_metric = DEFAULT_SELECT["multilabel"]  # what a pre-training run is scored by
+    quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == pretrain_metric)]["value"]
     if len(quality) and quality.iloc[-1] < TAGGER_MAP:
         res.notes.append(f"The tagger '{tagger}' reaches only mAP {quality.iloc[-1]:.2f} on its test clips "
                          f"(below {TAGGER_MAP}): its label shares are a weak measure of similarity; train it longer "
@@ -231,7 +234,7 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
                                  frechet=frechet_distance(emb, task_emb[task]), mmd=mmd_rbf(emb, task_emb[task])))
         return pd.DataFrame(rows, columns=cols)
 
-    key = _fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
+    key = fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
                        states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
     return cached(res.dir.cache, "data_similarity", key, compute), tagger
 
@@ -247,6 +250,7 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
     import yaml
 
     from audiotransfer.ontology import Ontology, SubsetSpec, load_subset_file
+    from audiotransfer.study.spec import STATES, NamedSubset
 
     path = res.dir.spec
     if not path.is_file():
@@ -254,8 +258,9 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
     try:
         pre = (yaml.safe_load(path.read_text()) or {}).get("pretraining") or {}
         named = load_subset_file(path.parent / pre["subsets_file"]) if pre.get("subsets_file") else {}
-        specs = {name: named[f["subset"]] if "subset" in f else SubsetSpec.model_validate(f)
-                 for name, f in (pre.get("states") or {}).items() if "checkpoint" not in f}
+        states = STATES.validate_python(pre.get("states") or {})
+        specs = {name: named[s.subset] if isinstance(s, NamedSubset) else s
+                 for name, s in states.items() if isinstance(s, NamedSubset | SubsetSpec)}
         meta = pre.get("metadata") or {}
         if not meta.get("ontology"):
             return {}, None, None

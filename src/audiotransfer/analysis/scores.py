@@ -7,10 +7,11 @@ seeds in common the interval is a paired t-interval on the per-seed differences 
 fine-tuning data order, so pairing removes that variance); otherwise Welch's interval on two independent
 samples. The `method` column names which was used.
 
-Intervals respect the metric's range (`RANGES`: scores in [0, 1], gains in [-1, 1]): a t-interval from two or
-three seeds can reach far outside it, so one that is wider than the range becomes "too few seeds to tell" (NaN
-bounds, said in `note`), as does one of zero width (seeds that agree exactly say nothing about the spread), and
-one that crosses a bound is clipped to it (said in `note`); inside the range it is the t-interval unchanged.
+Intervals respect the metric's range (`training.metric_registry.METRICS`: scores in [0, 1], gains in [-1, 1]):
+a t-interval from two or three seeds can reach far outside it, so one that is wider than the range becomes
+"too few seeds to tell" (NaN bounds, said in `note`), as does one of zero width (seeds that agree exactly say
+nothing about the spread), and one that crosses a bound is clipped to it (said in `note`); inside the range it
+is the t-interval unchanged.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ import pandas as pd
 from scipy import stats
 
 from audiotransfer.study.spec import SCRATCH
+from audiotransfer.training.metric_registry import METRICS
 
 KEYS = ["state", "task", "protocol"]
 CONTROL = SCRATCH  # the random-initialisation state every transfer gain is measured against
-RANGES = {"uar": (0.0, 1.0), "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "auc": (0.0, 1.0), "mAP": (0.0, 1.0)}
 TOO_FEW = "too few seeds to tell"
 
 
 def metric_range(metric: str, gain: bool = False) -> tuple[float, float]:
     """The values a metric (or a difference of two of its values, `gain`) can take; unbounded if unknown."""
-    lo, hi = RANGES.get(metric, (-np.inf, np.inf))
+    lo, hi = METRICS[metric].range if metric in METRICS else (-np.inf, np.inf)
     return (lo - hi, hi - lo) if gain else (lo, hi)
 
 

@@ -1,4 +1,4 @@
-"""`audiotransfer advise`: rank pre-trained states for a task before any fine-tuning (issue: advise)."""
+"""`audiotransfer advise`: rank pre-trained states for a task before any fine-tuning."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`audiotransfer data describe` and `audiotransfer features extract` (issue: data)."""
+"""`audiotransfer data describe` and `audiotransfer features extract`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`audiotransfer ontology tree|show|fetch` and `audiotransfer subsets build|show` (issue: ontology)."""
+"""`audiotransfer ontology tree|show|fetch` and `audiotransfer subsets build|show`."""
 
 from __future__ import annotations
 

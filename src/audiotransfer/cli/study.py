@@ -1,4 +1,4 @@
-"""`audiotransfer study plan|run|status|results|export-mlflow|report` (issues: study, analysis)."""
+"""`audiotransfer study plan|run|status|results|export-mlflow|report`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`audiotransfer synth preview|generate` (issue: synthetic)."""
+"""`audiotransfer synth preview|generate`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`audiotransfer pretrain` and `audiotransfer finetune` (issue: training)."""
+"""`audiotransfer pretrain` and `audiotransfer finetune`."""
 
 from __future__ import annotations
 

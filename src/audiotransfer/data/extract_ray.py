@@ -24,8 +24,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from audiotransfer.data.extract import extract_features
 from audiotransfer.data.features import FeatureRecipe
-from audiotransfer.data.store import FeatureStore, StoreWriter, _read_index, extract_features, lost_rows
+from audiotransfer.data.store_format import SIDECAR, lost_rows, read_index
+from audiotransfer.data.store_reader import FeatureStore
+from audiotransfer.data.store_writer import StoreWriter
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
@@ -35,7 +38,7 @@ CLIPS_PER_TASK = 2000
 
 def intact_rows(part: Path, frame_bytes: int) -> tuple[pd.DataFrame, int]:
     """The part's committed index rows whose bytes are all in its shard files, and how many are not."""
-    index = _read_index(part)
+    index = read_index(part)
     lost = lost_rows(part, index, frame_bytes)
     return index[~lost].reset_index(drop=True), int(lost.sum())
 
@@ -45,7 +48,7 @@ def merge_parts(writer: StoreWriter) -> int:
     added = 0
     parts_dir = writer.root / PARTS
     for part in sorted(p for p in parts_dir.glob("*") if p.is_dir()) if parts_dir.exists() else []:
-        if (part / "store.json").exists():
+        if (part / SIDECAR).exists():
             rows, damaged = intact_rows(part, writer.frame_bytes)
             if damaged:
                 print(f"features: {part}: {damaged} clips' bytes are missing from their shard (a partial file "
@@ -80,7 +83,7 @@ def extract_part(manifest: Manifest, part: Path, recipe: FeatureRecipe, threads:
     import torch
 
     torch.set_num_threads(threads)
-    if (part / "store.json").exists():
+    if (part / SIDECAR).exists():
         _, damaged = intact_rows(part, np.dtype("float16").itemsize * recipe.n_mels)
         if damaged:  # a retry after the node died mid-write: start the part afresh
             shutil.rmtree(part)

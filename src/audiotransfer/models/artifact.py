@@ -30,10 +30,10 @@ import torch
 
 from audiotransfer.data.features import Frontend, frontend_from_dict
 from audiotransfer.errors import UserError
-from audiotransfer.models.checkpoints import backbone_state
+from audiotransfer.models.checkpoints import MODEL_VERSION, backbone_state
 
 FORMAT = "audiotransfer.model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = MODEL_VERSION
 HEAD = "fc_audioset."
 POOLINGS = ("probabilities", "embedding")
 

@@ -17,7 +17,9 @@ import torch
 from audiotransfer.errors import UserError
 from audiotransfer.models.cnn import AudioCNN, create_model
 from audiotransfer.models.registry import ARCHITECTURES
+from audiotransfer.validation import check_version
 
+MODEL_VERSION = 2  # of this package's model.pt; the format itself is described in models/artifact.py
 Source = Literal["auto", "panns", "autrainer", "audiotransfer"]
 SOURCES = ("auto", "panns", "autrainer", "audiotransfer")
 # PANNs checkpoints carry their STFT / mel front end; our models read precomputed log-mels.
@@ -63,6 +65,8 @@ def read_state(
     if isinstance(obj.get("backbone"), Mapping):  # a linear probe's model.pt: its head and a backbone reference
         obj = {"model": {**backbone_state(obj["backbone"], where), **obj["model"]}, "config": obj["config"]}
     config = obj.get("config") if isinstance(obj.get("config"), Mapping) else None
+    if config is not None:  # this package's own model.pt
+        check_version(f"{where}: field 'format_version'", obj.get("format_version"), MODEL_VERSION, "model file")
     for wrapper in ("model", "state_dict"):
         if isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]

@@ -22,7 +22,6 @@ Evaluation segments go through steps 1-4 only and become split "test"; training 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +40,7 @@ from audiotransfer.files import load_yaml
 from audiotransfer.manifest import Manifest
 from audiotransfer.ontology.ontology import Ontology
 from audiotransfer.ontology.segments import SegmentList, stable_keys
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dots: Manifest paths take none
+from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
 
 class SubsetSpec(BaseModel):
@@ -90,11 +88,9 @@ def load_subset_file(path: str | Path) -> dict[str, SubsetSpec]:
     specs = {}
     for name, entry in raw["subsets"].items():
         name = str(name)
-        if not NAME_PATTERN.match(name):
-            raise UserError(
-                f"{path}: subset name {name!r} is not usable as a file name",
-                fix="use letters, digits, '_' and '-' only (e.g. fraction_10pct)",
-            )
+        if not is_name(name):
+            raise UserError(f"{path}: subset name {name!r} is not usable as a file name",
+                            fix=f"{NAME_RULE} (e.g. fraction_10pct)")
         if entry is not None and not isinstance(entry, dict):
             raise UserError(f"{path}: subset {name!r} must be a mapping of fields", fix="e.g. 'fraction: 0.1'")
         specs[name] = _validate(path, name, {**defaults, **(entry or {})})
@@ -105,15 +101,7 @@ def _validate(path: Path, name: str, fields: dict[str, Any]) -> SubsetSpec:
     try:
         return SubsetSpec(**fields)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "?"
-        extra = ""
-        if err["type"] == "extra_forbidden":
-            extra = did_you_mean(str(err["loc"][0]), SubsetSpec.model_fields, quote=True)
-        raise UserError(
-            f"{path}: subset {name!r} field {loc!r}: {err['msg']}{extra}",
-            fix=f"valid fields: {', '.join(SubsetSpec.model_fields)} (fraction in (0, 1], counts >= 1)",
-        ) from None
+        raise validation_error(path, exc, SubsetSpec, subject=f"subset {name!r}") from None
 
 
 # ------------------------------------------------------------------ building

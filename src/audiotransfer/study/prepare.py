@@ -201,12 +201,11 @@ def prepare_features(
 def check_store(study: Study, store_dir: Path, corpus: str) -> None:
     """Refuse a store extracted with another feature recipe or from another corpus (from its sidecar only:
     a damaged shard is for the extraction to repair, not a reason to refuse)."""
-    import json
+    import audiotransfer.data.store_format as store_format
 
-    sidecar = store_dir / "store.json"
-    if not sidecar.exists():
+    if not (store_dir / store_format.SIDECAR).exists():
         return
-    info = json.loads(sidecar.read_text())
+    info = store_format.read_sidecar(store_dir)  # a store of a newer format is refused here
     recipe_hash, store_corpus = info.get("recipe_hash"), info.get("corpus", "")
     if recipe_hash != study.features.hash or (store_corpus and store_corpus != corpus):
         raise UserError(

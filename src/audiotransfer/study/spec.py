@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import types
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from audiotransfer.errors import UserError, did_you_mean, unknown_name
 from audiotransfer.files import load_yaml
+from audiotransfer.ontology.subsets import SubsetSpec
+from audiotransfer.training.recipe import parse_protocol
+from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as suffix ".3"
-PROTOCOL = re.compile(r"^(finetune|linear|freeze:[1-9][0-9]*)$")
 PROTOCOLS = ("finetune", "linear", "freeze:k")
 SCRATCH = "scratch"
 CheckpointFormat = Literal["panns", "autrainer", "audiotransfer"]
@@ -33,6 +42,37 @@ CheckpointFormat = Literal["panns", "autrainer", "audiotransfer"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckpointState(_Strict):
+    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
+
+    checkpoint: Path
+    format: CheckpointFormat = "audiotransfer"
+
+
+class NamedSubset(_Strict):
+    """A state given as the name of a subset of `pretraining.subsets_file`."""
+
+    subset: str
+
+
+def _state_kind(value: Any) -> str:
+    """Which kind of state a YAML mapping (or a model) declares: the union's one decision."""
+    if isinstance(value, BaseModel):
+        return {CheckpointState: "checkpoint", NamedSubset: "subset"}.get(type(value), "inline")
+    if isinstance(value, Mapping) and "checkpoint" in value:
+        return "checkpoint"
+    return "subset" if isinstance(value, Mapping) and "subset" in value else "inline"
+
+
+# A pre-training state: a checkpoint, a named subset, or a subset's fields inline (SubsetSpec).
+StateSpec = Annotated[
+    Annotated[CheckpointState, Tag("checkpoint")] | Annotated[NamedSubset, Tag("subset")]
+    | Annotated[SubsetSpec, Tag("inline")],
+    Discriminator(_state_kind),
+]
+STATES: TypeAdapter[dict[str, StateSpec]] = TypeAdapter(dict[str, StateSpec])
 
 
 class Metadata(_Strict):
@@ -52,7 +92,12 @@ class Pretraining(_Strict):
     options: dict[str, Any] = {}
     metadata: Metadata = Metadata()
     subsets_file: Path | None = None
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, StateSpec] = {}
+
+    @field_serializer("states")
+    def _dump_states(self, states: dict[str, BaseModel]) -> dict[str, Any]:
+        """Each state as written (fields it sets), so the resolved copy reads like the spec."""
+        return {name: state.model_dump(mode="json", exclude_unset=True) for name, state in states.items()}
 
 
 class Task(_Strict):
@@ -101,20 +146,16 @@ class StudySpec(_Strict):
     @classmethod
     def _protocols(cls, value: list[str]) -> list[str]:
         for p in value:
-            if not PROTOCOL.match(p):
+            try:
+                kind = parse_protocol(p).kind
+            except ValueError:
+                kind = SCRATCH
+            if kind == SCRATCH:  # scratch is a state (the control), not a protocol of a study
                 raise ValueError(
                     unknown_name("protocol", p, ["finetune", "linear", "freeze:1", "freeze:2"])
                     + f"; use one of {', '.join(PROTOCOLS)}"
                 )
         return value
-
-
-@dataclass(frozen=True)
-class CheckpointState:
-    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
-
-    checkpoint: Path
-    format: CheckpointFormat = "audiotransfer"
 
 
 @dataclass
@@ -169,7 +210,7 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(path, exc, StudySpec) from None
+        raise validation_error(path, exc, StudySpec) from None
     spec = _absolute(spec, path.parent)
     study = Study(path=path, spec=spec, out=spec.out, features=_features(path, spec.features))
     _check_names(path, spec)
@@ -209,7 +250,7 @@ def _absolute(spec: StudySpec, base: Path) -> StudySpec:
         }
     )
     states = {
-        name: {**s, "checkpoint": str(fix(Path(s["checkpoint"])))} if "checkpoint" in s else s
+        name: s.model_copy(update={"checkpoint": fix(s.checkpoint)}) if isinstance(s, CheckpointState) else s
         for name, s in pre.states.items()
     }
     pre = pre.model_copy(
@@ -230,10 +271,9 @@ def _check_names(path: Path, spec: StudySpec) -> None:
     for where, names in groups.items():
         seen: dict[str, str] = {}
         for name in names:
-            if not re.match(NAME, name):
+            if not is_name(name):
                 raise UserError(
-                    f"{path}: field '{where}.{name}': name is not usable as a folder name",
-                    fix="use letters, digits and _ + - only",
+                    f"{path}: field '{where}.{name}': name is not usable as a folder name", fix=NAME_RULE
                 )
             if name.lower() in seen:
                 raise UserError(
@@ -270,7 +310,7 @@ def _check_corpora(path: Path, spec: StudySpec) -> None:
     from audiotransfer.data.corpora import CORPORA
 
     pre = spec.pretraining
-    needs_corpus = any("checkpoint" not in s for s in pre.states.values())
+    needs_corpus = any(not isinstance(s, CheckpointState) for s in pre.states.values())
     places = [(f"downstream.{n}", t.corpus, t.root) for n, t in spec.downstream.items()]
     if needs_corpus:
         if pre.corpus is None or pre.root is None:
@@ -315,47 +355,35 @@ def _features(path: Path, features: str | dict[str, Any]) -> Any:
     try:
         return FeatureRecipe.model_validate({**base.model_dump(), **fields})
     except ValidationError as exc:
-        raise _validation_error(path, exc, FeatureRecipe, prefix="features") from None
+        raise validation_error(path, exc, FeatureRecipe, prefix="features") from None
 
 
 def _classify_states(path: Path, study: Study) -> None:
-    """Each state is a checkpoint, a named subset of `subsets_file`, or inline SubsetSpec fields."""
-    from audiotransfer.ontology import SubsetSpec, load_subset_file
+    """Checkpoint states need their file; named subsets are looked up in `subsets_file`."""
+    from audiotransfer.ontology import load_subset_file
 
     pre = study.spec.pretraining
     named = load_subset_file(pre.subsets_file) if pre.subsets_file else {}
-    for name, fields in pre.states.items():
+    for name, state in pre.states.items():
         where = f"pretraining.states.{name}"
-        if "checkpoint" in fields:
-            _check_keys(path, where, fields, {"checkpoint": 0, "format": 0})
-            ckpt = Path(fields["checkpoint"])
-            if not ckpt.exists():
+        if isinstance(state, CheckpointState):
+            if not state.checkpoint.exists():
                 raise UserError(
-                    f"{path}: field '{where}.checkpoint': file {ckpt} does not exist", fix="correct the checkpoint path"
+                    f"{path}: field '{where}.checkpoint': file {state.checkpoint} does not exist",
+                    fix="correct the checkpoint path",
                 )
-            fmt = fields.get("format", "audiotransfer")
-            if fmt not in get_args(CheckpointFormat):
+            study.checkpoint_states[name] = state
+        elif isinstance(state, NamedSubset):
+            if state.subset not in named:
                 raise UserError(
-                    f"{path}: field '{where}.format': unknown format {fmt!r}",
-                    fix=f"use one of {', '.join(get_args(CheckpointFormat))}",
-                )
-            study.checkpoint_states[name] = CheckpointState(ckpt, fmt)
-        elif "subset" in fields:
-            _check_keys(path, where, fields, {"subset": 0})
-            if fields["subset"] not in named:
-                raise UserError(
-                    f"{path}: field '{where}.subset': no subset {fields['subset']!r} in "
+                    f"{path}: field '{where}.subset': no subset {state.subset!r} in "
                     f"{pre.subsets_file or '(no subsets_file given)'}"
-                    + did_you_mean(str(fields["subset"]), named),
+                    + did_you_mean(state.subset, named),
                     fix="name a subset of pretraining.subsets_file, or give the subset's fields inline",
                 )
-            study.subset_states[name] = named[fields["subset"]]
+            study.subset_states[name] = named[state.subset]
         else:
-            _check_keys(path, where, fields, SubsetSpec.model_fields)
-            try:
-                study.subset_states[name] = SubsetSpec.model_validate(fields)
-            except ValidationError as exc:
-                raise _validation_error(path, exc, SubsetSpec, prefix=where) from None
+            study.subset_states[name] = state
 
 
 def _resolve_recipes(path: Path, study: Study) -> None:
@@ -368,7 +396,7 @@ def _resolve_recipes(path: Path, study: Study) -> None:
         try:
             return TrainRecipe.model_validate({**base.model_dump(), **overrides})
         except ValidationError as exc:
-            raise _validation_error(path, exc, TrainRecipe, prefix=where) from None
+            raise validation_error(path, exc, TrainRecipe, prefix=where) from None
 
     study.pretrain_recipe = build(PRETRAIN, "recipes.pretrain", spec.recipes.pretrain)
     _check_keys(path, "recipes.finetune", spec.recipes.finetune, TrainRecipe.model_fields)
@@ -403,40 +431,3 @@ def _check_keys(path: Path, where: str, given: Mapping[str, Any], allowed: Mappi
                 f"{path}: field '{where}.{key}' is not a known field" + did_you_mean(str(key), allowed),
                 fix=f"known fields: {', '.join(allowed)}",
             )
-
-
-# ------------------------------------------------------------ error messages
-def _validation_error(path: Path, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> UserError:
-    """The first pydantic error as a UserError naming file, dotted field and a fix (with suggestions)."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    where = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        allowed = _fields_at(model, loc[:-1])
-        return UserError(
-            f"{path}: field '{where}' is not a known field" + did_you_mean(loc[-1], allowed),
-            fix=f"known fields here: {', '.join(allowed)}",
-        )
-    if err["type"] == "missing":
-        return UserError(f"{path}: field '{where}' is required", fix="add it (see examples/studies/demo.yaml)")
-    return UserError(f"{path}: field '{where}': {err['msg']}", fix=f"got {err.get('input')!r}; correct the value")
-
-
-def _fields_at(model: Any, loc: list[str]) -> list[str]:
-    """Field names of the pydantic model reached by following `loc` (dict keys skipped)."""
-    for part in loc:
-        if isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
-            model = model.model_fields[part].annotation
-        model = _unwrap(model)
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-
-
-def _unwrap(annotation: Any) -> Any:
-    """The model inside Optional[...] or dict[str, ...]."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        return models[0] if models else annotation
-    if origin is dict:
-        return _unwrap(get_args(annotation)[1])
-    return annotation

@@ -22,6 +22,7 @@ import pandas as pd
 from audiotransfer.errors import UserError
 from audiotransfer.training.result import RunResult
 
+SCHEMA_VERSION = 1  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -47,7 +48,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     store_path TEXT, frames INTEGER
 );
 """
-STATUSES = ("pending", "running", "done", "failed", "blocked")
+# the columns `put_state` / `put_task` may set besides the key: names never come from a caller
+STATE_COLUMNS = ("corpus", "num_clips", "num_classes", "subset_hash", "manifest_path", "store_path", "checkpoint",
+                 "labels")
+TASK_COLUMNS = ("corpus", "task_type", "num_classes", "manifest_path", "store_path", "frames")
 RUN_COLUMNS = (
     "run_id",
     "kind",
@@ -79,7 +83,21 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+            if self._check_version(db) != SCHEMA_VERSION:
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _check_version(self, db: sqlite3.Connection) -> int:
+        """A database of a newer schema is refused; an older one (0: written before the version was kept,
+        the same tables as version 1) is brought up to date by the schema script (tables it lacks)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path}: results database schema version {version} (PRAGMA user_version); this "
+                f"audiotransfer reads versions up to {SCHEMA_VERSION}",
+                fix="upgrade audiotransfer (a newer one wrote this study), or run the study into a new `out` folder",
+            )
+        return int(version)
 
     # ------------------------------------------------------------- plumbing
     @contextmanager
@@ -187,14 +205,19 @@ class ResultStore:
                 db.execute("UPDATE runs SET status='pending', error=NULL WHERE run_id=?", (run_id,))
 
     def put_state(self, state: str, **fields: Any) -> None:
-        self._upsert("states", "state", state, fields)
+        """Record what a state was trained on: fields of `STATE_COLUMNS`."""
+        self._upsert("states", "state", state, fields, STATE_COLUMNS)
 
     def put_task(self, task: str, **fields: Any) -> None:
-        self._upsert("tasks", "task", task, fields)
+        """Record a downstream task's data: fields of `TASK_COLUMNS`."""
+        self._upsert("tasks", "task", task, fields, TASK_COLUMNS)
 
-    def _upsert(self, table: str, key: str, value: str, fields: Mapping[str, Any]) -> None:
-        columns = [key, *fields]
-        cells = [value, *(_cell(v) for v in fields.values())]
+    def _upsert(self, table: str, key: str, value: str, fields: Mapping[str, Any], allowed: Sequence[str]) -> None:
+        unknown = sorted(set(fields) - set(allowed))
+        if unknown:
+            raise ValueError(f"{table}: unknown column(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
+        columns = [key, *(c for c in allowed if c in fields)]
+        cells = [value, *(_cell(fields[c]) for c in columns[1:])]
         with self.transaction() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(cells))})",

@@ -40,6 +40,7 @@ from audiotransfer.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from audiotransfer.training.metric_registry import METRICS as METRIC_REGISTRY
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
 from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TASK_METRICS, TrainRecipe
@@ -365,8 +366,7 @@ class _Run:
         if self.world.main and "dev" in self.evals:
             record["dev"], self.state.skipped_dev = self._score("dev")
         value = (record["dev"] or {}).get(self.select, math.nan)
-        best = self.state.best["value"]
-        improved = math.isnan(best) if math.isnan(value) else (math.isnan(best) or value > best)
+        improved = METRIC_REGISTRY[self.select].better(value, self.state.best["value"])
         if improved:
             state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
             self.state.best = {"epoch": record["epoch"], "value": value, "state": state}

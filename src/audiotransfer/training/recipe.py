@@ -12,14 +12,34 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROTOCOL_PATTERN = re.compile(r"finetune|linear|scratch|freeze:(\d+)")
+from audiotransfer.training.metric_registry import METRICS
+
+PROTOCOL_PATTERN = re.compile(r"(finetune|linear|scratch)|freeze:([1-9][0-9]*)")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**63 - 1  # torch.manual_seed and SQLite INTEGER both take 0..2^63-1
-SELECT_METRICS = ("mAP", "auc", "d_prime", "micro_f1", "macro_f1", "accuracy", "uar")
+SELECT_METRICS = tuple(METRICS)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A parsed protocol: its kind (finetune, linear, scratch, freeze) and how many leading conv blocks
+    it freezes (k of `freeze:k`, else 0)."""
+
+    kind: str
+    frozen_blocks: int = 0
+
+
+def parse_protocol(value: str) -> Protocol:
+    """The one reading of a protocol string; a ValueError names the grammar."""
+    match = PROTOCOL_PATTERN.fullmatch(value)
+    if not match:
+        raise ValueError(f"protocol {value!r} is not one of finetune, linear, scratch, freeze:K (K >= 1)")
+    return Protocol(match.group(1)) if match.group(1) else Protocol("freeze", int(match.group(2)))
 
 
 class TrainRecipe(BaseModel):
@@ -57,9 +77,7 @@ class TrainRecipe(BaseModel):
     @field_validator("protocol")
     @classmethod
     def _protocol(cls, value: str) -> str:
-        match = PROTOCOL_PATTERN.fullmatch(value)
-        if not match or (match.group(1) is not None and int(match.group(1)) < 1):
-            raise ValueError(f"protocol {value!r} is not one of finetune, linear, scratch, freeze:K (K >= 1)")
+        parse_protocol(value)
         return value
 
     @field_validator("model")
@@ -98,7 +116,7 @@ class TrainRecipe(BaseModel):
     @property
     def frozen_blocks(self) -> int:
         """How many leading conv blocks the protocol freezes (0 unless `freeze:k`)."""
-        return int(self.protocol.split(":")[1]) if self.protocol.startswith("freeze:") else 0
+        return parse_protocol(self.protocol).frozen_blocks
 
     @property
     def hash(self) -> str:
