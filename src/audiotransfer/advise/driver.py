@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from audiotransfer.advise import rank
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
+from audiotransfer.progress import progress as show_progress
 
 
 @dataclass
@@ -142,7 +142,7 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
             advice.lines[task.name] = f"{task.name}: skipped ({exc.message})"
             continue
         inputs, seconds, failed = {}, {}, {}
-        for cand in tqdm(candidates, desc=f"embed {task.name}", disable=not progress):
+        for cand in show_progress(candidates, desc=f"embed {task.name}", unit="candidate", enabled=progress):
             try:
                 emb = embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
             except UserError as exc:

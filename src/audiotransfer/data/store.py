@@ -17,9 +17,9 @@ from __future__ import annotations
 import csv
 import fcntl
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,13 +32,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from tqdm import tqdm
 
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
 from audiotransfer.files import disk_full_is_user_error, write_atomic
 from audiotransfer.manifest import Manifest
+from audiotransfer.progress import progress as show_progress
+
+log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
 SHARD_BYTES = 1 << 30
@@ -257,8 +259,8 @@ class StoreWriter:
         lost = lost_rows(self.root, self.index, self.frame_bytes)
         if lost.any():
             damaged = sorted({self._shard_path(int(s)).name for s in self.index["shard"][lost]})
-            print(f"features: shard(s) {', '.join(damaged)} in {self.root / 'shards'} are shorter than the index "
-                  f"says; {int(lost.sum())} clips dropped from the store, to be extracted again", file=sys.stderr)
+            log.warning("features: shard(s) %s in %s are shorter than the index says; %d clips dropped from the "
+                        "store, to be extracted again", ", ".join(damaged), self.root / "shards", int(lost.sum()))
             self.index = self.index[~lost].reset_index(drop=True)
             self.done = set(self.index["clip_id"])
             self._write_index()
@@ -437,9 +439,9 @@ def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[tuple[int, st
     durations = np.array([t[3] for t in tasks], dtype=float)
     need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
     free = shutil.disk_usage(store_dir).free
-    print(f"features: {num_clips - len(tasks)} of {num_clips} clips already in {store_dir}; "
-          f"extracting {len(tasks)} (recipe {recipe.hash}), about {need / 1e6:,.1f} MB needed, "
-          f"{free / 1e9:,.1f} GB free", file=sys.stderr)
+    log.info("features: %d of %d clips already in %s; extracting %d (recipe %s), about %s MB needed, %s GB free",
+             num_clips - len(tasks), num_clips, store_dir, len(tasks), recipe.hash, f"{need / 1e6:,.1f}",
+             f"{free / 1e9:,.1f}")
     if need > free:
         writer.close()
         raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
@@ -479,7 +481,7 @@ def extract_features(
     with disk_full_is_user_error(store_dir):
         store, failures = _extract(writer, tasks, clip_ids, errors_path, jobs, on_error, progress, commit_every)
     if failures:
-        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
+        log.warning("features: %d clips could not be used; see %s", failures, errors_path)
     return store
 
 
@@ -493,8 +495,8 @@ def _extract(writer: StoreWriter, tasks: list[tuple[int, str, float, float]], cl
         report = csv.writer(handle)
         report.writerow(["clip_id", "path", "error"])
         try:
-            for position, path, feats, error in tqdm(results, total=len(tasks), unit="clip", desc="extract",
-                                                     disable=not progress, file=sys.stderr):
+            for position, path, feats, error in show_progress(results, total=len(tasks), unit="clip",
+                                                              desc="extract", enabled=progress):
                 clip_id = str(clip_ids[position])
                 if feats is not None:
                     writer.add(clip_id, feats)

@@ -311,7 +311,7 @@ def build_subsets(
 
     Every subset's class names are checked before any is built, so a typo fails in a second.
     """
-    from tqdm import tqdm
+    from audiotransfer.progress import progress as show_progress
 
     spec_file = Path(spec_file)
     specs = load_subset_file(spec_file)
@@ -329,7 +329,7 @@ def build_subsets(
             _with_descendants(spec.categories or [], onto, "categories")
             _with_descendants(spec.exclude, onto, "exclude")
     summaries = []
-    for name, spec in tqdm(specs.items(), desc="subsets", unit="subset", disable=not progress):
+    for name, spec in show_progress(specs.items(), desc="subsets", unit="subset", enabled=progress):
         with _naming(spec_file, name):
             manifest = build_subset(name, spec, segments, onto, eval_segments)
         summaries.append(json.loads(manifest.save(out_dir).read_text()))

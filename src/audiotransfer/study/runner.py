@@ -10,6 +10,7 @@ with its error; the runs that depend on it are marked blocked and everything els
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.progress import progress as show_progress
 from audiotransfer.study.backends import Backend, RunFn, make_backend
 from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
@@ -30,6 +32,8 @@ from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_man
 from audiotransfer.study.spec import SCRATCH, Study, load_study
 from audiotransfer.study.store import ResultStore
 from audiotransfer.training.result import RunResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -215,8 +219,7 @@ def execute(
     )
     attempts: dict[str, int] = {}
     inflight: dict[Any, str] = {}
-    bar = tqdm(total=len(plan), initial=len(finished), unit="run", desc="study", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = show_progress(total=len(plan), initial=len(finished), unit="run", desc="study", enabled=progress)
     try:
         while pending or inflight:
             _submit_ready(plan, store, backend, run_fn, jobs, pending, finished, inflight)
@@ -275,7 +278,7 @@ def _fail(
     store.mark_blocked(blocked, f"needs {run_id}, which failed")
     outcome.blocked += blocked
     bar.update(1 + len(blocked))
-    tqdm.write(f"failed: {run_id}: {error_summary(error)}", file=sys.stderr)
+    log.warning("failed: %s: %s", run_id, error_summary(error))
     return pending
 
 
@@ -291,7 +294,7 @@ def _done(
         try:
             on_done(run_id)
         except Exception as exc:  # e.g. an unreachable MLflow server: the result is safe in the store
-            tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
+            log.warning("warning: %s: after-run hook failed: %s", run_id, exc)
 
 
 def error_summary(error: str) -> str:
