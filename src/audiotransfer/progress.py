@@ -15,6 +15,7 @@ configuration. The command line calls `log_to(log_file)` around each command (`-
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,8 @@ from tqdm import tqdm
 
 LOGGER = logging.getLogger("audiotransfer")
 LINES = logging.getLogger("audiotransfer.progress")
-MIN_GAP = 30.0  # seconds between two plain progress lines of one pass, at least
+# seconds between two plain progress lines of one pass, at least ($AUDIOTRANSFER_PROGRESS_SECONDS sets it)
+MIN_GAP = float(os.environ.get("AUDIOTRANSFER_PROGRESS_SECONDS", "30"))
 HEARTBEAT = 600.0  # a line after this long even when the next tenth of the work is not done
 STEP = 0.1  # a line for each tenth of the work
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,7 +84,7 @@ class LogLines(tqdm):
         self._last_t = 0.0
         self._last_frac = 0.0
         self._closing = False
-        kwargs.setdefault("mininterval", 1.0)
+        kwargs.setdefault("mininterval", 0.5)
         super().__init__(iterable, file=_Nowhere(), **kwargs)
         self._last_t = self.start_t
 
@@ -93,7 +95,7 @@ class LogLines(tqdm):
         since = now - self._last_t
         frac = self.n / self.total if self.total else None
         due = frac is None or frac - self._last_frac >= STEP or since >= HEARTBEAT
-        if since >= MIN_GAP and due and self.n > 0:
+        if since >= MIN_GAP and due and self.n > 0 and not (self.total and self.n >= self.total):  # close() says it
             self._last_t, self._last_frac = now, frac or 0.0
             LINES.info(self.line())
         return True
@@ -102,7 +104,7 @@ class LogLines(tqdm):
         """The plain line: counts, percentage, elapsed time and time left (or the total time, when final)."""
         d = self.format_dict
         elapsed = d["elapsed"]
-        unit = d["unit"]
+        unit = d["unit"] if d["unit"] in ("B", "it") or d["unit"].endswith("s") else d["unit"] + "s"
         desc = f"{d['prefix']}: " if d["prefix"] else ""
         count = self._count(self.n) + (f"/{self._count(self.total)}" if self.total else "")
         postfix = f" ({d['postfix']})" if d.get("postfix") else ""
@@ -113,8 +115,8 @@ class LogLines(tqdm):
         left = ""
         if self.total and rate > 0:
             left = f", about {self.format_interval((self.total - self.n) / rate)} left"
-            count += f" ({100 * self.n / self.total:.0f}%)"
-        return f"{desc}{count} {unit}, {self.format_interval(elapsed)} elapsed{left}{postfix}"
+        share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        return f"{desc}{count} {unit}{share}, {self.format_interval(elapsed)} elapsed{left}{postfix}"
 
     def _count(self, n: float) -> str:
         if self.unit_scale:
@@ -165,4 +167,3 @@ def log_to(log_file: str | Path | None = None, show_progress: bool = True) -> It
         LOGGER.setLevel(before)
         LOGGER.propagate = propagate
         set_enabled(enabled)
-
