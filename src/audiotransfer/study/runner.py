@@ -50,6 +50,10 @@ class Outcome:
     def ok(self) -> bool:
         return not self.failed and not self.blocked
 
+    def __repr__(self) -> str:
+        return (f"Outcome('{self.study_dir}', done {len(self.done)}, skipped {len(self.skipped)} (finished before), "
+                f"failed {len(self.failed)}, blocked {len(self.blocked)})")
+
 
 def execute_run(run: Run) -> RunResult:
     """Train one run with the training engine (in a worker) and return its result, with its `model.pt`."""
@@ -160,7 +164,40 @@ def run(
     run_fn: RunFn = execute_run,
     ray_address: str | None = None,
 ) -> Outcome:
-    """Run (or resume) the study in `path`; see the module docstring."""
+    """Run (or resume) the study in `path`; see the module docstring. Also `audiotransfer.run_study`.
+
+    Runs every pre-training and fine-tuning run of the study YAML at `path` (`jobs` at a time, on the
+    `local` or `ray` backend), records each in `OUT/results.sqlite` and returns what happened. Run it again
+    and finished runs are skipped, a half-finished one resumes. Here a study of one task (two classes of
+    tones in `class_name/*.wav` folders), the scratch control alone, a linear probe:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np, soundfile as sf
+    >>> from audiotransfer import load_results, run_study
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for label, hz in (("low", 300), ("high", 2000)):
+    ...     (folder / "clips" / label).mkdir(parents=True)
+    ...     for i in range(10):
+    ...         tone = 0.3 * np.sin(2 * np.pi * hz * (1 + i / 20) * np.arange(8000) / 16000)
+    ...         sf.write(folder / "clips" / label / f"{i}.wav", tone, 16000)
+    >>> _ = (folder / "study.yaml").write_text('''
+    ... name: tones
+    ... out: study
+    ... features: demo
+    ... downstream: {tones: {corpus: folder, root: clips}}
+    ... protocols: [linear]
+    ... seeds: [1]
+    ... recipes: {finetune: {model: cnn6, width: 0.125, epochs: 2}}
+    ... ''')
+    >>> run_study(folder / "study.yaml", progress=False)  # doctest: +ELLIPSIS
+    Outcome('.../study', done 1, skipped 0 (finished before), failed 0, blocked 0)
+    >>> res = load_results(folder / "study")
+    >>> res
+    StudyResults('tones', 1 runs (1 done), 5 test scores, 1 states, 1 tasks, 0 notes)
+    >>> res.test.query("metric == 'uar'")[["state", "task", "protocol", "seed"]].to_dict("records")
+    [{'state': 'scratch', 'task': 'tones', 'protocol': 'linear', 'seed': 1}]
+    """
     if jobs < 1:
         raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")
     study, store = open_study(path, overrides)
