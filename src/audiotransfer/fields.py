@@ -18,17 +18,18 @@ Model = TypeVar("Model", bound=BaseModel)
 def document_fields(cls: type[Model]) -> type[Model]:
     """Class decorator: append an `Attributes:` section (one line per field) to the model's docstring.
 
-    >>> from pydantic import BaseModel, Field
-    >>> @document_fields
-    ... class Crop(BaseModel):
-    ...     '''A crop.'''
-    ...     frames: int = Field(100, description="crop length")
-    >>> print(Crop.__doc__)
-    A crop.
-    <BLANKLINE>
-    Attributes:
-        frames (int): crop length. Default: 100.
-    <BLANKLINE>
+    Examples:
+        >>> from pydantic import BaseModel, Field
+        >>> @document_fields
+        ... class Crop(BaseModel):
+        ...     '''A crop.'''
+        ...     frames: int = Field(100, description="crop length")
+        >>> print(Crop.__doc__)
+        A crop.
+        <BLANKLINE>
+        Attributes:
+            frames (int): crop length. Default: 100.
+        <BLANKLINE>
     """
     lines = []
     for name, info in cls.model_fields.items():

@@ -36,14 +36,15 @@ class Manifest:
     AudioSet lists add `start` and `end`. `targets` is a boolean CSR matrix, one row per clip, one
     column per entry of `labels`. Single-label tasks have exactly one True per row.
 
-    >>> import pandas as pd
-    >>> from audiotransfer.manifest import from_label_lists
-    >>> clips = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "split": ["train", "train", "dev", "test"]})
-    >>> m = from_label_lists("pets", clips, [["dog"], ["cat"], ["dog"], ["cat"]], task_type="multiclass")
-    >>> m
-    Manifest('pets', 4 clips x 2 labels, multiclass, splits train 2 / dev 1 / test 1)
-    >>> m.split("train").num_clips, m.clips_per_class().tolist(), m.class_indices().tolist()
-    (2, [2, 2], [1, 0, 1, 0])
+    Examples:
+        >>> import pandas as pd
+        >>> from audiotransfer.manifest import from_label_lists
+        >>> clips = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "split": ["train", "train", "dev", "test"]})
+        >>> m = from_label_lists("pets", clips, [["dog"], ["cat"], ["dog"], ["cat"]], task_type="multiclass")
+        >>> m
+        Manifest('pets', 4 clips x 2 labels, multiclass, splits train 2 / dev 1 / test 1)
+        >>> m.split("train").num_clips, m.clips_per_class().tolist(), m.class_indices().tolist()
+        (2, [2, 2], [1, 0, 1, 0])
     """
 
     name: str

@@ -44,8 +44,9 @@ def progress(iterable: Iterable[Any] | None = None, *, enabled: bool = True, **k
     initial, leave, ...). A bar on a terminal, plain log lines otherwise, nothing when `enabled` is False, after
     `set_enabled(False)`, or when the `audiotransfer` logger is set above INFO.
 
-    >>> sum(progress(range(5), desc="count", enabled=False))
-    10
+    Examples:
+        >>> sum(progress(range(5), desc="count", enabled=False))
+        10
     """
     show = enabled and _state["enabled"] and LINES.isEnabledFor(logging.INFO)
     if not show:

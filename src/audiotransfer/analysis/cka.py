@@ -70,7 +70,7 @@ class MinibatchCKA:
         self.num_batches = 0
 
     def update(self, activations: Mapping[str, Mapping[str, Any]]) -> None:
-        """Add one minibatch: activations[key][block] is (m, C) for the same m inputs for every key."""
+        """Add one minibatch: `activations[key][block]` is (m, C) for the same m inputs for every key."""
         by_block: dict[str, dict[str, np.ndarray]] = {}
         m = None
         for key, blocks in activations.items():

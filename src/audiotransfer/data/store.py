@@ -77,17 +77,18 @@ class FeatureStore:
     corpus and recipe reads its clips from it by id. `extract_features` writes one from audio; `write_store`
     from arrays, as here:
 
-    >>> import tempfile
-    >>> import numpy as np
-    >>> from audiotransfer.data.features import RECIPES
-    >>> from audiotransfer.data.store import write_store
-    >>> arrays = {f"clip{i}": np.zeros((50 + 10 * i, 32), np.float32) for i in range(3)}  # (frames, mels)
-    >>> store = write_store(tempfile.mkdtemp(), RECIPES["demo"], "toy", arrays)
-    >>> store  # doctest: +ELLIPSIS
-    FeatureStore('...', clips=3, recipe=...)
-    >>> rows = store.rows(["clip2", "clip0"])
-    >>> store.lengths(rows).tolist(), store.read_batch(rows, 40, crop="center").shape
-    ([70, 50], (2, 40, 32))
+    Examples:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from audiotransfer.data.features import RECIPES
+        >>> from audiotransfer.data.store import write_store
+        >>> arrays = {f"clip{i}": np.zeros((50 + 10 * i, 32), np.float32) for i in range(3)}  # (frames, mels)
+        >>> store = write_store(tempfile.mkdtemp(), RECIPES["demo"], "toy", arrays)
+        >>> store  # doctest: +ELLIPSIS
+        FeatureStore('...', clips=3, recipe=...)
+        >>> rows = store.rows(["clip2", "clip0"])
+        >>> store.lengths(rows).tolist(), store.read_batch(rows, 40, crop="center").shape
+        ([70, 50], (2, 40, 32))
     """
 
     def __init__(self, root: str | Path) -> None:

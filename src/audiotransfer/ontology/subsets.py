@@ -135,22 +135,23 @@ def build_subset(
 
     Here on the synthetic world's ontology fragment (real AudioSet ids and names) and a six-line segment list:
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from audiotransfer.data.synthetic import fragment_path
-    >>> from audiotransfer.ontology import load_ontology, read_segments
-    >>> onto = load_ontology(fragment_path())
-    >>> dog, bird, speech = (onto.resolve(name) for name in ("Dog", "Bird", "Speech"))
-    >>> labels = [dog, bird, speech, f"{dog},{speech}", bird, speech]
-    >>> lines = [f'clip{i:07d},0.0,10.0,"{lab}"' for i, lab in enumerate(labels)]
-    >>> csv = Path(tempfile.mkdtemp()) / "train_segments.csv"
-    >>> _ = csv.write_text("# \\n# \\n# YTID, start_seconds, end_seconds, positive_labels\\n" + "\\n".join(lines))
-    >>> segments = read_segments(csv, onto.trainable)
-    >>> animal = build_subset("animal", SubsetSpec(categories=["Animal"]), segments, onto)
-    >>> animal
-    Manifest('animal', 4 clips x 24 labels, multilabel, splits train 4)
-    >>> build_subset("two", SubsetSpec(level=0, num_classes=2, class_selection="most_frequent"), segments, onto)
-    Manifest('two', 6 clips x 2 labels, multilabel, splits train 6)
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from audiotransfer.data.synthetic import fragment_path
+        >>> from audiotransfer.ontology import load_ontology, read_segments
+        >>> onto = load_ontology(fragment_path())
+        >>> dog, bird, speech = (onto.resolve(name) for name in ("Dog", "Bird", "Speech"))
+        >>> labels = [dog, bird, speech, f"{dog},{speech}", bird, speech]
+        >>> lines = [f'clip{i:07d},0.0,10.0,"{lab}"' for i, lab in enumerate(labels)]
+        >>> csv = Path(tempfile.mkdtemp()) / "train_segments.csv"
+        >>> _ = csv.write_text("# \\n# \\n# YTID, start_seconds, end_seconds, positive_labels\\n" + "\\n".join(lines))
+        >>> segments = read_segments(csv, onto.trainable)
+        >>> animal = build_subset("animal", SubsetSpec(categories=["Animal"]), segments, onto)
+        >>> animal
+        Manifest('animal', 4 clips x 24 labels, multilabel, splits train 4)
+        >>> build_subset("two", SubsetSpec(level=0, num_classes=2, class_selection="most_frequent"), segments, onto)
+        Manifest('two', 6 clips x 2 labels, multilabel, splits train 6)
     """
     mapping, labels = _label_mapping(spec, segments.label_ids, onto)
     train = _targets(segments, mapping)
@@ -338,20 +339,21 @@ def build_subsets(
     Every subset's class names are checked before any is built, so a typo fails in a second. With the
     `segments` and `onto` of `build_subset`'s example:
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from audiotransfer.data.synthetic import fragment_path
-    >>> from audiotransfer.ontology import load_ontology, read_segments
-    >>> onto = load_ontology(fragment_path())
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "segments.csv").write_text(f"# \\n# \\n# \\nclip0000001,0,10,{onto.resolve('Dog')}\\n"
-    ...                                          f"clip0000002,0,10,{onto.resolve('Speech')}\\n")
-    >>> segments = read_segments(folder / "segments.csv", onto.trainable)
-    >>> _ = (folder / "subsets.yaml").write_text("subsets:\\n  animal: {categories: [Animal]}\\n"
-    ...                                          "  all: {}\\n")
-    >>> done = build_subsets(folder / "subsets.yaml", segments, onto, folder / "manifests", progress=False)
-    >>> [(s["name"], s["num_clips"]) for s in done], sorted(p.name for p in (folder / "manifests").iterdir())
-    ([('animal', 1), ('all', 2)], ['all.json', 'all.parquet', 'animal.json', 'animal.parquet'])
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from audiotransfer.data.synthetic import fragment_path
+        >>> from audiotransfer.ontology import load_ontology, read_segments
+        >>> onto = load_ontology(fragment_path())
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "segments.csv").write_text(f"# \\n# \\n# \\nclip0000001,0,10,{onto.resolve('Dog')}\\n"
+        ...                                          f"clip0000002,0,10,{onto.resolve('Speech')}\\n")
+        >>> segments = read_segments(folder / "segments.csv", onto.trainable)
+        >>> _ = (folder / "subsets.yaml").write_text("subsets:\\n  animal: {categories: [Animal]}\\n"
+        ...                                          "  all: {}\\n")
+        >>> done = build_subsets(folder / "subsets.yaml", segments, onto, folder / "manifests", progress=False)
+        >>> [(s["name"], s["num_clips"]) for s in done], sorted(p.name for p in (folder / "manifests").iterdir())
+        ([('animal', 1), ('all', 2)], ['all.json', 'all.parquet', 'animal.json', 'animal.parquet'])
     """
     from audiotransfer.progress import progress as show_progress
 

@@ -55,12 +55,13 @@ def load_results(study_dir: str | Path) -> StudyResults:
     value); `runs`, `states` and `tasks` are the store's tables; `notes` says what is missing. A folder
     where no study has run yet (`run_study`'s example reads a finished one):
 
-    >>> import tempfile
-    >>> res = load_results(tempfile.mkdtemp())
-    >>> res  # doctest: +ELLIPSIS
-    StudyResults('tmp...', 0 runs (0 done), 0 test scores, 0 states, 0 tasks, 1 notes)
-    >>> res.notes  # doctest: +ELLIPSIS
-    ['.../results.sqlite does not exist: the study has not been run, so there are no results yet.']
+    Examples:
+        >>> import tempfile
+        >>> res = load_results(tempfile.mkdtemp())
+        >>> res  # doctest: +ELLIPSIS
+        StudyResults('tmp...', 0 runs (0 done), 0 test scores, 0 states, 0 tasks, 1 notes)
+        >>> res.notes  # doctest: +ELLIPSIS
+        ['.../results.sqlite does not exist: the study has not been run, so there are no results yet.']
     """
     from audiotransfer.study.store import ResultStore
 

@@ -171,32 +171,33 @@ def run(
     and finished runs are skipped, a half-finished one resumes. Here a study of one task (two classes of
     tones in `class_name/*.wav` folders), the scratch control alone, a linear probe:
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> import numpy as np, soundfile as sf
-    >>> from audiotransfer import load_results, run_study
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> for label, hz in (("low", 300), ("high", 2000)):
-    ...     (folder / "clips" / label).mkdir(parents=True)
-    ...     for i in range(10):
-    ...         tone = 0.3 * np.sin(2 * np.pi * hz * (1 + i / 20) * np.arange(8000) / 16000)
-    ...         sf.write(folder / "clips" / label / f"{i}.wav", tone, 16000)
-    >>> _ = (folder / "study.yaml").write_text('''
-    ... name: tones
-    ... out: study
-    ... features: demo
-    ... downstream: {tones: {corpus: folder, root: clips}}
-    ... protocols: [linear]
-    ... seeds: [1]
-    ... recipes: {finetune: {model: cnn6, width: 0.125, epochs: 2}}
-    ... ''')
-    >>> run_study(folder / "study.yaml", progress=False)  # doctest: +ELLIPSIS
-    Outcome('.../study', done 1, skipped 0 (finished before), failed 0, blocked 0)
-    >>> res = load_results(folder / "study")
-    >>> res
-    StudyResults('tones', 1 runs (1 done), 5 test scores, 1 states, 1 tasks, 0 notes)
-    >>> res.test.query("metric == 'uar'")[["state", "task", "protocol", "seed"]].to_dict("records")
-    [{'state': 'scratch', 'task': 'tones', 'protocol': 'linear', 'seed': 1}]
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np, soundfile as sf
+        >>> from audiotransfer import load_results, run_study
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for label, hz in (("low", 300), ("high", 2000)):
+        ...     (folder / "clips" / label).mkdir(parents=True)
+        ...     for i in range(10):
+        ...         tone = 0.3 * np.sin(2 * np.pi * hz * (1 + i / 20) * np.arange(8000) / 16000)
+        ...         sf.write(folder / "clips" / label / f"{i}.wav", tone, 16000)
+        >>> _ = (folder / "study.yaml").write_text('''
+        ... name: tones
+        ... out: study
+        ... features: demo
+        ... downstream: {tones: {corpus: folder, root: clips}}
+        ... protocols: [linear]
+        ... seeds: [1]
+        ... recipes: {finetune: {model: cnn6, width: 0.125, epochs: 2}}
+        ... ''')
+        >>> run_study(folder / "study.yaml", progress=False)  # doctest: +ELLIPSIS
+        Outcome('.../study', done 1, skipped 0 (finished before), failed 0, blocked 0)
+        >>> res = load_results(folder / "study")
+        >>> res
+        StudyResults('tones', 1 runs (1 done), 5 test scores, 1 states, 1 tasks, 0 notes)
+        >>> res.test.query("metric == 'uar'")[["state", "task", "protocol", "seed"]].to_dict("records")
+        [{'state': 'scratch', 'task': 'tones', 'protocol': 'linear', 'seed': 1}]
     """
     if jobs < 1:
         raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")

@@ -177,21 +177,22 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 
     Nothing is read but the YAML and the folders it names; `run_study` runs what it declares.
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> (folder / "clips").mkdir()
-    >>> _ = (folder / "study.yaml").write_text("name: mine\\nout: study\\n"
-    ...                                        "downstream: {calls: {corpus: folder, root: clips}}\\n")
-    >>> study = load_study(folder / "study.yaml", overrides={"seeds": [1]})
-    >>> study  # doctest: +ELLIPSIS
-    Study('mine', states ['scratch'], tasks ['calls'], protocols ['finetune'], seeds [1], out '.../study')
-    >>> study.finetune_recipes["calls"]["finetune"].epochs
-    50
-    >>> load_study(folder / "study.yaml", overrides={"protocol": ["linear"]})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    audiotransfer.errors.UserError: .../study.yaml: field 'protocol' is not a known field; did you mean protocols?
-    ...
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "clips").mkdir()
+        >>> _ = (folder / "study.yaml").write_text("name: mine\\nout: study\\n"
+        ...                                        "downstream: {calls: {corpus: folder, root: clips}}\\n")
+        >>> study = load_study(folder / "study.yaml", overrides={"seeds": [1]})
+        >>> study  # doctest: +ELLIPSIS
+        Study('mine', states ['scratch'], tasks ['calls'], protocols ['finetune'], seeds [1], out '.../study')
+        >>> study.finetune_recipes["calls"]["finetune"].epochs
+        50
+        >>> load_study(folder / "study.yaml", overrides={"protocol": ["linear"]})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        audiotransfer.errors.UserError: .../study.yaml: field 'protocol' is not a known field; did you mean protocols?
+        ...
     """
     path = Path(path).expanduser().resolve()
     if not path.is_file():

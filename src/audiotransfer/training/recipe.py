@@ -30,14 +30,15 @@ class TrainRecipe(BaseModel):
 
     Frozen and validated; `replace` gives a changed copy, `hash` identifies what changes results.
 
-    >>> from audiotransfer.training.recipe import FINETUNE
-    >>> recipe = FINETUNE.replace(model="cnn6", width=0.25, protocol="linear")
-    >>> recipe.model, recipe.batch_size, recipe.protocol, len(recipe.hash)
-    ('cnn6', 32, 'linear', 12)
-    >>> FINETUNE.replace(protocol="freeze")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    pydantic_core._pydantic_core.ValidationError: 1 validation error for TrainRecipe
-    ...
+    Examples:
+        >>> from audiotransfer.training.recipe import FINETUNE
+        >>> recipe = FINETUNE.replace(model="cnn6", width=0.25, protocol="linear")
+        >>> recipe.model, recipe.batch_size, recipe.protocol, len(recipe.hash)
+        ('cnn6', 32, 'linear', 12)
+        >>> FINETUNE.replace(protocol="freeze")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for TrainRecipe
+        ...
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
