@@ -1,5 +1,5 @@
 """Fault injection: truncated shards, corrupt `model.pt` / `checkpoint.pt`, a full disk, and a study killed with
-SIGKILL at several moments then resumed. Each asserts what the README's "Reliability" section promises."""
+SIGKILL at several moments then resumed. Each asserts what the reliability page (docs/reliability.md) promises."""
 
 from __future__ import annotations
 
