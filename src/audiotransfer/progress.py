@@ -55,9 +55,10 @@ def progress(iterable: Iterable[Any] | None = None, *, enabled: bool = True, **k
         from tqdm.auto import tqdm as auto
 
         return auto(iterable, **kwargs)
+    kwargs.pop("file", None)  # always stderr
     if _is_terminal(sys.stderr):
-        return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
-    kwargs.pop("file", None)
+        kwargs.setdefault("dynamic_ncols", True)
+        return tqdm(iterable, file=sys.stderr, **kwargs)
     return LogLines(iterable, **kwargs)
 
 
