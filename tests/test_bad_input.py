@@ -141,7 +141,7 @@ def test_never_overwrites_a_study_yaml_the_study_did_not_write(tmp_path: Path) -
 
 
 def test_task_without_test_clips_is_refused_and_empty_classes_warned(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from audiotransfer.study.prepare import prepare_manifests
 
     rows = []
@@ -157,7 +157,7 @@ def test_task_without_test_clips_is_refused_and_empty_classes_warned(
     assert not (tmp_path / "out" / "manifests").exists()
     (tmp_path / "t" / "labels.csv").write_text("path,label,split\n" + "\n".join(rows).replace("dev", "test") + "\n")
     prepare_manifests(study)
-    assert "1 of 3 classes have no training clips (c)" in capsys.readouterr().err
+    assert "1 of 3 classes have no training clips (c)" in caplog.text
 
 
 @pytest.mark.slow

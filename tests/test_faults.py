@@ -1,5 +1,5 @@
 """Fault injection: truncated shards, corrupt `model.pt` / `checkpoint.pt`, a full disk, and a study killed with
-SIGKILL at several moments then resumed. Each asserts what the README's "Reliability" section promises."""
+SIGKILL at several moments then resumed. Each asserts what the reliability page (docs/reliability.md) promises."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Payload:
 
 # ------------------------------------------------------------------------------------------ feature shards
 def test_truncated_shard_is_refused_then_reextracted_never_zero_filled(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     manifest = audio_manifest(tmp_path / "audio", 12)
     store = extract_features(manifest, tmp_path / "store", DEMO, progress=False)
     before = all_features(store)
@@ -52,9 +52,9 @@ def test_truncated_shard_is_refused_then_reextracted_never_zero_filled(
     os.truncate(shard, shard.stat().st_size * 2 // 5)
     with pytest.raises(UserError, match=r"00000.bin: shard holds .* the store's index needs"):
         FeatureStore(tmp_path / "store")
-    capfd.readouterr()
+    caplog.clear()
     again = extract_features(manifest, tmp_path / "store", DEMO, progress=False)
-    err = capfd.readouterr().err
+    err = caplog.text
     assert "shorter than the index says" in err and "extracting 8" in err  # the 8 clips the cut shard lost
     after = all_features(again)
     assert after.keys() == before.keys()

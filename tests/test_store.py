@@ -154,7 +154,7 @@ extract_features(Manifest.load(sys.argv[1]), sys.argv[2], RECIPES["demo"], progr
 
 
 @pytest.mark.slow
-def test_resume_after_kill(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_resume_after_kill(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     n = 40
     manifest = audio_manifest(tmp_path / "audio", n, seconds=3.0, rate=16000)
     manifest.save(tmp_path)
@@ -170,9 +170,9 @@ def test_resume_after_kill(tmp_path: Path, capfd: pytest.CaptureFixture[str]) ->
     done = list(killed.clip_ids)
     assert 0 < len(done) < n, "the kill should land mid-way"
     before = {c: killed.read(int(killed.rows([c])[0])) for c in done}
-    capfd.readouterr()
+    caplog.clear()
     store = extract_features(Manifest.load(tmp_path / "t"), store_dir, DEMO, progress=False)
-    err = capfd.readouterr().err
+    err = caplog.text
     assert f"{len(done)} of {n} clips already in" in err and f"extracting {n - len(done)} " in err
     assert store.num_clips == n and not list((store_dir / "index").glob("*.parquet"))
     for clip, array in before.items():

@@ -36,6 +36,16 @@ class Manifest:
     "test" or "" when the manifest is unsplit); corpora add `path` (relative to `meta["root"]`),
     AudioSet lists add `start` and `end`. `targets` is a boolean CSR matrix, one row per clip, one
     column per entry of `labels`. Single-label tasks have exactly one True per row.
+
+    Examples:
+        >>> import pandas as pd
+        >>> from audiotransfer.manifest import from_label_lists
+        >>> clips = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "split": ["train", "train", "dev", "test"]})
+        >>> m = from_label_lists("pets", clips, [["dog"], ["cat"], ["dog"], ["cat"]], task_type="multiclass")
+        >>> m
+        Manifest('pets', 4 clips x 2 labels, multiclass, splits train 2 / dev 1 / test 1)
+        >>> m.split("train").num_clips, m.clips_per_class().tolist(), m.class_indices().tolist()
+        (2, [2, 2], [1, 0, 1, 0])
     """
 
     name: str
@@ -67,6 +77,12 @@ class Manifest:
             )
         if not self.label_names:
             self.label_names = list(self.labels)
+
+    def __repr__(self) -> str:
+        sizes = self.split_sizes()
+        splits = " / ".join(f"{s} {sizes[s]}" for s in (*SPLITS, "") if s in sizes and s)
+        return (f"Manifest({self.name!r}, {self.num_clips} clips x {self.num_classes} labels, {self.task_type}"
+                + (f", splits {splits})" if splits else ")"))
 
     # ----------------------------------------------------------------- summary
     @property

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 import audiotransfer.advise.rank as rank
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
+from audiotransfer.progress import progress as show_progress
 
 
 @dataclass
@@ -42,6 +42,10 @@ class Advice:
     lines: dict[str, str] = field(default_factory=dict)
     embed_seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> candidate -> s
     forward_passes: int = 0
+
+    def __repr__(self) -> str:
+        return (f"Advice(default {self.default!r}, tasks {list(self.tables)}, {len(self.long)} scores, "
+                f"{self.forward_passes} forward passes)")
 
 
 # ------------------------------------------------------------------------------------------ candidates
@@ -123,7 +127,37 @@ def _frames(manifest: Any, store: Any) -> int:
 # ---------------------------------------------------------------------------------------------- advise
 def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, estimators: list[str] | None = None,
            default: str = rank.DEFAULT, progress: bool = True) -> Advice:
-    """Score every candidate on every task with the estimators; candidates that fail to load are listed."""
+    """Score every candidate on every task with the estimators; candidates that fail to load are listed.
+
+    Also `audiotransfer.advise(...)`. A candidate is a run folder or checkpoint; a task is a single-label
+    manifest with its feature store and crop length. Here two untrained candidates on a toy task:
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np, pandas as pd, torch
+        >>> from audiotransfer.data.features import RECIPES
+        >>> from audiotransfer.data.store import write_store
+        >>> from audiotransfer.manifest import from_label_lists
+        >>> from audiotransfer.models import create_model
+        >>> from audiotransfer.training.checkpoint import save_model
+        >>> folder, rng = Path(tempfile.mkdtemp()), np.random.default_rng(0)
+        >>> ids, labels = [f"c{i}" for i in range(24)], ["low", "high"] * 12
+        >>> clips = pd.DataFrame({"clip_id": ids, "split": "train"})
+        >>> manifest = from_label_lists("toy", clips, [[lab] for lab in labels], task_type="multiclass")
+        >>> features = {i: rng.normal(lab == "high", 1, (40, 32)).astype("float32") for i, lab in zip(ids, labels)}
+        >>> store = write_store(folder / "store", RECIPES["demo"], "toy", features)
+        >>> candidates = []
+        >>> for name, seed in (("a", 0), ("b", 1)):
+        ...     _ = torch.manual_seed(seed)
+        ...     save_model(folder / f"{name}.pt", create_model("cnn6", 5, width=0.125, n_mels=32), labels=list("vwxyz"))
+        ...     candidates.append(Candidate(name, folder / f"{name}.pt"))
+        >>> advice = advise(candidates, [Task("toy", manifest, store, 40)], folder / "cache", progress=False)
+        >>> advice
+        Advice(default 'knn', tasks ['toy'], 12 scores, 2 forward passes)
+        >>> sorted(advice.tables["toy"].index) == ["a", "b"], advice.lines["toy"].startswith("toy: start from")
+        (True, True)
+    """
     names = rank.check_estimators(estimators)
     if default not in names:
         default = names[0]
@@ -138,7 +172,7 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
             advice.lines[task.name] = f"{task.name}: skipped ({exc.message})"
             continue
         inputs, seconds, failed = {}, {}, {}
-        for cand in tqdm(candidates, desc=f"embed {task.name}", disable=not progress):
+        for cand in show_progress(candidates, desc=f"embed {task.name}", unit="candidate", enabled=progress):
             try:
                 emb = embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
             except UserError as exc:

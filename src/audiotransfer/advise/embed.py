@@ -111,7 +111,7 @@ def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int 
 
     loader = BatchLoader(manifest, store, batch_size, frames, crop="whole", shuffle=False)
     with torch.inference_mode():
-        emb = embed_all(model, loader, torch.device("cpu"))
+        emb = embed_all(model, loader, torch.device("cpu"), desc=f"embed {manifest.name}")
         logits = model.fc_audioset(emb)
     return emb.numpy().astype(np.float64), logits.numpy().astype(np.float64)
 

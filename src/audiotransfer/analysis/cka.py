@@ -70,7 +70,7 @@ class MinibatchCKA:
         self.num_batches = 0
 
     def update(self, activations: Mapping[str, Mapping[str, Any]]) -> None:
-        """Add one minibatch: activations[key][block] is (m, C) for the same m inputs for every key."""
+        """Add one minibatch: `activations[key][block]` is (m, C) for the same m inputs for every key."""
         by_block: dict[str, dict[str, np.ndarray]] = {}
         m = None
         for key, blocks in activations.items():
@@ -139,12 +139,13 @@ def model_cka(
     Minibatches (B, T, M) of at least 4 inputs; a trailing one smaller than 4 is skipped.
     """
     import torch
-    from tqdm import tqdm
+
+    from audiotransfer.progress import progress as show_progress
 
     acc = MinibatchCKA()
     for model in models.values():
         model.eval()
-    for batch in tqdm(batches, desc="CKA", unit="batch", total=total, disable=not progress):
+    for batch in show_progress(batches, desc="CKA", unit="batch", total=total, enabled=progress):
         x = torch.as_tensor(np.asarray(batch, dtype=np.float32))
         if len(x) < 4:
             continue

@@ -183,7 +183,7 @@ def _labels(value: Any) -> list[str]:
 def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_size: int = 64,
                     progress: bool = True) -> tuple[pd.DataFrame, str | None]:
     """Per state x task: label share (top-1 of the tagger), Frechet distance and MMD of tagger embeddings."""
-    from tqdm import tqdm
+    from audiotransfer.progress import progress as show_progress
 
     cols = ["state", "task", "label_share", "frechet", "mmd"]
     tagger = choose_tagger(res)
@@ -220,7 +220,8 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
                 probs[task], task_emb[task] = _forward(model, x, batch_size, "probs"), _forward(model, x, batch_size,
                                                                                                "embed")
         rows = []
-        for state, srow in tqdm(states.iterrows(), total=len(states), desc="data similarity", disable=not progress):
+        for state, srow in show_progress(states.iterrows(), total=len(states), desc="data similarity",
+                                       enabled=progress):
             x = _inputs_or_note(res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train",
                                 max_inputs)
             if x is None:

@@ -4,9 +4,9 @@ worker processes, resumable, with unusable files listed in the store's errors.cs
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import audiotransfer.data.store_format as fmt
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
@@ -25,8 +24,11 @@ from audiotransfer.data.store_writer import StoreWriter
 from audiotransfer.errors import UserError
 from audiotransfer.files import disk_full_is_user_error
 from audiotransfer.manifest import Manifest
+from audiotransfer.progress import progress as show_progress
 
 Task = tuple[int, str, float, float]  # (position in the manifest, audio path, offset s, duration s or NaN)
+log = logging.getLogger(__name__)
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -92,9 +94,9 @@ def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[Task], recipe
     durations = np.array([t[3] for t in tasks], dtype=float)
     need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
     free = shutil.disk_usage(store_dir).free
-    print(f"features: {num_clips - len(tasks)} of {num_clips} clips already in {store_dir}; "
-          f"extracting {len(tasks)} (recipe {recipe.hash}), about {need / 1e6:,.1f} MB needed, "
-          f"{free / 1e9:,.1f} GB free", file=sys.stderr)
+    log.info("features: %d of %d clips already in %s; extracting %d (recipe %s), about %s MB needed, %s GB free",
+             num_clips - len(tasks), num_clips, store_dir, len(tasks), recipe.hash, f"{need / 1e6:,.1f}",
+             f"{free / 1e9:,.1f}")
     if need > free:
         raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
                         fix="free disk space or choose another --store directory")
@@ -136,7 +138,7 @@ def extract_features(
             finally:
                 store = writer.close()
     if failures:
-        print(f"features: {failures} clips could not be used; see {errors_path}", file=sys.stderr)
+        log.warning("features: %d clips could not be used; see %s", failures, errors_path)
     return store
 
 
@@ -147,8 +149,8 @@ def _extract(writer: StoreWriter, tasks: list[Task], clip_ids: np.ndarray, error
     with open(errors_path, "w", newline="") as handle, _results(tasks, writer.recipe, jobs) as results:
         report = csv.writer(handle)
         report.writerow(["clip_id", "path", "error"])
-        for position, path, feats, error in tqdm(results, total=len(tasks), unit="clip", desc="extract",
-                                                 disable=not progress, file=sys.stderr):
+        for position, path, feats, error in show_progress(results, total=len(tasks), unit="clip",
+                                                          desc="extract", enabled=progress):
             clip_id = str(clip_ids[position])
             if feats is not None:
                 writer.add(clip_id, feats)

@@ -15,14 +15,13 @@ warning, and those clips are extracted again: the store is never silently short.
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from audiotransfer.data.extract import extract_features
 from audiotransfer.data.features import FeatureRecipe
@@ -31,7 +30,9 @@ from audiotransfer.data.store_reader import FeatureStore
 from audiotransfer.data.store_writer import StoreWriter
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
+from audiotransfer.progress import progress as show_progress
 
+log = logging.getLogger(__name__)
 PARTS = "parts"
 CLIPS_PER_TASK = 2000
 
@@ -51,8 +52,8 @@ def merge_parts(writer: StoreWriter) -> int:
         if (part / SIDECAR).exists():
             rows, damaged = intact_rows(part, writer.frame_bytes)
             if damaged:
-                print(f"features: {part}: {damaged} clips' bytes are missing from their shard (a partial file "
-                      "left by a dead worker); they are extracted again", file=sys.stderr)
+                log.warning("features: %s: %d clips' bytes are missing from their shard (a partial file left by "
+                            "a dead worker); they are extracted again", part, damaged)
             added += writer.adopt(part, rows)
             _append_errors(writer.root / "errors.csv", part / "errors.csv", writer.done)
         shutil.rmtree(part)
@@ -117,9 +118,9 @@ def extract_distributed(
         resumed = merge_parts(writer)
         todo = np.flatnonzero(~manifest.clips["clip_id"].astype(str).isin(writer.done).to_numpy())
         chunks = [c for c in np.array_split(todo, -(-len(todo) // clips_per_task)) if len(c)] if len(todo) else []
-        print(f"features: {manifest.num_clips - len(todo)} of {manifest.num_clips} clips in {writer.root} "
-              f"({resumed} from parts of an interrupted extraction); {len(todo)} to extract in {len(chunks)} "
-              "Ray tasks", file=sys.stderr)
+        log.info("features: %d of %d clips in %s (%d from parts of an interrupted extraction); %d to extract in "
+                 "%d Ray tasks", manifest.num_clips - len(todo), manifest.num_clips, writer.root, resumed, len(todo),
+                 len(chunks))
         task = ray.remote(num_cpus=num_cpus, max_retries=node_retries)(extract_part)
         parts = writer.root / PARTS
         refs = [task.remote(manifest.take(chunk), parts / f"{i:05d}", recipe, max(1, int(num_cpus)), on_error)
@@ -135,7 +136,7 @@ def extract_distributed(
 
 def _wait_all(ray: Any, refs: list[Any], progress: bool) -> None:
     """Wait for every task; the first task error is raised (a UserError as itself)."""
-    bar = tqdm(total=len(refs), unit="task", desc="extract (ray)", disable=not progress, file=sys.stderr)
+    bar = show_progress(total=len(refs), unit="task", desc="extract (ray)", enabled=progress)
     pending = list(refs)
     try:
         while pending:

@@ -67,12 +67,17 @@ def clip_windows(lengths: np.ndarray, frames: int, slack: float = 0.1) -> tuple[
     return owner, starts
 
 
-def clip_outputs(loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def clip_outputs(loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor],
+                 desc: str | None = None) -> torch.Tensor:
     """`fn` over a loader's batches from its start, one row per clip: with `crop="whole"` the outputs of a
-    clip's windows are averaged (the CNNs pool globally, so this scores the whole clip)."""
+    clip's windows are averaged (the CNNs pool globally, so this scores the whole clip). With `desc`, the
+    pass shows its progress under that name."""
+    from audiotransfer.progress import progress
+
     loader.load_state_dict({"epoch": 0, "position": 0})
     parts = []
-    for x, owner in loader:
+    for x, owner in progress(loader, total=len(loader), desc=desc, unit="batch", leave=False,
+                             enabled=desc is not None):
         out = fn(x)
         if loader.crop == "whole":
             owner = owner.to(out.device)

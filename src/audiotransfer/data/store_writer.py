@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,8 @@ from audiotransfer.files import write_atomic
 
 SHARD_BYTES = 1 << 30
 
+
+log = logging.getLogger(__name__)
 
 class StoreWriter:
     """Appends clips to a store directory; `commit()` makes the appended clips durable, `close()` (or
@@ -89,9 +91,8 @@ class StoreWriter:
         lost = fmt.lost_rows(self.root, self.index, self.frame_bytes)
         if lost.any():
             damaged = sorted({fmt.shard_path(self.root, s).name for s in self.index["shard"][lost]})
-            print(f"features: shard(s) {', '.join(damaged)} in {self.root / fmt.SHARDS} are shorter than the "
-                  f"index says; {int(lost.sum())} clips dropped from the store, to be extracted again",
-                  file=sys.stderr)
+            log.warning("features: shard(s) %s in %s are shorter than the index says; %d clips dropped from the "
+                        "store, to be extracted again", ", ".join(damaged), self.root / fmt.SHARDS, int(lost.sum()))
             self.index = self.index[~lost].reset_index(drop=True)
             self.done = set(self.index["clip_id"])
             self._write_index()

@@ -38,7 +38,7 @@ def default_url(filename: str) -> str:
 
 def fetch_file(url: str, cache_dir: str | Path, md5: str | None = None, progress: bool = True) -> Path:
     """`cache_dir/<name from url>`, downloaded unless already cached with the expected md5."""
-    from tqdm import tqdm
+    from audiotransfer.progress import progress as show_progress
 
     target = Path(cache_dir) / url.rstrip("/").rsplit("/", 1)[-1]
     if target.exists() and (md5 is None or _md5(target) == md5):
@@ -49,7 +49,7 @@ def fetch_file(url: str, cache_dir: str | Path, md5: str | None = None, progress
     try:
         with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(handle, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar:
+            with show_progress(total=total, unit="B", unit_scale=True, desc=target.name, enabled=progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import sparse
 
 from audiotransfer.errors import UserError, did_you_mean, unknown_name
+from audiotransfer.fields import document_fields
 from audiotransfer.files import load_yaml
 from audiotransfer.manifest import Manifest
 from audiotransfer.ontology.ontology import Ontology
@@ -43,21 +44,26 @@ from audiotransfer.ontology.segments import SegmentList, stable_keys
 from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
 
+@document_fields
 class SubsetSpec(BaseModel):
     """One subset; see the module docstring for how the fields compose."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    description: str = ""
-    categories: list[str] | None = Field(None, min_length=1)
-    exclude: list[str] = []
-    level: int | None = Field(None, ge=0)
-    num_classes: int | None = Field(None, ge=1)
-    class_selection: Literal["random", "most_frequent", "least_frequent"] = "random"
-    fraction: float | None = Field(None, gt=0, le=1)
-    num_samples: int | None = Field(None, ge=1)
-    max_samples_per_class: int | None = Field(None, ge=1)
-    seed: int = 0
+    description: str = Field("", description="free text, kept in the manifest")
+    categories: list[str] | None = Field(None, min_length=1, description="ontology classes (names or ids) whose "
+                                         "descendants make the label set; None: every trainable label")
+    exclude: list[str] = Field([], description="classes removed with their descendants")
+    level: int | None = Field(None, ge=0, description="collapse labels to their ancestors at this ontology depth "
+                              "(0: the root categories)")
+    num_classes: int | None = Field(None, ge=1, description="keep this many labels, chosen by class_selection")
+    class_selection: Literal["random", "most_frequent", "least_frequent"] = Field(
+        "random", description="how num_classes picks labels")
+    fraction: float | None = Field(None, gt=0, le=1, description="keep round(f x N) clips of lowest seeded hash "
+                                   "(exact and nested: 0.01 lies inside 0.03)")
+    num_samples: int | None = Field(None, ge=1, description="clip budget: at most this many clips")
+    max_samples_per_class: int | None = Field(None, ge=1, description="at most this many clips per label")
+    seed: int = Field(0, description="seed of the random choices (classes, fraction, budgets)")
 
 
 # ------------------------------------------------------------------ spec files
@@ -113,7 +119,28 @@ def build_subset(
     eval_segments: SegmentList | None = None,
 ) -> Manifest:
     """The manifest of one subset: training clips (split "train") and, if given, the evaluation clips
-    carrying any of its labels (split "test")."""
+    carrying any of its labels (split "test").
+
+    Here on the synthetic world's ontology fragment (real AudioSet ids and names) and a six-line segment list:
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from audiotransfer.data.synthetic import fragment_path
+        >>> from audiotransfer.ontology import load_ontology, read_segments
+        >>> onto = load_ontology(fragment_path())
+        >>> dog, bird, speech = (onto.resolve(name) for name in ("Dog", "Bird", "Speech"))
+        >>> labels = [dog, bird, speech, f"{dog},{speech}", bird, speech]
+        >>> lines = [f'clip{i:07d},0.0,10.0,"{lab}"' for i, lab in enumerate(labels)]
+        >>> csv = Path(tempfile.mkdtemp()) / "train_segments.csv"
+        >>> _ = csv.write_text("# \\n# \\n# YTID, start_seconds, end_seconds, positive_labels\\n" + "\\n".join(lines))
+        >>> segments = read_segments(csv, onto.trainable)
+        >>> animal = build_subset("animal", SubsetSpec(categories=["Animal"]), segments, onto)
+        >>> animal
+        Manifest('animal', 4 clips x 24 labels, multilabel, splits train 4)
+        >>> build_subset("two", SubsetSpec(level=0, num_classes=2, class_selection="most_frequent"), segments, onto)
+        Manifest('two', 6 clips x 2 labels, multilabel, splits train 6)
+    """
     mapping, labels = _label_mapping(spec, segments.label_ids, onto)
     train = _targets(segments, mapping)
     columns = _select_classes(spec, train, labels)
@@ -297,9 +324,26 @@ def build_subsets(
 ) -> list[dict[str, Any]]:
     """Build and save the subsets of a spec file (all, or `names`); return their summaries.
 
-    Every subset's class names are checked before any is built, so a typo fails in a second.
+    Every subset's class names are checked before any is built, so a typo fails in a second. With the
+    `segments` and `onto` of `build_subset`'s example:
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from audiotransfer.data.synthetic import fragment_path
+        >>> from audiotransfer.ontology import load_ontology, read_segments
+        >>> onto = load_ontology(fragment_path())
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "segments.csv").write_text(f"# \\n# \\n# \\nclip0000001,0,10,{onto.resolve('Dog')}\\n"
+        ...                                          f"clip0000002,0,10,{onto.resolve('Speech')}\\n")
+        >>> segments = read_segments(folder / "segments.csv", onto.trainable)
+        >>> _ = (folder / "subsets.yaml").write_text("subsets:\\n  animal: {categories: [Animal]}\\n"
+        ...                                          "  all: {}\\n")
+        >>> done = build_subsets(folder / "subsets.yaml", segments, onto, folder / "manifests", progress=False)
+        >>> [(s["name"], s["num_clips"]) for s in done], sorted(p.name for p in (folder / "manifests").iterdir())
+        ([('animal', 1), ('all', 2)], ['all.json', 'all.parquet', 'animal.json', 'animal.parquet'])
     """
-    from tqdm import tqdm
+    from audiotransfer.progress import progress as show_progress
 
     spec_file = Path(spec_file)
     specs = load_subset_file(spec_file)
@@ -317,7 +361,7 @@ def build_subsets(
             _with_descendants(spec.categories or [], onto, "categories")
             _with_descendants(spec.exclude, onto, "exclude")
     summaries = []
-    for name, spec in tqdm(specs.items(), desc="subsets", unit="subset", disable=not progress):
+    for name, spec in show_progress(specs.items(), desc="subsets", unit="subset", enabled=progress):
         with _naming(spec_file, name):
             manifest = build_subset(name, spec, segments, onto, eval_segments)
         summaries.append(json.loads(manifest.save(out_dir).read_text()))

@@ -8,7 +8,7 @@ recipe or corpus is refused before any run starts.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,8 @@ from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.spec import Study
+
+log = logging.getLogger(__name__)
 
 PRETRAIN_STORE = "pretrain"
 
@@ -106,8 +108,8 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
     train = manifest.split("train").clips_per_class()
     empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
     if empty:
-        print(f"warning: {study.path}: task {name!r}: {len(empty)} of {manifest.num_classes} classes have no "
-              f"training clips ({', '.join(empty[:5])}); the model cannot learn them", file=sys.stderr)
+        log.warning("warning: %s: task %r: %d of %d classes have no training clips (%s); the model cannot learn "
+                    "them", study.path, name, len(empty), manifest.num_classes, ", ".join(empty[:5]))
 
 
 def corpus_manifest(study: Study) -> Manifest:

@@ -42,9 +42,27 @@ class StudyResults:
         """The study folder's layout."""
         return StudyDir(self.study_dir)
 
+    def __repr__(self) -> str:
+        done = int((self.runs["status"] == "done").sum()) if "status" in self.runs else 0
+        return (f"StudyResults({self.name!r}, {len(self.runs)} runs ({done} done), {len(self.test)} test scores, "
+                f"{len(self.states)} states, {len(self.tasks)} tasks, {len(self.notes)} notes)")
+
 
 def load_results(study_dir: str | Path) -> StudyResults:
-    """Read `study_dir/results.sqlite`; a missing or empty store gives empty tables and a note."""
+    """Read `study_dir/results.sqlite`; a missing or empty store gives empty tables and a note.
+
+    `test` holds one row per finished fine-tuning run and metric (state, task, protocol, seed, metric,
+    value); `runs`, `states` and `tasks` are the store's tables; `notes` says what is missing. A folder
+    where no study has run yet (`run_study`'s example reads a finished one):
+
+    Examples:
+        >>> import tempfile
+        >>> res = load_results(tempfile.mkdtemp())
+        >>> res  # doctest: +ELLIPSIS
+        StudyResults('tmp...', 0 runs (0 done), 0 test scores, 0 states, 0 tasks, 1 notes)
+        >>> res.notes  # doctest: +ELLIPSIS
+        ['.../results.sqlite does not exist: the study has not been run, so there are no results yet.']
+    """
     from audiotransfer.study.store import ResultStore
 
     study_dir = Path(study_dir)

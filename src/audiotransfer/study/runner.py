@@ -10,6 +10,7 @@ with its error; the runs that depend on it are marked blocked and everything els
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.progress import progress as show_progress
 from audiotransfer.study.backends import Backend, RunFn, make_backend
 from audiotransfer.study.layout import StudyDir, pretrain_id
 from audiotransfer.study.plan import Plan, Run, check_resumable, make_plan
@@ -30,6 +32,8 @@ from audiotransfer.study.prepare import DataIndex, prepare_features, prepare_man
 from audiotransfer.study.spec import SCRATCH, Study, load_study
 from audiotransfer.study.store import ResultStore
 from audiotransfer.training.result import RunResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +49,10 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.blocked
+
+    def __repr__(self) -> str:
+        return (f"Outcome('{self.study_dir}', done {len(self.done)}, skipped {len(self.skipped)} (finished before), "
+                f"failed {len(self.failed)}, blocked {len(self.blocked)})")
 
 
 def execute_run(run: Run) -> RunResult:
@@ -156,7 +164,41 @@ def run(
     run_fn: RunFn = execute_run,
     ray_address: str | None = None,
 ) -> Outcome:
-    """Run (or resume) the study in `path`; see the module docstring."""
+    """Run (or resume) the study in `path`; see the module docstring. Also `audiotransfer.run_study`.
+
+    Runs every pre-training and fine-tuning run of the study YAML at `path` (`jobs` at a time, on the
+    `local` or `ray` backend), records each in `OUT/results.sqlite` and returns what happened. Run it again
+    and finished runs are skipped, a half-finished one resumes. Here a study of one task (two classes of
+    tones in `class_name/*.wav` folders), the scratch control alone, a linear probe:
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np, soundfile as sf
+        >>> from audiotransfer import load_results, run_study
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for label, hz in (("low", 300), ("high", 2000)):
+        ...     (folder / "clips" / label).mkdir(parents=True)
+        ...     for i in range(10):
+        ...         tone = 0.3 * np.sin(2 * np.pi * hz * (1 + i / 20) * np.arange(8000) / 16000)
+        ...         sf.write(folder / "clips" / label / f"{i}.wav", tone, 16000)
+        >>> _ = (folder / "study.yaml").write_text('''
+        ... name: tones
+        ... out: study
+        ... features: demo
+        ... downstream: {tones: {corpus: folder, root: clips}}
+        ... protocols: [linear]
+        ... seeds: [1]
+        ... recipes: {finetune: {model: cnn6, width: 0.125, epochs: 2}}
+        ... ''')
+        >>> run_study(folder / "study.yaml", progress=False)  # doctest: +ELLIPSIS
+        Outcome('.../study', done 1, skipped 0 (finished before), failed 0, blocked 0)
+        >>> res = load_results(folder / "study")
+        >>> res
+        StudyResults('tones', 1 runs (1 done), 5 test scores, 1 states, 1 tasks, 0 notes)
+        >>> res.test.query("metric == 'uar'")[["state", "task", "protocol", "seed"]].to_dict("records")
+        [{'state': 'scratch', 'task': 'tones', 'protocol': 'linear', 'seed': 1}]
+    """
     if jobs < 1:
         raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")
     study, store = open_study(path, overrides)
@@ -215,8 +257,7 @@ def execute(
     )
     attempts: dict[str, int] = {}
     inflight: dict[Any, str] = {}
-    bar = tqdm(total=len(plan), initial=len(finished), unit="run", desc="study", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = show_progress(total=len(plan), initial=len(finished), unit="run", desc="study", enabled=progress)
     try:
         while pending or inflight:
             _submit_ready(plan, store, backend, run_fn, jobs, pending, finished, inflight)
@@ -275,7 +316,7 @@ def _fail(
     store.mark_blocked(blocked, f"needs {run_id}, which failed")
     outcome.blocked += blocked
     bar.update(1 + len(blocked))
-    tqdm.write(f"failed: {run_id}: {error_summary(error)}", file=sys.stderr)
+    log.warning("failed: %s: %s", run_id, error_summary(error))
     return pending
 
 
@@ -291,7 +332,7 @@ def _done(
         try:
             on_done(run_id)
         except Exception as exc:  # e.g. an unreachable MLflow server: the result is safe in the store
-            tqdm.write(f"warning: {run_id}: after-run hook failed: {exc}", file=sys.stderr)
+            log.warning("warning: %s: after-run hook failed: %s", run_id, exc)
 
 
 def error_summary(error: str) -> str:

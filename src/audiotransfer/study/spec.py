@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from audiotransfer.errors import UserError, did_you_mean, unknown_name
+from audiotransfer.fields import document_fields
 from audiotransfer.files import load_yaml
 from audiotransfer.ontology.subsets import SubsetSpec
 from audiotransfer.training.recipe import parse_protocol
@@ -75,24 +76,28 @@ StateSpec = Annotated[
 STATES: TypeAdapter[dict[str, StateSpec]] = TypeAdapter(dict[str, StateSpec])
 
 
+@document_fields
 class Metadata(_Strict):
     """AudioSet-style metadata of the pre-training corpus: what subset specs are resolved against."""
 
-    ontology: Path | None = None
-    labels: Path | None = None
-    train: list[Path] = []
-    eval: list[Path] = []
+    ontology: Path | None = Field(None, description="ontology.json (AudioSet's class graph)")
+    labels: Path | None = Field(None, description="class_labels_indices.csv (the label index)")
+    train: list[Path] = Field([], description="segment lists the states' training clips come from")
+    eval: list[Path] = Field([], description="segment lists of the evaluation clips (restricted to a state's labels)")
 
 
+@document_fields
 class Pretraining(_Strict):
     """The pre-training corpus and the model states to build from it (or to import)."""
 
-    corpus: str | None = None
-    root: Path | None = None
-    options: dict[str, Any] = {}
-    metadata: Metadata = Metadata()
-    subsets_file: Path | None = None
-    states: dict[str, StateSpec] = {}
+    corpus: str | None = Field(None, description="registered corpus name of the pre-training audio (audioset, "
+                               "fsd50k, synthetic)")
+    root: Path | None = Field(None, description="folder holding that corpus in its official layout")
+    options: dict[str, Any] = Field({}, description="the corpus loader's options (e.g. pattern, clip_seconds)")
+    metadata: Metadata = Field(Metadata(), description="ontology, label index and segment lists")
+    subsets_file: Path | None = Field(None, description="a subset spec YAML whose subsets become states")
+    states: dict[str, StateSpec] = Field({}, description="state name -> a subset spec (categories, fraction, "
+                                              "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer}")
 
     @field_serializer("states")
     def _dump_states(self, states: dict[str, BaseModel]) -> dict[str, Any]:
@@ -100,47 +105,55 @@ class Pretraining(_Strict):
         return {name: state.model_dump(mode="json", exclude_unset=True) for name, state in states.items()}
 
 
+@document_fields
 class Task(_Strict):
     """A downstream task: a corpus under a root, its loader options and per-task recipe overrides."""
 
-    corpus: str
-    root: Path
-    options: dict[str, Any] = {}
-    recipe: dict[str, Any] = {}
+    corpus: str = Field(description="registered corpus name (dcase2020_task1a, esc50, folder, csv, ...)")
+    root: Path = Field(description="folder holding the corpus (for csv: the CSV file's folder or the file)")
+    options: dict[str, Any] = Field({}, description="the corpus loader's options (e.g. test_fold, clip_seconds)")
+    recipe: dict[str, Any] = Field({}, description="TrainRecipe fields for this task's fine-tuning runs (win over "
+                                   "`recipes`)")
 
 
+@document_fields
 class Recipes(_Strict):
     """Overrides of the study defaults (`training.PRETRAIN`, `training.FINETUNE`): fields of TrainRecipe.
 
     A fine-tune's recipe is FINETUNE < `finetune` < `protocols[protocol]` < the task's own `recipe`.
     """
 
-    pretrain: dict[str, Any] = {}
-    finetune: dict[str, Any] = {}
-    protocols: dict[str, dict[str, Any]] = {}
+    pretrain: dict[str, Any] = Field({}, description="TrainRecipe fields over training.PRETRAIN")
+    finetune: dict[str, Any] = Field({}, description="TrainRecipe fields over training.FINETUNE")
+    protocols: dict[str, dict[str, Any]] = Field({}, description="protocol -> TrainRecipe fields for its runs")
 
 
+@document_fields
 class Resources(_Strict):
     """What one run needs; the Ray backend schedules each run with these."""
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_cpus: float = Field(1.0, description="CPU cores one run uses (Ray schedules by it)")
+    num_gpus: float = Field(0.0, description="GPUs one run uses; a fraction shares a GPU between runs")
 
 
+@document_fields
 class StudySpec(_Strict):
     """The YAML schema of a study."""
 
-    name: str
-    out: Path
-    features: str | dict[str, Any] = "panns16k"
-    pretraining: Pretraining = Pretraining()
-    downstream: dict[str, Task]
-    protocols: list[str] = ["finetune"]
-    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = [1, 2, 3]
-    recipes: Recipes = Recipes()
-    include_scratch: bool = True
-    keep_checkpoints: bool = False  # a finished run's checkpoint.pt (resume state) is deleted unless true
-    resources: Resources = Resources()
+    name: str = Field(description="the study's name (recorded in its results store)")
+    out: Path = Field(description="the study folder: manifests, stores, runs, results.sqlite, report")
+    features: str | dict[str, Any] = Field("panns16k", description="feature recipe: a name (panns16k, panns32k, "
+                                           "demo) or FeatureRecipe fields")
+    pretraining: Pretraining = Field(Pretraining(), description="the pre-training corpus and its states")
+    downstream: dict[str, Task] = Field(description="task name -> downstream task")
+    protocols: list[str] = Field(["finetune"], description="finetune, linear, freeze:K: each state is fine-tuned "
+                                 "under each")
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field([1, 2, 3], description="fine-tuning seeds")
+    recipes: Recipes = Field(Recipes(), description="recipe overrides")
+    include_scratch: bool = Field(True, description="add the random-initialisation control state 'scratch'")
+    keep_checkpoints: bool = Field(False, description="keep a finished run's checkpoint.pt (resume state; "
+                                   "deleted by default)")
+    resources: Resources = Field(Resources(), description="what one run needs (Ray backend)")
 
     @field_validator("protocols")
     @classmethod
@@ -175,6 +188,11 @@ class Study:
     def name(self) -> str:
         return self.spec.name
 
+    def __repr__(self) -> str:
+        s = self.spec
+        return (f"Study({self.name!r}, states {self.states}, tasks {list(s.downstream)}, protocols {s.protocols}, "
+                f"seeds {s.seeds}, out '{self.out}')")
+
     @property
     def states(self) -> list[str]:
         """All pre-training states in spec order, the scratch control last."""
@@ -196,7 +214,27 @@ class Study:
 
 
 def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Study:
-    """Read and validate a study YAML (optionally deep-merged with `overrides`); raise UserError on any flaw."""
+    """Read and validate a study YAML (optionally deep-merged with `overrides`); raise UserError on any flaw.
+
+    Nothing is read but the YAML and the folders it names; `run_study` runs what it declares.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "clips").mkdir()
+        >>> _ = (folder / "study.yaml").write_text("name: mine\\nout: study\\n"
+        ...                                        "downstream: {calls: {corpus: folder, root: clips}}\\n")
+        >>> study = load_study(folder / "study.yaml", overrides={"seeds": [1]})
+        >>> study  # doctest: +ELLIPSIS
+        Study('mine', states ['scratch'], tasks ['calls'], protocols ['finetune'], seeds [1], out '.../study')
+        >>> study.finetune_recipes["calls"]["finetune"].epochs
+        50
+        >>> load_study(folder / "study.yaml", overrides={"protocol": ["linear"]})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        audiotransfer.errors.UserError: .../study.yaml: field 'protocol' is not a known field; did you mean protocols?
+        ...
+    """
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"{path}: study file not found", fix="pass the path of a study YAML file")

@@ -85,7 +85,24 @@ def save_model(path: Path, model: AudioCNN, **card: Any) -> None:
 
 
 def load_model(run_dir: str | Path) -> AudioCNN:
-    """The best model of a finished run directory (or of a `model.pt` path), in eval mode on CPU."""
+    """The best model of a finished run directory (or of a `model.pt` path), in eval mode on CPU.
+
+    The model takes log-mel batches (clips, frames, mels) and returns logits; `embed` gives its embeddings.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import torch
+        >>> from audiotransfer.models import create_model
+        >>> run = Path(tempfile.mkdtemp())  # a run folder as training leaves it, here with untrained weights
+        >>> save_model(run / "model.pt", create_model("cnn6", 3, width=0.125, n_mels=32), labels=["a", "b", "c"])
+        >>> model = load_model(run)
+        >>> model.config["name"], model.training
+        ('cnn6', False)
+        >>> with torch.no_grad():
+        ...     model(torch.zeros(2, 101, 32)).shape, model.embed(torch.zeros(2, 101, 32)).shape
+        (torch.Size([2, 3]), torch.Size([2, 64]))
+    """
     path = Path(run_dir)
     path = path / MODEL if path.is_dir() else path
     if not path.is_file():

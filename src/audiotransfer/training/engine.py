@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import audiotransfer.training.ddp as ddp
 from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
@@ -29,6 +29,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.artifact import ModelCard, save_model_file
 from audiotransfer.models.checkpoints import backbone_reference
+from audiotransfer.progress import progress as show_progress
 from audiotransfer.training.checkpoint import (
     CHECKPOINT,
     METRICS,
@@ -236,7 +237,7 @@ class _Run:
         if cached.get("key") == key:
             splits = cached["splits"]
         else:
-            splits = {s: embed_all(self.model, ld, self.device) for s, ld in loaders.items()}
+            splits = {s: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")) for s, ld in loaders.items()}
             if self.world.main:
                 atomic_save({"key": key, "splits": splits}, path)
         # the head trains on embeddings standardised with train statistics (as probes usually do: one
@@ -351,7 +352,7 @@ class _Run:
             return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
         if isinstance(source, BatchLoader):
-            probs = clip_outputs(source, predict).cpu().numpy()
+            probs = clip_outputs(source, predict, self._desc(f"evaluate {split}")).cpu().numpy()
         else:  # embeddings of whole clips (linear probe)
             source.load_state_dict({"epoch": 0, "position": 0})
             probs = torch.cat([predict(x) for x, _ in source]).cpu().numpy()
@@ -422,6 +423,10 @@ class _Run:
     def _write_metrics(self, metrics: RunResult) -> None:
         atomic_write_text(json.dumps(metrics.to_json(), indent=1) + "\n", self.out_dir / METRICS)
 
+    def _desc(self, name: str) -> str | None:
+        """A pass's progress name when this process shows progress, else None (no display)."""
+        return name if self.progress and self.world.main else None
+
     # ------------------------------------------------------------------- main
     def execute(self) -> RunResult:
         self.started = time.perf_counter()
@@ -430,8 +435,8 @@ class _Run:
         try:
             self._resume()
             show = self.progress and self.world.main
-            with tqdm(total=self.epochs, initial=len(self.state.history), desc=f"{self.kind} epochs",
-                      unit="epoch", disable=not show) as epochs:
+            with show_progress(total=self.epochs, initial=len(self.state.history), desc=f"{self.kind} epochs",
+                               unit="epoch", enabled=show) as epochs:
                 self._epochs(epochs, show)
             return self._finish()
         finally:
@@ -440,8 +445,8 @@ class _Run:
     def _epochs(self, epochs: tqdm, show: bool) -> None:
         while self.train.epoch < self.epochs:
             t0, wait0 = time.perf_counter(), self.train.wait_s
-            with tqdm(total=len(self.train), initial=self.train.position, leave=False, unit="batch",
-                      desc=f"epoch {self.train.epoch + 1}", disable=not show, mininterval=0.5) as bar:
+            with show_progress(total=len(self.train), initial=self.train.position, leave=False, unit="batch",
+                               desc=f"epoch {self.train.epoch + 1}", enabled=show, mininterval=0.5) as bar:
                 self._train_epoch(bar)
             record = self._end_epoch(time.perf_counter() - t0, self.train.wait_s - wait0)
             self._checkpoint()

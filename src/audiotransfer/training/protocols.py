@@ -78,8 +78,8 @@ def param_groups(model: AudioCNN, recipe: TrainRecipe) -> list[dict]:
 
 
 @torch.no_grad()
-def embed_all(model: AudioCNN, loader: BatchLoader, device: torch.device) -> torch.Tensor:
+def embed_all(model: AudioCNN, loader: BatchLoader, device: torch.device, desc: str | None = None) -> torch.Tensor:
     """Embeddings (N, D) of a loader's clips in order, with the model in eval mode (linear probe); a
-    whole-clip loader's window embeddings are averaged per clip."""
+    whole-clip loader's window embeddings are averaged per clip. `desc` names the pass's progress display."""
     model.eval()
-    return clip_outputs(loader, lambda x: model.embed(x.to(device, non_blocking=True)).float()).cpu()
+    return clip_outputs(loader, lambda x: model.embed(x.to(device, non_blocking=True)).float(), desc).cpu()

@@ -8,7 +8,7 @@ Listed clips without audio are reported and left out.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +18,8 @@ import pandas as pd
 from audiotransfer.data.corpora._common import AUDIO_SUFFIXES, require
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
+
+log = logging.getLogger(__name__)
 
 LAYOUT = ("ROOT/ontology.json, ROOT/class_labels_indices.csv, segment lists (balanced_train_segments.csv, "
           "unbalanced_train_segments.csv, eval_segments.csv) and an audio folder (ROOT/audio by default)")
@@ -82,8 +84,7 @@ def load(root: Path, audio_dir: str = "audio", pattern: str = "Y{ytid}.wav",
                         f"{_file_names(np.array(['YTID']), np.zeros(1), np.full(1, 10.0), pattern)[0]!r}",
                         fix="set the option 'pattern' to your download tool's naming, or 'audio_dir'")
     if missing:
-        print(f"audioset: {missing} of {listed} listed clips have no audio under {audio} (left out)",
-              file=sys.stderr)
+        log.warning("audioset: %d of %d listed clips have no audio under %s (left out)", missing, listed, audio)
     if table["clip_id"].duplicated().any():
         raise UserError(f"{root}: clip {table['clip_id'][table['clip_id'].duplicated()].iloc[0]!r} is in a "
                         "train and a test list", fix="pass train and test lists that do not overlap")

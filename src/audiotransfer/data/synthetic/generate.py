@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm import tqdm
 
 import audiotransfer.data.synthetic.world as world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.progress import progress as show_progress
 
 VERSION = 3
 TASKS = ("scenes", "birds", "commands")
@@ -159,7 +159,7 @@ def generate_world(
 
     items = list(_items(out, params))
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    bar = tqdm(total=len(items), desc="synthetic world", unit="clip", disable=not progress)
+    bar = show_progress(total=len(items), desc="synthetic world", unit="clip", enabled=progress)
     workers = jobs or os.cpu_count() or 1
     if workers == 1:
         for chunk in chunks:

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import audiotransfer.data.synthetic.world as world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.generate import write_wav
+from audiotransfer.progress import progress as show_progress
 
 
 def slug(name: str) -> str:
@@ -55,7 +55,7 @@ def preview(out_dir: str | Path, seed: int = 0, examples: int = 3, progress: boo
     for sub in ("classes", "tasks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     written = []
-    for key, clips in tqdm(_examples(seed, examples).items(), desc="preview", disable=not progress):
+    for key, clips in show_progress(_examples(seed, examples).items(), desc="preview", enabled=progress):
         fig, axes = plt.subplots(1, len(clips), figsize=(3.2 * len(clips), 2.6), squeeze=False)
         for ax, clip in zip(axes[0], clips, strict=True):
             with torch.no_grad():
