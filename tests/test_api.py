@@ -21,10 +21,11 @@ DOCTESTED = [
     "audiotransfer.manifest",
     "audiotransfer.fields",
     "audiotransfer.progress",
-    "audiotransfer.data.store",
+    "audiotransfer.data.store_reader",
     "audiotransfer.ontology.subsets",
     "audiotransfer.training.recipe",
     "audiotransfer.training.checkpoint",
+    "audiotransfer.models.load",
     "audiotransfer.study.spec",
     "audiotransfer.study.results",
     "audiotransfer.advise.driver",
@@ -64,7 +65,7 @@ def test_import_is_lazy_and_names_the_entry_points() -> None:
 def test_every_public_name_resolves_to_the_object_of_its_module() -> None:
     from audiotransfer.advise.driver import advise
     from audiotransfer.study.runner import run
-    from audiotransfer.training.checkpoint import load_model
+    from audiotransfer.models.load import load_model
 
     for name in audiotransfer.__all__:
         assert getattr(audiotransfer, name) is not None, name

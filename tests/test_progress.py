@@ -109,7 +109,7 @@ def test_cli_global_options(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "features: 0 of 12 clips already in" in err and "extract: 12/12 clips in " in err
     assert not ESCAPES.search(err)
-    assert "INFO audiotransfer.data.store: features: 0 of 12" in log.read_text()
+    assert "INFO audiotransfer.data.extract: features: 0 of 12" in log.read_text()
     assert (
         main(
             [

@@ -23,7 +23,24 @@ class FeatureStore:
 
     Opening checks the sidecar's format version and every shard against the index (a short shard is a
     UserError here, never zeros read later). `close()` (or leaving a `with` block) releases the memory maps
-    and the files opened for prefetch; a closed store reopens them on the next read."""
+    and the files opened for prefetch; a closed store reopens them on the next read.
+
+    A store holds each clip's features once (shards + an index); every manifest of the same corpus and recipe
+    reads its clips from it by id. `extract_features` writes one from audio; `write_store` from arrays, as here:
+
+    Examples:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from audiotransfer.data.features import RECIPES
+        >>> from audiotransfer.data.store import write_store
+        >>> arrays = {f"clip{i}": np.zeros((50 + 10 * i, 32), np.float32) for i in range(3)}  # (frames, mels)
+        >>> store = write_store(tempfile.mkdtemp(), RECIPES["demo"], "toy", arrays)
+        >>> store  # doctest: +ELLIPSIS
+        FeatureStore('...', clips=3, recipe=...)
+        >>> rows = store.rows(["clip2", "clip0"])
+        >>> store.lengths(rows).tolist(), store.read_batch(rows, 40, crop="center").shape
+        ([70, 50], (2, 40, 32))
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -82,7 +82,26 @@ def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | 
                backbone: str | Path | None = None) -> InferenceModel:
     """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth` or an autrainer state dict) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
-    file that does not declare one; `backbone` the new place of a moved linear probe's backbone."""
+    file that does not declare one; `backbone` the new place of a moved linear probe's backbone.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from audiotransfer.data.features import RECIPES
+        >>> from audiotransfer.models import create_model
+        >>> from audiotransfer.training.checkpoint import save_model
+        >>> run = Path(tempfile.mkdtemp())  # a run folder as training leaves it, here with untrained weights
+        >>> net = create_model("cnn6", 2, width=0.125, n_mels=64)
+        >>> save_model(run / "model.pt", net, labels=["no", "yes"], task_type="multiclass",
+        ...            frontend=RECIPES["panns16k"].model_dump())
+        >>> model = load_model(run)
+        >>> model.labels, model.sample_rate
+        (['no', 'yes'], 16000)
+        >>> probs = model.predict([np.zeros(8000), np.zeros(48000)])  # two clips of 0.5 s and 3 s
+        >>> probs.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
+        ((2, 2), True)
+    """
     if format != "auto" and format not in FORMATS:
         raise UserError(f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join(FORMATS)}")
     file = Path(path)

@@ -232,7 +232,7 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
         50
         >>> load_study(folder / "study.yaml", overrides={"protocol": ["linear"]})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        audiotransfer.errors.UserError: .../study.yaml: field 'protocol' is not a known field; did you mean protocols?
+        audiotransfer.errors.UserError: .../study.yaml: field 'protocol': ...; did you mean protocols?
         ...
     """
     path = Path(path).expanduser().resolve()
