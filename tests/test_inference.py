@@ -99,6 +99,8 @@ def test_every_audio_form(trained: tuple[Manifest, FeatureStore, Path], tmp_path
     assert embeddings.shape == (2, model.embedding_dim)
     stamps, frames = model.embed_frames(tone(0, 3.0, rng))[0]
     assert frames.shape == (len(stamps), model.embedding_dim) and np.all(np.diff(stamps) > 0)
+    with pytest.raises(UserError, match="as a list"):
+        model.predict(np.zeros((32, 8000), np.float32))
     with pytest.raises(UserError, match="layer"):
         model.embed(wave, layer="nope")
 
@@ -194,12 +196,12 @@ class RefCnn14(torch.nn.Module):
         return torch.sigmoid(self.fc_audioset(torch.relu_(self.fc1(x))))
 
 
-def panns_cnn14(path: Path, rate: int) -> RefCnn14:
-    """A quarter-width CNN14 in the PANNs layout with random weights and BN statistics, saved at `path`."""
+def panns_cnn14(path: Path, rate: int, width: float = 0.25) -> RefCnn14:
+    """A narrow CNN14 in the PANNs layout with random weights and BN statistics, saved at `path`."""
     torch.manual_seed(0)
     r = get_recipe("panns32k" if rate == 32000 else "panns16k")
     ref = RefCnn14(r.sample_rate, r.n_fft, r.hop_length, r.n_mels, r.fmin, r.fmax, 527,
-                   (16, 32, 64, 128, 256, 512)).eval()
+                   tuple(int(c * width) for c in (64, 128, 256, 512, 1024, 2048))).eval()
     for module in ref.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.5)
@@ -300,7 +302,7 @@ def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore
         weights = trained[2]
     else:
         weights = tmp_path / "Cnn14_mAP=0.431.pth"
-        panns_cnn14(weights, 32000)
+        panns_cnn14(weights, 32000, width=0.0625)
     ValidateModel("audiotransfer.hear", str(weights), device="cpu")()
     model = hear.load_model(str(weights))
     assert model.sample_rate == (16000 if which == "run" else 44100)
