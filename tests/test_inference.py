@@ -70,6 +70,7 @@ def test_predict_equals_the_runs_evaluation(trained: tuple[Manifest, FeatureStor
     assert model.labels == ["low", "mid", "high"] and model.sample_rate == RATE
     assert model.frontend == RECIPE.to_dict() and model.card.format_version == FORMAT_VERSION
     assert model.card.provenance["manifest_hash"] == manifest.hash and model.card.crop_frames == 51
+    assert model.card.provenance["state"] == "run" and model.card.pooling == "probabilities"
     network = load_network(run)
     loader = BatchLoader(manifest.split("test"), store, 64, 51, crop="whole", shuffle=False)
     with torch.no_grad():
