@@ -27,6 +27,7 @@ from audiotransfer.models.registry import get_spec
 
 Audio = str | Path | np.ndarray | torch.Tensor
 BATCH_WINDOWS = 64  # windows per forward pass (the evaluation batch size)
+MAX_CHANNELS = 16  # a 2-D array with more rows and columns than this is a batch, not one multichannel clip
 
 
 @dataclass
@@ -41,8 +42,9 @@ def _mono(array: np.ndarray) -> np.ndarray:
     """Average channels: a 2-D array's shorter axis is taken as its channels."""
     if array.ndim == 1:
         return array
-    if array.ndim != 2:
-        raise UserError(f"a waveform of shape {array.shape}", fix="pass 1-D samples or a 2-D (samples, channels)")
+    if array.ndim != 2 or min(array.shape) > MAX_CHANNELS:
+        raise UserError(f"a waveform of shape {array.shape} is neither mono nor a few channels",
+                        fix="pass 1-D samples, (samples, channels) or (channels, samples); several clips as a list")
     return array.mean(axis=int(np.argmin(array.shape)))
 
 

@@ -407,7 +407,8 @@ class _Run:
     def _card(self) -> ModelCard:
         """What model.pt says besides the weights; a linear probe references its backbone instead of a copy."""
         linear = self.recipe.protocol == "linear" and self.init is not None
-        state = (self.init if self.init is not None and self.kind == "finetune" else self.out_dir).name
+        source = self.init if self.init is not None and self.kind == "finetune" else self.out_dir
+        state = source.parent.name if source.name == MODEL else source.name  # a study state's run folder
         return ModelCard(
             config=self.model.config, frontend=self.store.recipe.to_dict(), feature_dtype=self.store.dtype.name,
             crop_frames=self.frames, pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
