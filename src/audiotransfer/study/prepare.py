@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from audiotransfer.data.corpora.groups import groups_per_split
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.study.layout import StudyDir
@@ -103,6 +104,10 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
                 fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
                 if split == "test" else "check the corpus root and its split column",
             )
+    groups = groups_per_split(manifest.clips)
+    if groups:
+        print(f"{study.path}: task {name!r}: groups per split: "
+              + ", ".join(f"{k} {v}" for k, v in groups.items()), file=sys.stderr)
     train = manifest.split("train").clips_per_class()
     empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
     if empty:

@@ -22,21 +22,24 @@ from audiotransfer.data.corpora._common import (
     read_table,
     require,
     single_label_manifest,
-    stratified_splits,
 )
 from audiotransfer.data.corpora.folder import median_seconds
+from audiotransfer.data.corpora.groups import groups_from_pattern, split_clips
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import SPLITS, Manifest
 
-LAYOUT = ("a CSV with header path,label[,split] (split in train/dev/test); paths absolute or relative to the "
-          "CSV's folder")
+LAYOUT = ("a CSV with header path,label[,split][,group] (split in train/dev/test; clips of one group stay in one "
+          "split); paths absolute or relative to the CSV's folder")
 
 
 def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = None, dev_fraction: float = 0.1,
-         test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None) -> Manifest:
+         test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None,
+         group: str | None = None) -> Manifest:
     """`root` is the CSV itself or the folder holding `file`; audio paths are absolute or relative to its folder.
 
-    `labels`, when given, is the closed label set (in order): other values in the CSV are an error.
+    `labels`, when given, is the closed label set (in order): other values in the CSV are an error. A clip's
+    group (kept in one split) is the first capture group of the regular expression `group` searched in its
+    path relative to the CSV's folder, else the CSV's `group` column, else its ESC-50 file name.
     """
     path = root if root.is_file() else require(root / file, "label list", LAYOUT)
     base = path.parent
@@ -54,13 +57,17 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
                         fix="list each file once")
     if labels is not None:
         check_values(table["label"], labels, path, "label")
+    clips = pd.DataFrame({"clip_id": clip_ids(keys), "path": table["path"], "label": table["label"]})
+    if "group" in table:
+        clips["group"] = table["group"].str.strip()
     if "split" in table:
         check_values(table["split"], SPLITS, path, "split")
-        split = table["split"]
+        clips["split"] = table["split"]
+        if group is not None:
+            clips["group"] = groups_from_pattern(keys, group, str(path))
     else:
-        split = stratified_splits(table["label"], dev_fraction, test_fraction, seed)
-    clips = pd.DataFrame({"clip_id": clip_ids(keys), "split": split,
-                          "path": table["path"], "label": table["label"]})
+        clips = split_clips(clips.assign(path=keys), group, dev_fraction, test_fraction, seed, str(path))
+        clips["path"] = table["path"]
     seconds = clip_seconds if clip_seconds is not None else median_seconds(base, clips["path"])
     return single_label_manifest("csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds,
                                  source=[str(path)], seed=seed)
