@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,54 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
             f"{path}: disk full while writing",
             fix="free disk space (or move the study / store to a larger disk) and rerun: finished work is kept",
         ) from None
+
+
+def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: bool = False) -> Path:
+    """`folder`, created if missing, where a command may write: new, empty, or carrying one of its own
+    `markers` (e.g. store.json). Any other non-empty folder is refused (its files could be overwritten) unless
+    `force`; a file in the way, or a parent the user cannot write, is a UserError, not a traceback."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: the {what} path is a file, not a folder", fix="give a folder path")
+    if folder.is_dir() and not force and not any((folder / m).exists() for m in markers):
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries:
+            raise UserError(
+                f"{folder}: an existing folder that is not a {what} (no {' or '.join(markers)}) and holds "
+                f"{len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}); "
+                f"writing there could overwrite them",
+                fix=f"give a new or empty folder for the {what} (or add --force to write into this one)",
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (PermissionError, FileExistsError, NotADirectoryError) as exc:
+        raise UserError(f"{folder}: cannot create the {what} folder ({exc.strerror or exc})",
+                        fix="choose a folder you can write to (check its parent's permissions)") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder}: the {what} folder is not writable (permission denied)",
+                        fix="make it writable (chmod u+w) or choose another folder")
+    return folder
+
+
+def check_output_file(path: Path, inputs: Iterable[Path], what: str, force: bool = False,
+                      ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to write output `path` over an input of the same command (never, even with `force`), over a
+    folder, or over an existing file that `ours` does not recognise as this command's earlier output
+    (unless `force`)."""
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        if Path(source).resolve() == target:
+            raise UserError(f"{path}: the {what} output would overwrite an input of this command ({source})",
+                            fix="write the output to another file")
+    if path.is_dir():
+        raise UserError(f"{path}: the {what} output path is a folder", fix="give a file path")
+    if path.exists() and not force and not (ours is not None and ours(path)):
+        raise UserError(f"{path}: exists and does not look like an earlier {what} output; not overwritten",
+                        fix="give a new file name, or add --force to overwrite it")
+    if not os.access(path.parent if str(path.parent) else Path("."), os.W_OK):
+        raise UserError(f"{path}: cannot write the {what} output (permission denied in {path.parent})",
+                        fix="choose a folder you can write to")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

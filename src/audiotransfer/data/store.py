@@ -37,7 +37,7 @@ from tqdm import tqdm
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
-from audiotransfer.files import disk_full_is_user_error, write_atomic
+from audiotransfer.files import disk_full_is_user_error, make_output_folder, write_atomic
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
@@ -231,6 +231,7 @@ class StoreWriter:
         self.dtype = np.dtype(dtype)
         self.frame_bytes = self.dtype.itemsize * recipe.n_mels
         self.shard_frames = max(1, shard_bytes // self.frame_bytes)
+        make_output_folder(self.root, ["store.json", ".lock"], "feature store")
         (self.root / "shards").mkdir(parents=True, exist_ok=True)
         (self.root / "index").mkdir(exist_ok=True)
         self._lock = open(self.root / ".lock", "w")  # noqa: SIM115 - held until close(); the OS drops it on a kill
