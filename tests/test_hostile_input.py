@@ -4,13 +4,18 @@ user file is left as it was (hashes before and after)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from audiotransfer.cli import main
+from audiotransfer.data.audio import AudioError, audio_info, load_audio
+from audiotransfer.files import load_yaml
 from audiotransfer.study.store import ResultStore
 from test_study_spec import write_spec
 
@@ -90,3 +95,75 @@ def test_study_out_that_is_not_a_study_is_refused(tmp_path: Path, capsys: pytest
     fails(["study", "report", str(tmp_path / "userdata")], capsys, "no results store")
     assert hashes(tmp_path) == before
     assert not (tmp_path / "userdata" / "report").exists()
+
+
+# -------------------------------------------------------------------------------------------------- hangs
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + "\n".join(lines) + "\nseeds: *a9\n")
+    before = hashes(tmp_path)
+    started = time.monotonic()
+    fails(["study", "plan", str(spec)], capsys, "alias", str(spec))
+    assert time.monotonic() - started < 10
+    assert hashes(tmp_path) == before
+    with pytest.raises(yaml.YAMLError, match="alias"):
+        load_yaml("\n".join(lines))
+    assert load_yaml("base: &b {x: 1}\nother: *b\n") == {"base": {"x": 1}, "other": {"x": 1}}
+
+
+def test_long_values_are_cut_in_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path, seeds=[["x" * 5000] * 500])
+    err = fails(["study", "plan", str(spec)], capsys, "seeds")
+    assert len(err) < 2000
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_in_a_labels_csv_is_refused_not_waited_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noise(tmp_path / "a.wav")
+    noise(tmp_path / "b.wav", seed=1)
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "labels.csv").write_text("path,label,split\na.wav,x,train\nb.wav,y,test\npipe.wav,x,train\n")
+    started = time.monotonic()
+    assert main(["data", "describe", "csv", "--root", str(tmp_path)]) == 0
+    assert "audio_unreadable: 1" in capsys.readouterr().out
+    assert main(["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"),
+                 "--recipe", "demo"]) == 0
+    errors = (tmp_path / "s" / "errors.csv").read_text()
+    assert "FIFO" in errors and "not found" not in errors
+    assert time.monotonic() - started < 30
+
+
+# --------------------------------------------------------------------------------- silent / wrong detail
+def test_unusable_files_say_why(tmp_path: Path) -> None:
+    missing, fifo, folder = tmp_path / "gone.wav", tmp_path / "p.wav", tmp_path / "d.wav"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for path, reason in ((missing, "not found"), (fifo, "FIFO"), (folder, "not a regular file")):
+        with pytest.raises(AudioError, match=reason):
+            audio_info(path)
+    if os.geteuid() != 0:  # root reads any file
+        locked = tmp_path / "locked.wav"
+        noise(locked)
+        locked.chmod(0)
+        with pytest.raises(AudioError, match="permission denied"):
+            load_audio(locked, 16000)
+
+
+def test_sample_rate_outside_1k_384k_is_refused(tmp_path: Path) -> None:
+    for rate in (1, 999, 400_000):
+        path = tmp_path / f"r{rate}.wav"
+        sf.write(path, np.zeros(64, dtype=np.float32), rate)
+        with pytest.raises(AudioError, match=r"outside 1000 Hz\.\.384000 Hz"):
+            audio_info(path)
+        with pytest.raises(AudioError, match="sample rate"):
+            load_audio(path, 16000)
+
+
+def test_a_csv_whose_files_all_fail_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"RIFF not really")
+    (tmp_path / "labels.csv").write_text("path,label,split\na.wav,x,train\nb.wav,y,test\n")
+    fails(["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"),
+           "--recipe", "demo"], capsys, "none of the 2 clips", "errors.csv")

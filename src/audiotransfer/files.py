@@ -116,6 +116,42 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+MAX_YAML_NODES = 100_000  # nodes after alias expansion: far above any study, far below a billion laughs
+
+
 def load_yaml(text: str) -> Any:
-    """`yaml.safe_load`, but a key given twice in one mapping is a yaml.YAMLError, not silently last-wins."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)
+    """`yaml.safe_load`, but a key given twice in one mapping is a yaml.YAMLError, not silently last-wins,
+    and aliases that expand to more than MAX_YAML_NODES nodes (an 'alias bomb') are refused before building."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """yaml.YAMLError when the document, with every alias expanded, has more than MAX_YAML_NODES nodes."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = MAX_YAML_NODES + 1  # a node inside itself (recursive alias) expands without end
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total = min(total + size(child), MAX_YAML_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > MAX_YAML_NODES:
+        raise yaml.YAMLError(f"aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb?); "
+                             "write the values out or use fewer nested aliases")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from audiotransfer.cli._common import Subparsers, at_least_one
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, cut
 
 
 def corpus_args(p: argparse.ArgumentParser) -> None:
@@ -19,12 +19,18 @@ def corpus_args(p: argparse.ArgumentParser) -> None:
 def options(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from audiotransfer.files import load_yaml
+
     parsed = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"option {item!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
-        parsed[key.strip()] = yaml.safe_load(value)
+            raise UserError(f"option {cut(item)} is not KEY=VALUE", fix="write e.g. -o seed=1")
+        try:
+            parsed[key.strip()] = load_yaml(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"option {cut(item)}: not a YAML value ({exc})",
+                            fix="quote it, e.g. -o 'group=_(x)_'") from None
     return parsed
 
 
@@ -55,6 +61,9 @@ def extract(args: argparse.Namespace) -> int:
     else:
         store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
                                  on_error=args.on_error, progress=True)
+    if store.num_clips == 0:
+        raise UserError(f"{store.root}: none of the {manifest.num_clips} clips could be read; the store is empty "
+                        f"(see {store.root / 'errors.csv'})", fix="check the corpus root and the files' formats")
     print(f"{store.root}: {store.num_clips} clips, recipe {args.recipe} ({store.recipe.hash})")
     return 0
 

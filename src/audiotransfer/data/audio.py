@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +16,46 @@ import soxr
 TRUNCATED = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 
 
+# sample rates a recipe can resample from; a header outside is refused (a '1 Hz' header makes hours of a few KB)
+MIN_RATE, MAX_RATE = 1_000, 384_000
+
+
 class AudioError(Exception):
     """An audio file that cannot be used: unreadable, empty, truncated, non-finite or too short. Extraction
     records it."""
 
 
+def check_readable(path: str | Path) -> None:
+    """AudioError unless `path` is a regular file this process may read: a FIFO or device would block or
+    never end, and 'not found' / 'permission denied' say what is wrong (libsndfile says 'System error')."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        reason = "not found" if exc.errno == errno.ENOENT else os.strerror(exc.errno or errno.EIO).lower()
+        raise AudioError(f"unreadable: {reason}") from None
+    if stat.S_ISFIFO(mode):
+        raise AudioError("unreadable: a FIFO (named pipe), not a regular file; reading it could wait forever")
+    if not stat.S_ISREG(mode):
+        raise AudioError("unreadable: not a regular file (a folder, device or socket)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("unreadable: permission denied")
+
+
+def check_rate(rate: int) -> None:
+    """AudioError for a header sample rate outside MIN_RATE..MAX_RATE."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"sample rate {rate} Hz in the header is outside {MIN_RATE} Hz..{MAX_RATE} Hz "
+                         "(a damaged or mislabelled header?)")
+
+
 def audio_info(path: str | Path) -> tuple[int, int]:
     """(frames, sample_rate) of a file from its header, without decoding."""
+    check_readable(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"unreadable: {exc}") from None
+    check_rate(int(info.samplerate))
     return int(info.frames), int(info.samplerate)
 
 
@@ -31,9 +63,11 @@ def load_audio(
     path: str | Path, sample_rate: int, offset: float = 0.0, duration: float | None = None
 ) -> np.ndarray:
     """Mono float32 samples of `path` at `sample_rate`, optionally a window [offset, offset+duration) s."""
+    check_readable(path)
     try:
         with sf.SoundFile(str(path)) as f:
             native = f.samplerate
+            check_rate(native)
             cut = TRUNCATED.search(f.extra_info)
             if cut:
                 raise AudioError(f"truncated: the header announces {int(cut.group(1)):,} data bytes, the file "

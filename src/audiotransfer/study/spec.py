@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audiotransfer.errors import UserError, did_you_mean, unknown_name
+from audiotransfer.errors import UserError, cut, did_you_mean, unknown_name
 from audiotransfer.files import load_yaml
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as suffix ".3"
@@ -419,7 +419,7 @@ def _validation_error(path: Path, exc: ValidationError, model: type[BaseModel], 
         )
     if err["type"] == "missing":
         return UserError(f"{path}: field '{where}' is required", fix="add it (see examples/studies/demo.yaml)")
-    return UserError(f"{path}: field '{where}': {err['msg']}", fix=f"got {err.get('input')!r}; correct the value")
+    return UserError(f"{path}: field '{where}': {err['msg']}", fix=f"got {cut(err.get('input'))}; correct the value")
 
 
 def _fields_at(model: Any, loc: list[str]) -> list[str]:

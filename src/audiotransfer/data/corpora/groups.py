@@ -18,18 +18,12 @@ import numpy as np
 import pandas as pd
 
 from audiotransfer.data.corpora._common import stratified_splits
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, cut
 
 ESC_NAME = re.compile(r"(?:^|/)((\d+)-[^-/]+)-[A-Za-z]{1,2}(?:-\d+)?\.[^./]+$")
 TAKE_SUFFIX = re.compile(r"^(.+?)[-_ .]+[^-_ ./]{1,3}$")  # `{source}_{take}`: a short last token
 ESC_FOLDS = {"1", "2", "3", "4", "5"}
 FOLDS_PER_SPLIT = 10  # groups are dealt into this many stratified folds (fewer when there are fewer groups)
-
-
-def cut(value: object, width: int = 40) -> str:
-    """`repr(value)` cut to `width` characters: a message never prints a huge value whole."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def groups_from_pattern(paths: pd.Series, pattern: str, where: str) -> pd.Series:
