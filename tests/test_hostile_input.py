@@ -7,15 +7,20 @@ import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from audiotransfer.cli import main
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
+from audiotransfer.errors import UserError
 from audiotransfer.files import load_yaml
+from audiotransfer.models.cnn import create_model
+from audiotransfer.study.spec import load_study
 from audiotransfer.study.store import ResultStore
 from test_study_spec import write_spec
 
@@ -167,3 +172,51 @@ def test_a_csv_whose_files_all_fail_is_an_error(tmp_path: Path, capsys: pytest.C
     (tmp_path / "labels.csv").write_text("path,label,split\na.wav,x,train\nb.wav,y,test\n")
     fails(["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"),
            "--recipe", "demo"], capsys, "none of the 2 clips", "errors.csv")
+
+
+# ------------------------------------------------------------------------------------------------ tracebacks
+def task_only_spec(tmp_path: Path, classes: tuple[str, ...] = ("dog", "cat"), **changes: Any) -> Path:
+    """A study of one checkpoint state and a `folder` task of short clips (no pre-training world needed)."""
+    for i, label in enumerate(classes):
+        for j in range(5):
+            noise(tmp_path / "scenes" / label / f"{j}.wav", seconds=0.2, seed=10 * i + j)
+    pre = {"corpus": None, "root": None, "metadata": None,
+           "states": {"all": None, "human": None, "half": None}}
+    return write_spec(tmp_path, pretraining=pre, **changes)
+
+
+def test_study_plan_catches_short_crops_and_one_class_tasks(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    short = task_only_spec(tmp_path / "a", downstream={"scenes": {"recipe": {"frames": 8}}})
+    fails(["study", "plan", str(short)], capsys, "8 frames", "at least 16", "downstream.scenes")
+    one = task_only_spec(tmp_path / "b", classes=("dog",))
+    fails(["study", "plan", str(one)], capsys, "1 class(es)", "downstream.scenes")
+    model = create_model("cnn6", 2, width=0.125, n_mels=64)
+    with pytest.raises(UserError, match="at least 16 frames"):
+        model(torch.zeros(1, 8, 64))
+
+
+@pytest.mark.parametrize(("changes", "needles"), [
+    ({"pretraining": {"states": {"panns": {"checkpoint": 5}}}}, ["panns.checkpoint", "not a path"]),
+    ({"seeds": [True]}, ["seeds.0", "yes/no"]),
+    ({"resources": {"num_cpus": -1}}, ["resources.num_cpus", "greater than or equal to 0"]),
+    ({"resources": {"num_gpus": float("nan")}}, ["resources.num_gpus", "finite"]),
+])
+def test_spec_fields_of_the_wrong_type_or_range(tmp_path: Path, changes: dict[str, Any], needles: list[str]) -> None:
+    with pytest.raises(UserError) as caught:
+        load_study(write_spec(tmp_path, **changes))
+    for needle in needles:
+        assert needle in str(caught.value)
+
+
+def test_seeds_yes_in_yaml_is_not_one(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text().replace("seeds:\n- 1\n- 2\n", "seeds: [yes]\n"))
+    assert "seeds: [yes]" in spec.read_text()
+    with pytest.raises(UserError, match=r"seeds\.0"):
+        load_study(spec)
+
+
+def test_csv_row_with_more_fields_than_the_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "labels.csv").write_text("path,label\na.wav,x\nb.wav,y,test\n")
+    fails(["data", "describe", "csv", "--root", str(tmp_path)], capsys, "line 3 has 3 fields, the header names 2")

@@ -51,6 +51,32 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
         ) from None
 
 
+def unreadable_reason(path: str | Path) -> str | None:
+    """Why `path` cannot be read as a regular file ('not found', 'permission denied', 'a FIFO ...'), or None.
+    Checked before opening: a FIFO or device named as an input would block a read forever."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return "not found" if exc.errno == errno.ENOENT else os.strerror(exc.errno or errno.EIO).lower()
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a regular file; reading it could wait forever"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a folder, device or socket)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """UserError naming `path` and the reason unless it is a regular file this process may read."""
+    reason = unreadable_reason(path)
+    if reason:
+        raise UserError(f"{path}: cannot read the {what}: {reason}",
+                        fix="give a regular, readable file (check the path and its permissions)")
+
+
 def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: bool = False) -> Path:
     """`folder`, created if missing, where a command may write: new, empty, or carrying one of its own
     `markers` (e.g. store.json). Any other non-empty folder is refused (its files could be overwritten) unless

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import stat
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from audiotransfer.files import unreadable_reason
 
 # libsndfile notes a data chunk shorter than its header claims as "data : <claimed> (should be <present>)"
 TRUNCATED = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
@@ -26,19 +25,11 @@ class AudioError(Exception):
 
 
 def check_readable(path: str | Path) -> None:
-    """AudioError unless `path` is a regular file this process may read: a FIFO or device would block or
-    never end, and 'not found' / 'permission denied' say what is wrong (libsndfile says 'System error')."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        reason = "not found" if exc.errno == errno.ENOENT else os.strerror(exc.errno or errno.EIO).lower()
-        raise AudioError(f"unreadable: {reason}") from None
-    if stat.S_ISFIFO(mode):
-        raise AudioError("unreadable: a FIFO (named pipe), not a regular file; reading it could wait forever")
-    if not stat.S_ISREG(mode):
-        raise AudioError("unreadable: not a regular file (a folder, device or socket)")
-    if not os.access(path, os.R_OK):
-        raise AudioError("unreadable: permission denied")
+    """AudioError unless `path` is a regular file this process may read (a FIFO would block forever;
+    'not found' / 'permission denied' say what libsndfile calls 'System error')."""
+    reason = unreadable_reason(path)
+    if reason:
+        raise AudioError(f"unreadable: {reason}")
 
 
 def check_rate(rate: int) -> None:

@@ -104,6 +104,11 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
                 fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
                 if split == "test" else "check the corpus root and its split column",
             )
+    if manifest.num_classes < 2:
+        raise UserError(f"{study.path}: field 'downstream.{name}': the task has {manifest.num_classes} class(es) "
+                        f"({', '.join(manifest.label_names[:3])}); nothing to tell apart",
+                        fix="give the task at least two classes (check the corpus root and its labels)")
+    _check_frames(study, name, manifest)
     groups = groups_per_split(manifest.clips)
     if groups:
         print(f"{study.path}: task {name!r}: groups per split: "
@@ -113,6 +118,20 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
     if empty:
         print(f"warning: {study.path}: task {name!r}: {len(empty)} of {manifest.num_classes} classes have no "
               f"training clips ({', '.join(empty[:5])}); the model cannot learn them", file=sys.stderr)
+
+
+def _check_frames(study: Study, name: str, manifest: Manifest) -> None:
+    """Crops shorter than a model's time pooling fail deep in torch: refuse them while planning."""
+    from audiotransfer.models.registry import get_spec
+
+    for protocol, recipe in study.finetune_recipes[name].items():
+        frames = recipe.frames or study.features.frames_for(manifest.meta.get("clip_seconds"))
+        need = get_spec(recipe.model).min_size
+        if frames is not None and frames < need:
+            raise UserError(
+                f"{study.path}: field 'downstream.{name}' ({protocol}): crops of {frames} frames are shorter than "
+                f"{recipe.model} needs ({need} frames: it pools time {need}-fold)",
+                fix=f"set the recipe's frames to at least {need} (or use longer clips)")
 
 
 def corpus_manifest(study: Study) -> Manifest:

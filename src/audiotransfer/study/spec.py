@@ -78,8 +78,8 @@ class Recipes(_Strict):
 class Resources(_Strict):
     """What one run needs; the Ray backend schedules each run with these."""
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_cpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = 1.0
+    num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = 0.0
 
 
 class StudySpec(_Strict):
@@ -91,7 +91,7 @@ class StudySpec(_Strict):
     pretraining: Pretraining = Pretraining()
     downstream: dict[str, Task]
     protocols: list[str] = ["finetune"]
-    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = [1, 2, 3]
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]] = [1, 2, 3]  # strict: YAML 1.1 `yes` is no 1
     recipes: Recipes = Recipes()
     include_scratch: bool = True
     keep_checkpoints: bool = False  # a finished run's checkpoint.pt (resume state) is deleted unless true
@@ -209,7 +209,7 @@ def _absolute(spec: StudySpec, base: Path) -> StudySpec:
         }
     )
     states = {
-        name: {**s, "checkpoint": str(fix(Path(s["checkpoint"])))} if "checkpoint" in s else s
+        name: {**s, "checkpoint": str(fix(Path(_path_field(base, name, s))))} if "checkpoint" in s else s
         for name, s in pre.states.items()
     }
     pre = pre.model_copy(
@@ -222,6 +222,15 @@ def _absolute(spec: StudySpec, base: Path) -> StudySpec:
     )
     tasks = {n: t.model_copy(update={"root": fix(t.root)}) for n, t in spec.downstream.items()}
     return spec.model_copy(update={"out": fix(spec.out), "pretraining": pre, "downstream": tasks})
+
+
+def _path_field(base: Path, name: str, state: Mapping[str, Any]) -> str:
+    """A state's `checkpoint`, which must be a path (YAML may give a number or a list)."""
+    value = state["checkpoint"]
+    if not isinstance(value, str):
+        raise UserError(f"{base}: field 'pretraining.states.{name}.checkpoint' is {cut(value)}, not a path",
+                        fix="give the checkpoint's file path as a string")
+    return value
 
 
 def _check_names(path: Path, spec: StudySpec) -> None:
@@ -419,7 +428,8 @@ def _validation_error(path: Path, exc: ValidationError, model: type[BaseModel], 
         )
     if err["type"] == "missing":
         return UserError(f"{path}: field '{where}' is required", fix="add it (see examples/studies/demo.yaml)")
-    return UserError(f"{path}: field '{where}': {err['msg']}", fix=f"got {cut(err.get('input'))}; correct the value")
+    return UserError(f"{path}: field '{where}': {err['msg']}", fix=f"got {cut(err.get('input'))}; correct the value"
+                     + (" (YAML 1.1 reads yes/no/on/off as booleans)" if isinstance(err.get("input"), bool) else ""))
 
 
 def _fields_at(model: Any, loc: list[str]) -> list[str]:
