@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,59 @@ def test_seeds_yes_in_yaml_is_not_one(tmp_path: Path) -> None:
 def test_csv_row_with_more_fields_than_the_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "labels.csv").write_text("path,label\na.wav,x\nb.wav,y,test\n")
     fails(["data", "describe", "csv", "--root", str(tmp_path)], capsys, "line 3 has 3 fields, the header names 2")
+
+
+def finished_study(tmp_path: Path) -> Path:
+    """A study folder whose results database holds one finished run."""
+    out = tmp_path / "out"
+    store = ResultStore(out / "results.sqlite")
+    store.register([{"run_id": "pretrain/all", "kind": "pretrain", "state": "all", "config": "{}"}])
+    store.mark_running("pretrain/all")
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_finished_study_can_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = finished_study(tmp_path)
+    before = hashes(out)
+    modes = {p: p.stat().st_mode for p in [out, *out.rglob("*")]}
+    try:
+        for p in [*out.rglob("*"), out]:
+            p.chmod(p.stat().st_mode & ~0o222)
+        assert main(["study", "status", str(out)]) == 0
+        assert "running" in capsys.readouterr().out
+        assert main(["study", "results", str(out), "--kind", "all"]) == 0
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert hashes(out) == before
+
+
+def test_reading_commands_create_nothing(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot open the results database"):
+        ResultStore(tmp_path / "none" / "results.sqlite", read_only=True)
+    assert not (tmp_path / "none").exists()
+    out = finished_study(tmp_path)
+    before = hashes(out / "results.sqlite")
+    assert len(ResultStore(out / "results.sqlite", read_only=True).runs()) == 1
+    with pytest.raises(UserError, match="read-only"):
+        ResultStore(out / "results.sqlite", read_only=True).mark_running("pretrain/all")
+    assert hashes(out / "results.sqlite") == before
+
+
+def test_corrupt_or_locked_results_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.sqlite").write_bytes(b"this is not a database" * 100)
+    before = hashes(out)
+    fails(["study", "status", str(out)], capsys, "results.sqlite", "damaged")
+    assert hashes(out) == before
+    out = finished_study(tmp_path / "b")
+    holder = sqlite3.connect(out / "results.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(UserError, match="locked"):
+            ResultStore(out / "results.sqlite", timeout_s=0.2).mark_running("pretrain/all")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
