@@ -4,8 +4,13 @@ user file is left as it was (hashes before and after)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import resource
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +23,12 @@ import yaml
 
 from audiotransfer.cli import main
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
+from audiotransfer.data.corpora import load_corpus
+from audiotransfer.data.features import RECIPES
+from audiotransfer.data.store import FeatureStore, extract_features
 from audiotransfer.errors import UserError
 from audiotransfer.files import load_yaml
+from audiotransfer.manifest import Manifest
 from audiotransfer.models.cnn import create_model
 from audiotransfer.study.spec import load_study
 from audiotransfer.study.store import ResultStore
@@ -277,3 +286,80 @@ def test_corrupt_or_locked_results_database(tmp_path: Path, capsys: pytest.Captu
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_file_size_limit_while_writing_a_shard(tmp_path: Path) -> None:
+    for i in range(4):
+        noise(tmp_path / "clips" / "ab"[i % 2] / f"{i}.wav", seconds=1.0, seed=i)
+    store = tmp_path / "store"
+    argv = [sys.executable, "-m", "audiotransfer.cli", "features", "extract", "folder", "--root",
+            str(tmp_path / "clips"), "--store", str(store), "--recipe", "demo", "-o", "test_fraction=0",
+            "-o", "dev_fraction=0"]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, preexec_fn=limit, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "file-size limit" in done.stderr and "Traceback" not in done.stderr and str(store) in done.stderr
+    finished = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)  # resumes cleanly
+    assert finished.returncode == 0, finished.stderr
+    assert FeatureStore(store).num_clips == 4
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["features", "extract", "folder", "--root", ".", "--store", "s", "--clips-per-task", "0"], "below 1"),
+    (["synth", "generate", "--out", "w", "--seed", "-1"], "negative"),
+    (["study", "plan", "x.yaml", "--clips-per-second", "nan"], "finite number above 0"),
+    (["study", "plan", "x.yaml", "--clips-per-second", "-3"], "finite number above 0"),
+])
+def test_bad_numbers_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2 and needle in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written (no half-made world)
+
+
+def test_negative_world_seed_writes_nothing(tmp_path: Path) -> None:
+    from audiotransfer.data.synthetic import generate_world
+
+    with pytest.raises(UserError, match="'seed' is -1"):
+        generate_world(tmp_path / "w", seed=-1, progress=False)
+    assert not (tmp_path / "w").exists()
+
+
+def test_jobs_above_the_cores_are_capped(capsys: pytest.CaptureFixture[str]) -> None:
+    from audiotransfer.cli._common import worker_count
+    from audiotransfer.files import usable_cores
+
+    assert worker_count("100000") == usable_cores()
+    assert "above the" in capsys.readouterr().err
+    assert worker_count("1") == 1
+
+
+def test_sidecars_that_are_not_json_or_newer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noise(tmp_path / "clips" / "a" / "0.wav")
+    noise(tmp_path / "clips" / "b" / "1.wav", seed=1)
+    m = load_corpus("folder", tmp_path / "clips", dev_fraction=0.0, test_fraction=0.0)
+    sidecar = m.save(tmp_path / "m")
+    store = tmp_path / "store"
+    extract_features(m, store, RECIPES["demo"], progress=False)
+    info = json.loads((store / "store.json").read_text())
+    (store / "store.json").write_text(json.dumps({**info, "format_version": 99}))
+    before = hashes(store)
+    with pytest.raises(UserError, match="'format_version' is 99"):
+        FeatureStore(store)
+    with pytest.raises(UserError, match="'format_version' is 99"):
+        extract_features(m, store, RECIPES["demo"], progress=False)
+    assert hashes(store) == before
+    sidecar.write_text("{not json")
+    with pytest.raises(UserError, match="not JSON"):
+        Manifest.load(sidecar)
+    sidecar.write_text(json.dumps({**json.loads(json.dumps(m.summary(), default=str)), "format_version": 2}))
+    with pytest.raises(UserError, match="upgrade audiotransfer"):
+        Manifest.load(sidecar)

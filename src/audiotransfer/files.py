@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, cut
 
 LOW_SPACE = 16 << 20  # a failed write with less free space than this is taken to be a full disk
 
@@ -36,6 +37,10 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise UserError(f"{path}: the file-size limit was reached while writing ({os.strerror(exc.errno)}; "
+                            f"limit {_fsize_limit()})",
+                            fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept") from None
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise UserError(
@@ -43,6 +48,9 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
             fix="free disk space (or move the study / store to a larger disk) and rerun: finished work is kept",
         ) from None
     except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError without the errno
+        if "write" in str(exc) and _fsize_limit() not in ("unlimited", "unknown"):
+            raise UserError(f"{path}: write failed under a file-size limit of {_fsize_limit()}",
+                            fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept") from None
         if "write" not in str(exc) or shutil.disk_usage(path.parent).free > LOW_SPACE:
             raise
         raise UserError(
@@ -75,6 +83,28 @@ def check_regular_file(path: Path, what: str) -> None:
     if reason:
         raise UserError(f"{path}: cannot read the {what}: {reason}",
                         fix="give a regular, readable file (check the path and its permissions)")
+
+
+def read_sidecar(path: Path, what: str, version: int) -> dict[str, Any]:
+    """A JSON sidecar as a dict; not JSON, not a mapping, or a `format_version` newer than `version` (what
+    this code reads; rewriting it would lose what a newer release stored) is a UserError naming the file."""
+    import json
+
+    check_regular_file(path, what)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: the {what} is not JSON ({cut(str(exc), 80)})",
+                        fix="give the file written by audiotransfer, or rebuild it") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{path}: the {what} is {type(info).__name__}, not a JSON object",
+                        fix="give the file written by audiotransfer, or rebuild it")
+    found = info.get("format_version", 1)
+    if not isinstance(found, int) or found > version:
+        raise UserError(f"{path}: field 'format_version' is {cut(found)}; this audiotransfer reads {what}s up to "
+                        f"version {version}",
+                        fix="upgrade audiotransfer (pip install -U audiotransfer), or rebuild the file")
+    return info
 
 
 def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: bool = False) -> Path:
@@ -123,6 +153,31 @@ def check_output_file(path: Path, inputs: Iterable[Path], what: str, force: bool
     if not os.access(path.parent if str(path.parent) else Path("."), os.W_OK):
         raise UserError(f"{path}: cannot write the {what} output (permission denied in {path.parent})",
                         fix="choose a folder you can write to")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cap_jobs(jobs: int, what: str = "--jobs") -> int:
+    """`jobs` worker processes, capped at the usable cores with a warning: more only compete for them."""
+    cores = usable_cores()
+    if jobs > cores:
+        print(f"warning: {what} {jobs} is above the {cores} usable cores; using {cores}", file=sys.stderr)
+        return cores
+    return jobs
+
+
+def _fsize_limit() -> str:
+    """This process's file-size limit (RLIMIT_FSIZE) in words."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+    return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,} bytes"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

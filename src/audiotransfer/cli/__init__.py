@@ -7,6 +7,7 @@ module of this package with top-level handler functions and one `add_<group>(sub
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 1
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit (ulimit -f) fails the write (EFBIG), not the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(handler(args) or 0)
     except UserError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from audiotransfer.cli._common import Subparsers, at_least_one, metadata_args
+from audiotransfer.cli._common import Subparsers, metadata_args, worker_count
 
 
 def run_advise(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--most", type=int, default=3, help="at most this many categories")
     p.add_argument("--soft-mass", action="store_true", help="spread each clip's mass over its normalised "
                    "scores instead of giving it to its top-1 label")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="feature-extraction processes")
+    p.add_argument("--jobs", type=worker_count, default=1, help="feature-extraction processes")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     metadata_args(p)
     p.set_defaults(handler=run_advise)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers, at_least_one
+from audiotransfer.cli._common import Subparsers, at_least_one, worker_count
 from audiotransfer.errors import UserError, cut
 
 
@@ -81,7 +81,7 @@ def _add_ray_extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local worker processes (--jobs), or tasks on a Ray cluster")
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
-    p.add_argument("--clips-per-task", type=int, default=2000, help="clips per Ray task (default 2000)")
+    p.add_argument("--clips-per-task", type=at_least_one, default=2000, help="clips per Ray task (default 2000)")
 
 
 def add_data(sub: Subparsers) -> None:
@@ -98,7 +98,7 @@ def add_data(sub: Subparsers) -> None:
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
     p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=worker_count, default=1, help="worker processes (default 1)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                    help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
     _add_ray_extract_args(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers, at_least_one
+from audiotransfer.cli._common import Subparsers, at_least_one, positive_number
 from audiotransfer.errors import UserError
 
 
@@ -148,7 +148,7 @@ def add_study(sub: Subparsers) -> None:
     p = study_sub.add_parser("plan", help="list the runs of a study, which are done, and their cost")
     p.add_argument("study", help="study YAML")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
-    p.add_argument("--clips-per-second", type=float, metavar="N",
+    p.add_argument("--clips-per-second", type=positive_number, metavar="N",
                    help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)")
     p.set_defaults(handler=run_plan)
 

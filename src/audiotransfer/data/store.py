@@ -37,7 +37,7 @@ from tqdm import tqdm
 from audiotransfer.data.audio import AudioError, audio_info, load_audio
 from audiotransfer.data.features import FeatureRecipe, LogMel
 from audiotransfer.errors import UserError
-from audiotransfer.files import disk_full_is_user_error, make_output_folder, write_atomic
+from audiotransfer.files import disk_full_is_user_error, make_output_folder, read_sidecar, write_atomic
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
@@ -77,7 +77,7 @@ class FeatureStore:
         if not sidecar.exists():
             raise UserError(f"{sidecar}: not a feature store (store.json missing)",
                             fix="run `audiotransfer features extract` first, or check the --store path")
-        self.info: dict[str, Any] = json.loads(sidecar.read_text())
+        self.info: dict[str, Any] = read_sidecar(sidecar, "store sidecar", STORE_VERSION)
         self.recipe = FeatureRecipe(**self.info["recipe"])
         self.corpus: str = self.info.get("corpus", "")
         self.dtype = np.dtype(self.info.get("dtype", "float16"))
@@ -215,7 +215,7 @@ class StoreWriter:
         self.recipe = recipe
         sidecar = self.root / "store.json"
         if sidecar.exists():
-            info = json.loads(sidecar.read_text())
+            info = read_sidecar(sidecar, "store sidecar", STORE_VERSION)
             if info.get("recipe_hash") != recipe.hash:
                 raise UserError(
                     f"{sidecar}: field 'recipe_hash' is {info.get('recipe_hash')}, the requested recipe "

@@ -137,8 +137,9 @@ def generate_world(
     params = {"seed": seed, "num_pretrain": num_pretrain, "num_eval": num_eval, "num_scenes": num_scenes,
               "num_birds": num_birds, "num_commands": num_commands, "num_speakers": num_speakers}  # fmt: skip
     for key, value in params.items():
-        if key != "seed" and (value < 0 or (key == "num_speakers" and value < 7)):
-            raise UserError(f"generate_world: field {key!r} is {value}", fix="use a non-negative count, >= 7 speakers")
+        if value < 0 or (key == "num_speakers" and value < 7):  # checked before anything is written
+            raise UserError(f"generate_world: field {key!r} is {value}",
+                            fix="use a non-negative seed and counts, >= 7 speakers")
     out = Path(out_dir)
     if _check_sidecar(out, params):
         return out
