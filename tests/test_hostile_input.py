@@ -363,3 +363,18 @@ def test_sidecars_that_are_not_json_or_newer(tmp_path: Path, capsys: pytest.Capt
     sidecar.write_text(json.dumps({**json.loads(json.dumps(m.summary(), default=str)), "format_version": 2}))
     with pytest.raises(UserError, match="upgrade audiotransfer"):
         Manifest.load(sidecar)
+
+
+# ------------------------------------------------------------------------------------ silent -> warning
+def test_csv_labels_duplicates_and_lonely_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(11):
+        (tmp_path / f"{i}.wav").write_bytes(b"")
+    rows = [f"{i}.wav,{'dog' if i % 2 else 'dog '}" for i in range(10)] + ["10.wav,cat"]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    m = load_corpus("csv", tmp_path, clip_seconds=1.0)
+    err = capsys.readouterr().err
+    assert m.labels == ["cat", "dog"] and "surrounding spaces" in err
+    assert "class(es) have no test clip" in err and "'cat'" in err
+    (tmp_path / "labels.csv").write_text("path,label\n1.wav,a\n2.wav,a\n3.wav,b\n./2.wav,b\n1.wav,c\n")
+    with pytest.raises(UserError, match=r"lines 3 and 5 \('2.wav' and './2.wav'\)"):
+        load_corpus("csv", tmp_path, clip_seconds=1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from audiotransfer.data.corpora._common import (
 )
 from audiotransfer.data.corpora.folder import median_seconds
 from audiotransfer.data.corpora.groups import groups_from_pattern, split_clips
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, cut
 from audiotransfer.manifest import SPLITS, Manifest
 
 LAYOUT = ("a CSV with header path,label[,split][,group] (split in train/dev/test; clips of one group stay in one "
@@ -50,11 +51,14 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
     if len(empty):
         raise UserError(f"{path}: empty 'path' or 'label' on line {int(empty[0]) + 2}",
                         fix="give every row a path and a label")
+    raw = table["path"].copy()
     table["path"], keys = _normalise(table["path"], base)
     if keys.duplicated().any():
-        dup = table["path"][keys.duplicated(keep=False)].tolist()
-        raise UserError(f"{path}: field 'path' lists one file twice ({dup[0]!r} and {dup[1]!r})",
-                        fix="list each file once")
+        first = keys[keys.duplicated()].iloc[0]
+        rows = table.index[keys == first][:2]
+        raise UserError(f"{path}: field 'path' lists one file twice, on lines {rows[0] + 2} and {rows[1] + 2} "
+                        f"({cut(raw[rows[0]], 80)} and {cut(raw[rows[1]], 80)})", fix="list each file once")
+    table["label"] = _stripped_labels(table["label"], path)
     if labels is not None:
         check_values(table["label"], labels, path, "label")
     clips = pd.DataFrame({"clip_id": clip_ids(keys), "path": table["path"], "label": table["label"]})
@@ -71,6 +75,16 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
     seconds = clip_seconds if clip_seconds is not None else median_seconds(base, clips["path"])
     return single_label_manifest("csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds,
                                  source=[str(path)], seed=seed)
+
+
+def _stripped_labels(labels: pd.Series, path: Path) -> pd.Series:
+    """Labels without surrounding spaces (`dog` and `dog ` are one class), with a warning when any had them."""
+    stripped = labels.str.strip()
+    changed = labels[stripped != labels]
+    if len(changed):
+        print(f"warning: {path}: {len(changed)} labels have surrounding spaces (e.g. {cut(changed.iloc[0])}); "
+              "they are stripped, so 'dog' and 'dog ' are one class", file=sys.stderr)
+    return stripped
 
 
 def _normalise(paths: pd.Series, base: Path) -> tuple[pd.Series, pd.Series]:

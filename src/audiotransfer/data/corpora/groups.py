@@ -61,10 +61,24 @@ def split_clips(clips: pd.DataFrame, group: str | None, dev: float, test: float,
             return clips
     if "group" in clips:
         clips["split"] = grouped_splits(clips["label"], clips["group"], dev, test, seed)
-        return clips
-    warn_takes(clips["path"], where)
-    clips["split"] = stratified_splits(clips["label"], dev, test, seed)
+    else:
+        warn_takes(clips["path"], where)
+        clips["split"] = stratified_splits(clips["label"], dev, test, seed)
+    warn_unscored(clips, {"dev": dev, "test": test}, where)
     return clips
+
+
+def warn_unscored(clips: pd.DataFrame, fractions: dict[str, float], where: str) -> None:
+    """One warning naming the classes that got no clip in a split that was asked for (a class of one clip
+    is trained on but never scored)."""
+    for split, fraction in fractions.items():
+        if fraction <= 0:
+            continue
+        missing = sorted(set(clips["label"]) - set(clips.loc[clips["split"] == split, "label"]))
+        if missing:
+            print(f"warning: {where}: {len(missing)} class(es) have no {split} clip (too few clips or groups): "
+                  f"{', '.join(map(cut, missing[:5]))}{', ...' if len(missing) > 5 else ''}; they are never "
+                  f"scored on {split}", file=sys.stderr)
 
 
 def grouped_splits(labels: pd.Series, groups: pd.Series, dev: float, test: float, seed: int) -> np.ndarray:
