@@ -30,7 +30,8 @@ from audiotransfer.errors import UserError
 from audiotransfer.files import load_yaml
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.cnn import create_model
-from audiotransfer.study.spec import load_study
+from audiotransfer.study.spec import deep_merge, load_study
+from audiotransfer.training.checkpoint import save_model
 from audiotransfer.study.store import ResultStore
 from test_study_spec import write_spec
 
@@ -190,9 +191,12 @@ def task_only_spec(tmp_path: Path, classes: tuple[str, ...] = ("dog", "cat"), **
     for i, label in enumerate(classes):
         for j in range(5):
             noise(tmp_path / "scenes" / label / f"{j}.wav", seconds=0.2, seed=10 * i + j)
+    (tmp_path / "world").mkdir(parents=True, exist_ok=True)
+    save_model(tmp_path / "world" / "mine.pt", create_model("cnn6", 3, width=0.125, n_mels=64), labels=["a"] * 3)
     pre = {"corpus": None, "root": None, "metadata": None,
-           "states": {"all": None, "human": None, "half": None}}
-    return write_spec(tmp_path, pretraining=pre, **changes)
+           "states": {"all": None, "human": None, "half": None, "panns": {"checkpoint": "world/mine.pt",
+                                                                           "format": "audiotransfer"}}}
+    return write_spec(tmp_path, **deep_merge({"pretraining": pre}, changes))
 
 
 def test_study_plan_catches_short_crops_and_one_class_tasks(tmp_path: Path,
@@ -201,6 +205,9 @@ def test_study_plan_catches_short_crops_and_one_class_tasks(tmp_path: Path,
     fails(["study", "plan", str(short)], capsys, "8 frames", "at least 16", "downstream.scenes")
     one = task_only_spec(tmp_path / "b", classes=("dog",))
     fails(["study", "plan", str(one)], capsys, "1 class(es)", "downstream.scenes")
+    wrong = task_only_spec(tmp_path / "c", pretraining={"states": {"panns": {"format": "autrainer"}}})
+    fails(["study", "plan", str(wrong)], capsys, "pretraining.states.panns.format", "declared format 'autrainer'",
+          "an audiotransfer model.pt")
     model = create_model("cnn6", 2, width=0.125, n_mels=64)
     with pytest.raises(UserError, match="at least 16 frames"):
         model(torch.zeros(1, 8, 64))
@@ -378,3 +385,29 @@ def test_csv_labels_duplicates_and_lonely_classes(tmp_path: Path, capsys: pytest
     (tmp_path / "labels.csv").write_text("path,label\n1.wav,a\n2.wav,a\n3.wav,b\n./2.wav,b\n1.wav,c\n")
     with pytest.raises(UserError, match=r"lines 3 and 5 \('2.wav' and './2.wav'\)"):
         load_corpus("csv", tmp_path, clip_seconds=1.0)
+
+
+# ------------------------------------------------------------------------------------------------- advise
+def test_advise_writes_under_the_study_or_out_never_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from test_advise import _wavs, make_study
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    clips = tmp_path / "clips"
+    _wavs(clips, per_class=3, classes=2)
+    root = make_study(tmp_path / "study")
+    assert main(["advise", str(root), "--task", "folder", "--root", str(clips), "--estimators", "knn",
+                 "-o", "test_fraction=0", "-o", "dev_fraction=0", "--no-progress"]) == 0
+    assert (root / "advise" / "advice.json").exists() and not any(cwd.iterdir())
+    capsys.readouterr()
+    fails(["advise", "--task", "folder", "--root", str(clips), "--checkpoint", f"s0={root / 'runs/pretrain/s0'}"],
+          capsys, "--out")
+    fails(["advise", str(root), "--estimators", "knn", "logme", "--default", "leep"], capsys,
+          "--default leep is not among --estimators")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    fails(["advise", str(root), "--out", str(mine)], capsys, "not a folder of advice")
+    assert not any(cwd.iterdir()) and [p.name for p in mine.iterdir()] == ["notes.txt"]

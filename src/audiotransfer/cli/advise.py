@@ -29,9 +29,9 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
     p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(ESTIMATORS)} (default all)")
-    p.add_argument("--default", default=DEFAULT, help=f"estimator that ranks and recommends (default {DEFAULT})")
-    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise or "
-                   "./advise-out)")
+    p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
+    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; "
+                   "required without a STUDY)")
     p.add_argument("--tagger", metavar="STATE_OR_CHECKPOINT",
                    help="instead of ranking: the ontology categories the task resembles, and a subset spec")
     p.add_argument("--tagger-format", default="auto", help="the tagger checkpoint's format (default auto)")

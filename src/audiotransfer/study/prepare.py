@@ -55,6 +55,7 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
     ones are not rewritten): a refused change leaves `manifests/` as it was."""
     built: list[tuple[Manifest, Path, Path]] = []
     folder = StudyDir(study.out)
+    check_checkpoint_formats(study)
     if study.subset_states:
         pool = corpus_manifest(study)
         present = set(pool.clips["clip_id"])
@@ -91,6 +92,21 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
     for manifest, directory, _ in built:
         _save(manifest, directory)
     return data
+
+
+def check_checkpoint_formats(study: Study) -> None:
+    """A checkpoint state's declared `format` must be what its file is (a PANNs file declared autrainer
+    would otherwise load by the file's own layout without a word)."""
+    from audiotransfer.models.checkpoints import read_state
+
+    for name, state in study.checkpoint_states.items():
+        if state.format == "auto":
+            continue
+        try:
+            read_state(state.checkpoint, state.format)
+        except UserError as exc:
+            raise UserError(f"{study.path}: field 'pretraining.states.{name}.format': {exc.message}",
+                            fix=exc.fix) from None
 
 
 def check_task(study: Study, name: str, manifest: Manifest) -> None:

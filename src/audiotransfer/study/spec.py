@@ -28,7 +28,7 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"  # no dots: Manifest.load reads "a.3" as 
 PROTOCOL = re.compile(r"^(finetune|linear|freeze:[1-9][0-9]*)$")
 PROTOCOLS = ("finetune", "linear", "freeze:k")
 SCRATCH = "scratch"
-CheckpointFormat = Literal["panns", "autrainer", "audiotransfer"]
+CheckpointFormat = Literal["auto", "panns", "autrainer", "audiotransfer"]
 
 
 class _Strict(BaseModel):
@@ -114,7 +114,7 @@ class CheckpointState:
     """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
 
     checkpoint: Path
-    format: CheckpointFormat = "audiotransfer"
+    format: CheckpointFormat = "auto"  # a declared one is checked against the file while planning
 
 
 @dataclass
@@ -342,7 +342,7 @@ def _classify_states(path: Path, study: Study) -> None:
                 raise UserError(
                     f"{path}: field '{where}.checkpoint': file {ckpt} does not exist", fix="correct the checkpoint path"
                 )
-            fmt = fields.get("format", "audiotransfer")
+            fmt = fields.get("format", "auto")
             if fmt not in get_args(CheckpointFormat):
                 raise UserError(
                     f"{path}: field '{where}.format': unknown format {fmt!r}",
