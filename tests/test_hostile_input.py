@@ -31,8 +31,8 @@ from audiotransfer.files import load_yaml
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.cnn import create_model
 from audiotransfer.study.spec import deep_merge, load_study
-from audiotransfer.training.checkpoint import save_model
 from audiotransfer.study.store import ResultStore
+from audiotransfer.training.checkpoint import save_model
 from test_study_spec import write_spec
 
 
@@ -411,3 +411,29 @@ def test_advise_writes_under_the_study_or_out_never_the_cwd(tmp_path: Path, monk
     (mine / "notes.txt").write_text("keep")
     fails(["advise", str(root), "--out", str(mine)], capsys, "not a folder of advice")
     assert not any(cwd.iterdir()) and [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_world_and_run_folders_are_not_written_over_user_files(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from audiotransfer.data.synthetic import generate_world
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.txt").write_text("keep")
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    before = hashes(tmp_path)
+    with pytest.raises(UserError, match="not a synthetic world"):
+        generate_world(mine, num_pretrain=1, num_eval=1, num_scenes=0, num_birds=0, num_commands=0, progress=False)
+    with pytest.raises(UserError, match="is a file"):
+        generate_world(afile, num_pretrain=1, num_eval=1, num_scenes=0, num_birds=0, num_commands=0, progress=False)
+    assert hashes(tmp_path) == before
+    noise(tmp_path / "clips" / "a" / "0.wav")
+    noise(tmp_path / "clips" / "b" / "1.wav", seed=1)
+    m = load_corpus("folder", tmp_path / "clips", dev_fraction=0.0, test_fraction=0.0)
+    m.save(tmp_path / "m")
+    extract_features(m, tmp_path / "s", RECIPES["demo"], progress=False)
+    before = hashes(mine)
+    fails(["pretrain", "--manifest", str(tmp_path / "m" / "folder"), "--store", str(tmp_path / "s"),
+           "--out", str(mine)], capsys, "not a run folder")
+    assert hashes(mine) == before

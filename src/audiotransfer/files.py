@@ -107,10 +107,11 @@ def read_sidecar(path: Path, what: str, version: int) -> dict[str, Any]:
     return info
 
 
-def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: bool = False) -> Path:
+def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: bool | None = None) -> Path:
     """`folder`, created if missing, where a command may write: new, empty, or carrying one of its own
     `markers` (e.g. store.json). Any other non-empty folder is refused (its files could be overwritten) unless
-    `force`; a file in the way, or a parent the user cannot write, is a UserError, not a traceback."""
+    `force` (None: the command has no --force); a file in the way, or a parent the user cannot write, is a
+    UserError, not a traceback."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: the {what} path is a file, not a folder", fix="give a folder path")
@@ -121,7 +122,8 @@ def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: b
                 f"{folder}: an existing folder that is not a {what} (no {' or '.join(markers)}) and holds "
                 f"{len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}); "
                 f"writing there could overwrite them",
-                fix=f"give a new or empty folder for the {what} (or add --force to write into this one)",
+                fix=f"give a new or empty folder for the {what}"
+                + (" (or add --force to write into this one)" if force is not None else ""),
             )
     try:
         folder.mkdir(parents=True, exist_ok=True)
