@@ -27,7 +27,7 @@ from audiotransfer.data.corpora import load_corpus
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import FeatureStore, extract_features
 from audiotransfer.errors import UserError
-from audiotransfer.files import load_yaml
+from audiotransfer.files import load_yaml, make_output_folder
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.cnn import create_model
 from audiotransfer.study.spec import deep_merge, load_study
@@ -437,3 +437,15 @@ def test_world_and_run_folders_are_not_written_over_user_files(tmp_path: Path,
     fails(["pretrain", "--manifest", str(tmp_path / "m" / "folder"), "--store", str(tmp_path / "s"),
            "--out", str(mine)], capsys, "not a run folder")
     assert hashes(mine) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_parent_of_an_output(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="cannot create the feature store folder"):
+            make_output_folder(locked / "store", ["store.json"], "feature store")
+    finally:
+        locked.chmod(0o755)
