@@ -105,3 +105,11 @@ def test_group_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     # the CLI prints groups per split
     assert main(["data", "describe", "folder", "--root", str(tmp_path), "-o", "group=_([a-z]+)_"]) == 0
     assert "groups: {" in capsys.readouterr().out
+
+
+def test_class_named_files_are_not_takes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for label in ("dog", "cat"):
+        for i in range(6):
+            touch(tmp_path / label / f"{label}_{i:03d}.wav")
+    load_corpus("folder", tmp_path, clip_seconds=1.0)
+    assert "takes" not in capsys.readouterr().err

@@ -123,7 +123,8 @@ def warn_takes(paths: pd.Series, where: str) -> None:
     stems = paths.str.replace(r"\.[^./]*$", "", regex=True)
     sources = stems.map(lambda s: (m := TAKE_SUFFIX.match(s)) and m.group(1))
     shared = sources.notna() & sources.duplicated(keep=False)
-    if len(paths) >= 4 and shared.mean() >= 0.5:
+    folders = paths.str.rpartition("/")[0].nunique()  # `dog/dog_001.wav`: one stem per folder is a naming scheme
+    if len(paths) >= 4 and shared.mean() >= 0.5 and sources[shared].nunique() > folders:
         example = sources[shared].iloc[0]
         print(f"warning: {where}: {int(shared.sum())} of {len(paths)} file names look like several takes of "
               f"one source (e.g. {cut(example)}); a random split puts takes of one source in training and test"
