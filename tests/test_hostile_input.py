@@ -449,3 +449,10 @@ def test_read_only_parent_of_an_output(tmp_path: Path) -> None:
             make_output_folder(locked / "store", ["store.json"], "feature store")
     finally:
         locked.chmod(0o755)
+
+
+def test_study_plan_prints_groups_per_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = task_only_spec(tmp_path, downstream={"scenes": {"options": {"group": r"/(\d)\.wav$"}}})
+    assert main(["study", "plan", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert "task 'scenes': groups per split: dev 1, test 1, train 3" in err
