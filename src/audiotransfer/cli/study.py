@@ -129,7 +129,8 @@ def run_report(args: argparse.Namespace) -> None:
     from audiotransfer.study.layout import StudyDir
 
     folder = StudyDir.of(args.study)
-    folder.require_results()  # never write a report into a folder that is not a study
+    if folder.root.is_dir():
+        folder.require_results()  # never write a report into a folder that is not a study
     out = write_report(folder.root, metric=args.metric,
                        similarity=args.similarity or DEFAULT_SIMILARITY, max_inputs=args.max_inputs,
                        progress=not args.no_progress)
