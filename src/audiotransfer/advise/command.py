@@ -44,14 +44,14 @@ def _study_recipe(res: Any) -> Any:
 
 
 def _options(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from audiotransfer.files import load_yaml
 
     parsed = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"option {item!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
-        parsed[key.strip()] = yaml.safe_load(value)
+            raise UserError(f"option {item[:60]!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
+        parsed[key.strip()] = load_yaml(value)  # aliases bounded
     return parsed
 
 

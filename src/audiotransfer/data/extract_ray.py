@@ -29,7 +29,7 @@ from audiotransfer.data.store import FeatureStore, StoreWriter, _read_index, ext
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
-PARTS = "parts"
+PARTS = "parts"  # one of store.STORE_MARKERS
 CLIPS_PER_TASK = 2000
 
 

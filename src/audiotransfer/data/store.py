@@ -41,6 +41,8 @@ from audiotransfer.files import disk_full_is_user_error, make_output_folder, rea
 from audiotransfer.manifest import Manifest
 
 STORE_VERSION = 1
+# what marks a folder as a store, finished or not: its sidecar, its writer's lock, a distributed run's parts
+STORE_MARKERS = ("store.json", ".lock", "parts")
 SHARD_BYTES = 1 << 30
 COPY_ELEMENTS = 16384  # below torch's parallel grain size (32768): copies stay on the calling thread
 INDEX_SCHEMA = pa.schema([("clip_id", pa.string()), ("shard", pa.int32()), ("offset", pa.int64()),
@@ -231,7 +233,7 @@ class StoreWriter:
         self.dtype = np.dtype(dtype)
         self.frame_bytes = self.dtype.itemsize * recipe.n_mels
         self.shard_frames = max(1, shard_bytes // self.frame_bytes)
-        make_output_folder(self.root, ["store.json", ".lock"], "feature store")
+        make_output_folder(self.root, STORE_MARKERS, "feature store")
         (self.root / "shards").mkdir(parents=True, exist_ok=True)
         (self.root / "index").mkdir(exist_ok=True)
         self._lock = open(self.root / ".lock", "w")  # noqa: SIM115 - held until close(); the OS drops it on a kill
