@@ -64,8 +64,8 @@ def test_import_is_lazy_and_names_the_entry_points() -> None:
 
 def test_every_public_name_resolves_to_the_object_of_its_module() -> None:
     from audiotransfer.advise.driver import advise
-    from audiotransfer.study.runner import run
     from audiotransfer.models.load import load_model
+    from audiotransfer.study.runner import run
 
     for name in audiotransfer.__all__:
         assert getattr(audiotransfer, name) is not None, name

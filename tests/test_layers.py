@@ -9,8 +9,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # lowest first; a top-level module (errors.py) or sub-package (data/) is one layer entry
-LAYERS = ["errors", "validation", "files", "progress", "fields", "cluster", "manifest", "ontology", "data", "models", "training", "study",
-          "advise", "analysis", "hear", "demo", "cli"]
+LAYERS = ["errors", "validation", "files", "progress", "fields", "cluster", "manifest", "ontology", "data", "models",
+          "training", "study", "advise", "analysis", "hear", "demo", "cli"]
 
 
 def _modules() -> dict[str, Path]:

@@ -1,14 +1,20 @@
 """Ray for real: a multi-node Ray cluster on this machine (`ray.cluster_utils.Cluster`, a CPU-less head and
 two 1-CPU worker nodes) runs distributed feature extraction and a tiny FSD50K study with the real training
 engine; a worker node is killed mid-study, the driver is killed and restarted; bad addresses and missing
-GPUs are clear errors."""
+GPUs are clear errors. Every node stays on 127.0.0.1. A head started by `ray start --head` with token auth
+runs the README's `study run --backend ray --ray-address` line; a driver without the token is told which
+variables carry it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +49,23 @@ def test_an_address_that_does_not_answer_is_a_clear_error() -> None:
         connect("headnode", timeout_s=2)
 
 
+def _node_addresses() -> set[str]:
+    return {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+
+
+def test_a_local_ray_stays_on_loopback() -> None:
+    from audiotransfer.cluster import connect
+
+    if ray.is_initialized():
+        ray.shutdown()
+    assert connect(local_cpus=1)
+    try:
+        assert _node_addresses() == {"127.0.0.1"}
+        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
     from ray.cluster_utils import Cluster
@@ -72,6 +95,11 @@ def _same_features(a: FeatureStore, b: FeatureStore) -> None:
     assert sorted(a.clip_ids) == sorted(b.clip_ids)
     for clip in a.clip_ids:
         np.testing.assert_array_equal(a.read(int(a.rows([clip])[0])), b.read(int(b.rows([clip])[0])))
+
+
+def test_every_node_of_the_cluster_is_on_loopback(cluster: object) -> None:
+    assert len(ray.nodes()) == 3 and _node_addresses() == {"127.0.0.1"}
+    assert cluster.address.startswith("127.0.0.1:")  # type: ignore[attr-defined]
 
 
 def test_a_cluster_without_gpus_refuses_num_gpus(cluster: object) -> None:
@@ -195,3 +223,72 @@ def test_a_killed_driver_resumes_when_restarted(cluster: object, fsd: Path, tmp_
     attempts = _attempts(out)
     for run_id in finished_before:
         assert len(attempts[run_id]) == 1  # finished work is not trained again
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop(head: subprocess.Popen) -> None:
+    """Stop one `ray start --head --block` and the processes it started (its own session), nothing else."""
+    try:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGKILL)  # whatever of its session is left
+    head.wait()
+
+
+def test_the_readme_recipe_with_token_auth(fsd: Path, tmp_path: Path) -> None:
+    """`ray start --head` with a token (own temp dir, port and HOME), then the README's study line."""
+    from audiotransfer.study import ResultStore
+
+    token, port = secrets.token_hex(32), _free_port()
+    home, temp = tmp_path / "home", Path(f"/tmp/rt{secrets.token_hex(4)}")  # Ray's socket paths must be short
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--temp-dir", str(temp),
+         "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats", "--block"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        path = fsd50k_small_study(tmp_path / "study", fsd)
+        line = [sys.executable, "-m", "audiotransfer.cli", "study", "run", str(path), "--backend", "ray",
+                "--ray-address", f"127.0.0.1:{port}", "--no-progress"]
+        without = {k: v for k, v in env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
+        refused = subprocess.run(line, env=without, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+        for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token", "RAY_AUTH_MODE"):
+            assert name in refused.stderr
+        done = subprocess.run(line, env=env, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
+    out = tmp_path / "study" / "out"
+    runs = ResultStore(out / "results.sqlite").runs()
+    assert len(runs) == 3 and runs["run_id"].is_unique and set(runs["status"]) == {"done"}
+    attempts = _attempts(out)
+    assert sorted(attempts) == sorted(runs["run_id"]) and all(len(a) == 1 for a in attempts.values())
+    assert not (home / ".ray" / "auth_token").exists()  # the token came from the environment, as told
+
+
+def fsd50k_small_study(folder: Path, fsd: Path) -> Path:
+    """One FSD50K state and scratch, fine-tuned on FSD50K tagging: 3 runs."""
+    from test_corpus_fsd50k import fsd50k_study
+
+    return fsd50k_study(folder, fsd, states={"half": {"fraction": 0.5}}, resources={"num_cpus": 1})

@@ -40,25 +40,72 @@ def _check_answers(address: str, timeout_s: float) -> None:
                             "RAY_ADDRESS and the firewall") from None
 
 
+# Ray >= 2.60 advertises the host's interface address even for 127.0.0.1 unless this is 0 (read when `ray`
+# is imported, and by every Ray process this one starts): a local Ray then stays on loopback
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+TOKEN_FILE = "~/.ray/auth_token"
+
+
+def keep_on_loopback() -> None:
+    """Make a local Ray started from this process listen and advertise on 127.0.0.1 only; set before `ray`
+    is imported (a value the user set is kept)."""
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def _private_token() -> None:
+    """A local Ray turns token auth on and, lacking a token, writes one to ~/.ray/auth_token, which a later
+    `ray start --head` on this machine picks up (its workers are then refused). Give a local Ray a token of
+    this process instead, unless the user configured auth."""
+    import secrets
+
+    configured = any(os.environ.get(k) for k in (*TOKEN_SOURCES, "RAY_AUTH_MODE"))
+    if not configured and not os.path.exists(os.path.expanduser(TOKEN_FILE)):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
 def connect(address: str | None = None, local_cpus: int | None = None,
             timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
-    """Join the cluster at `address` (or RAY_ADDRESS), else start a local Ray; True when this call
-    started Ray (the caller then shuts it down). An existing connection is kept."""
+    """Join the cluster at `address` (or RAY_ADDRESS), else start a local Ray on loopback; True when this
+    call started Ray (the caller then shuts it down). An existing connection is kept."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        keep_on_loopback()
     ray = ray_module()
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "auto":
         _check_answers(address, timeout_s)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
+            _private_token()
             ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    except ConnectionError as exc:
+    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+        if _is_auth_error(exc):
+            raise UserError(f"the Ray cluster at {address} refused this driver: its auth token is missing or "
+                            "does not match the head's (Ray: InvalidAuthToken / AuthenticationError)",
+                            fix=AUTH_FIX) from None
         raise UserError(f"cannot join the Ray cluster at {address}: {exc}",
                         fix="check that the address is the head node's and its Ray version matches") from None
     return True
+
+
+AUTH_FIX = ("give this process the cluster's token: set RAY_AUTH_TOKEN (the token itself) or RAY_AUTH_TOKEN_PATH "
+            f"(a file holding it), or put it in {TOKEN_FILE}, and RAY_AUTH_MODE=token; it is the token the head "
+            "was started with (`ray get-auth-token` on the head prints it)")
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is Ray refusing a missing or wrong auth token."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def check_gpus(num_gpus: float) -> None:

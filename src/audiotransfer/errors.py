@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 3, 6, 6, 60, 60
 
 
 class UserError(Exception):
@@ -36,3 +40,10 @@ def did_you_mean(word: str, candidates: Iterable[str], quote: bool = False) -> s
 def unknown_name(what: str, name: str, candidates: Iterable[str], quote: bool = False) -> str:
     """The message "unknown WHAT 'NAME'; did you mean ...?" (see `did_you_mean`)."""
     return f"unknown {what} {name!r}" + did_you_mean(name, candidates, quote)
+
+
+def cut(value: object, width: int = 60) -> str:
+    """A value as a message shows it: its repr, bounded in depth and length and cut to `width` characters,
+    so a huge (or alias-expanded) value never floods, or hangs, an error message."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -20,8 +20,7 @@ import pyarrow.parquet as pq
 from scipy import sparse
 
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
-from audiotransfer.validation import check_version
+from audiotransfer.files import read_sidecar, write_atomic
 
 TaskType = Literal["multilabel", "multiclass", "binary"]
 FORMAT_VERSION = 1
@@ -187,8 +186,7 @@ class Manifest:
         for p in (sidecar, table_path):
             if not p.exists():
                 raise UserError(f"{p}: manifest file not found", fix="build it first or check the path")
-        info = json.loads(sidecar.read_text())
-        check_version(f"{sidecar}: field 'format_version'", info.get("format_version"), FORMAT_VERSION, "manifest")
+        info = read_sidecar(sidecar, "manifest sidecar", FORMAT_VERSION)
         table = pq.read_table(table_path)
         targets_col = table.column("targets").combine_chunks()
         clips = table.drop_columns(["targets"]).to_pandas()

@@ -10,7 +10,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from audiotransfer.errors import UserError, did_you_mean
+from audiotransfer.errors import UserError, cut, did_you_mean
 
 # letters, digits, '_', '+', '-', not first; no dots: Manifest.load reads "a.3" as suffix ".3"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")
@@ -35,7 +35,8 @@ def validation_error(path: Path | str, exc: ValidationError, model: type[BaseMod
         return UserError(head + did_you_mean(loc[-1], allowed), fix=f"known fields here: {', '.join(allowed)}")
     if err["type"] == "missing":
         return UserError(head, fix="add it (see examples/studies/demo.yaml)")
-    return UserError(head, fix=f"got {err.get('input')!r}; correct the value")
+    hint = " (YAML 1.1 reads yes/no/on/off as booleans)" if isinstance(err.get("input"), bool) else ""
+    return UserError(head, fix=f"got {cut(err.get('input'))}; correct the value" + hint)
 
 
 def _follow(model: Any, loc: list[str]) -> tuple[list[str], Any]:

@@ -44,20 +44,20 @@ def _study_recipe(res: Any) -> Any:
 
 
 def _options(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from audiotransfer.files import load_yaml
 
     parsed = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"option {item!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
-        parsed[key.strip()] = yaml.safe_load(value)
+            raise UserError(f"option {item[:60]!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
+        parsed[key.strip()] = load_yaml(value)  # aliases bounded
     return parsed
 
 
-def _candidates(args: argparse.Namespace, res: Any) -> list[Candidate]:
+def _candidates(res: Any, given: list[Candidate]) -> list[Candidate]:
     found = driver.study_candidates(res) if res is not None else []
-    found += [parse_checkpoint(c) for c in args.checkpoint]
+    found += given
     if not found:
         raise UserError("no candidates", fix="pass a STUDY (its pre-trained states) and/or --checkpoint NAME=PATH")
     return found
@@ -80,14 +80,15 @@ def _print_table(task: str, table: pd.DataFrame, default: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """The command's handler."""
     estimators = rank.check_estimators(args.estimators)  # before any extraction
+    default = _default(args.default, estimators)
     res = _study(args)
-    out = Path(args.out or (res.study_dir / "advise" if res is not None and not (args.task or args.manifest)
-                            else "advise-out"))
+    given = [parse_checkpoint(c) for c in args.checkpoint]  # a malformed one is refused before any write
+    out = _out(args, res)
     tasks = _tasks(args, res, out)
     if args.tagger:
         return _tagger(args, res, tasks, out)
-    advice = driver.advise(_candidates(args, res), tasks, out / "cache", estimators,
-                           args.default if args.default in estimators else estimators[0], not args.no_progress)
+    advice = driver.advise(_candidates(res, given), tasks, out / "cache", estimators, default,
+                           not args.no_progress)
     for task, table in advice.tables.items():
         _print_table(task, table, advice.default)
     print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {out / 'cache'}")
@@ -97,6 +98,30 @@ def run(args: argparse.Namespace) -> int:
     for line in advice.lines.values():
         print(line)
     return 0
+
+
+def _default(given: str | None, estimators: list[str]) -> str:
+    """The ranking estimator: `--default` (which must be among `--estimators`), else the house default
+    when selected, else the first selected."""
+    if given is not None and given not in estimators:
+        raise UserError(f"--default {given} is not among --estimators ({', '.join(estimators)})",
+                        fix=f"add {given} to --estimators, or pick --default from them")
+    return given or (rank.DEFAULT if rank.DEFAULT in estimators else estimators[0])
+
+
+def _out(args: argparse.Namespace, res: Any) -> Path:
+    """`--out`, else `STUDY/advise` for a study; never the working directory unless told. A folder that
+    holds other files than an earlier advice is refused (they could be overwritten)."""
+    from audiotransfer.files import make_output_folder
+
+    if args.out:
+        out = Path(args.out)
+    elif res is not None:
+        out = res.study_dir / "advise"
+    else:
+        raise UserError("advise writes advice.csv/json and an embedding cache: where?",
+                        fix="pass --out DIR (or a STUDY, whose advise/ folder is the default)")
+    return make_output_folder(out, ["advice.json", "advice.csv", "cache"], "folder of advice")
 
 
 def _tagger(args: argparse.Namespace, res: Any, tasks: list[driver.Task], out: Path) -> int:

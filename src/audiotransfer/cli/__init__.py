@@ -7,6 +7,7 @@ module of this package with top-level handler functions and one `add_<group>(sub
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 1
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit (ulimit -f) fails the write (EFBIG), not the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         quiet = args.global_no_progress or getattr(args, "no_progress", False) or getattr(args, "quiet", False)
         with log_to(args.log_file, show_progress=not quiet):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from audiotransfer.cli._common import Subparsers, at_least_one, metadata_args
+from audiotransfer.cli._common import Subparsers, metadata_args, worker_count
 
 
 def run_advise(args: argparse.Namespace) -> int:
@@ -29,9 +29,9 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
     p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(ESTIMATORS)} (default all)")
-    p.add_argument("--default", default=DEFAULT, help=f"estimator that ranks and recommends (default {DEFAULT})")
-    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise or "
-                   "./advise-out)")
+    p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
+    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; "
+                   "required without a STUDY)")
     p.add_argument("--tagger", metavar="STATE_OR_CHECKPOINT",
                    help="instead of ranking: the ontology categories the task resembles, and a subset spec")
     p.add_argument("--tagger-format", default="auto", help="the tagger checkpoint's format (default auto)")
@@ -41,7 +41,7 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--most", type=int, default=3, help="at most this many categories")
     p.add_argument("--soft-mass", action="store_true", help="spread each clip's mass over its normalised "
                    "scores instead of giving it to its top-1 label")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="feature-extraction processes")
+    p.add_argument("--jobs", type=worker_count, default=1, help="feature-extraction processes")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     metadata_args(p)
     p.set_defaults(handler=run_advise)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers, at_least_one
-from audiotransfer.errors import UserError
+from audiotransfer.cli._common import Subparsers, at_least_one, worker_count
+from audiotransfer.errors import UserError, cut
 
 
 def corpus_args(p: argparse.ArgumentParser) -> None:
@@ -19,12 +19,18 @@ def corpus_args(p: argparse.ArgumentParser) -> None:
 def options(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from audiotransfer.files import load_yaml
+
     parsed = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"option {item!r} is not KEY=VALUE", fix="write e.g. -o seed=1")
-        parsed[key.strip()] = yaml.safe_load(value)
+            raise UserError(f"option {cut(item)} is not KEY=VALUE", fix="write e.g. -o seed=1")
+        try:
+            parsed[key.strip()] = load_yaml(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"option {cut(item)}: not a YAML value ({exc})",
+                            fix="quote it, e.g. -o 'group=_(x)_'") from None
     return parsed
 
 
@@ -55,6 +61,9 @@ def extract(args: argparse.Namespace) -> int:
     else:
         store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
                                  on_error=args.on_error, progress=True)
+    if store.num_clips == 0:
+        raise UserError(f"{store.root}: none of the {manifest.num_clips} clips could be read; the store is empty "
+                        f"(see {store.root / 'errors.csv'})", fix="check the corpus root and the files' formats")
     print(f"{store.root}: {store.num_clips} clips, recipe {args.recipe} ({store.recipe.hash})")
     return 0
 
@@ -72,7 +81,7 @@ def _add_ray_extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local worker processes (--jobs), or tasks on a Ray cluster")
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
-    p.add_argument("--clips-per-task", type=int, default=2000, help="clips per Ray task (default 2000)")
+    p.add_argument("--clips-per-task", type=at_least_one, default=2000, help="clips per Ray task (default 2000)")
 
 
 def add_data(sub: Subparsers) -> None:
@@ -89,7 +98,7 @@ def add_data(sub: Subparsers) -> None:
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
     p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=worker_count, default=1, help="worker processes (default 1)")
     p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                    help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
     _add_ray_extract_args(p)

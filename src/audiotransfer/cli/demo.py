@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from audiotransfer.cli._common import Subparsers, at_least_one
+from audiotransfer.cli._common import Subparsers, at_least_one, non_negative
 
 
 def run_demo_cmd(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def add_demo(sub: Subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="the three-minute variant (smaller world, fewer epochs)")
     p.add_argument("--jobs", type=at_least_one, default=max(1, min(2, cores)), help="runs in parallel")
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
-    p.add_argument("--world-seed", type=int, help="generate another world (same design); default folder "
+    p.add_argument("--world-seed", type=non_negative, help="generate another world (same design); default folder "
                    "./audiotransfer-demo-worldN")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)

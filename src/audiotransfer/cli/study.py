@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audiotransfer.cli._common import Subparsers, at_least_one
+from audiotransfer.cli._common import Subparsers, at_least_one, positive_number
 from audiotransfer.errors import UserError
 
 
@@ -47,7 +47,7 @@ def run_study(args: argparse.Namespace) -> int:
     from audiotransfer.study.runner import error_summary
 
     outcome = run(args.study, jobs=args.jobs, backend=args.backend, retries=args.retries, mlflow=args.mlflow,
-                  progress=not args.no_progress, ray_address=args.ray_address)
+                  progress=not args.no_progress, ray_address=args.ray_address, force=args.force)
     print(f"{outcome.study_dir}: {len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
           f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
     for run_id, error in outcome.failed.items():
@@ -69,10 +69,12 @@ def run_results(args: argparse.Namespace) -> None:
     from audiotransfer.study import results_table
     from audiotransfer.study.status import to_markdown
 
+    if args.format == "parquet" and not args.out:
+        raise UserError("--format parquet writes a file", fix="add --out FILE.parquet")
+    if args.out:
+        _check_results_out(args)
     table = results_table(args.study, kind=None if args.kind == "all" else args.kind)
     if args.format == "parquet":
-        if not args.out:
-            raise UserError("--format parquet writes a file", fix="add --out FILE.parquet")
         table.to_parquet(args.out, index=False)
         print(f"wrote {len(table)} runs to {args.out}")
         return
@@ -83,6 +85,33 @@ def run_results(args: argparse.Namespace) -> None:
         print(f"wrote {len(table)} runs to {args.out}")
     else:
         print(text, end="")
+
+
+def _check_results_out(args: argparse.Namespace) -> None:
+    """`--out` never overwrites the study's YAML or database (or any input), nor a file that is not an
+    earlier results export, unless --force."""
+    from pathlib import Path
+
+    from audiotransfer.files import check_output_file
+    from audiotransfer.study.layout import StudyDir
+
+    folder = StudyDir.of(args.study)
+    inputs = [Path(args.study), folder.results, folder.spec, folder.root]
+    check_output_file(Path(args.out), inputs, "results table", force=args.force, ours=_is_results_export)
+
+
+def _is_results_export(path: Any) -> bool:
+    """An earlier `study results` file: its header starts with the run id column (CSV, Markdown, Parquet)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        if head.startswith(b"PAR1"):
+            import pyarrow.parquet as pq
+
+            return "run_id" in pq.read_schema(path).names
+        return head.lstrip(b"| ").startswith(b"run_id")
+    except (OSError, ValueError):
+        return False
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -99,7 +128,10 @@ def run_report(args: argparse.Namespace) -> None:
     from audiotransfer.analysis.report import DEFAULT_SIMILARITY
     from audiotransfer.study.layout import StudyDir
 
-    out = write_report(StudyDir.of(args.study).root, metric=args.metric,
+    folder = StudyDir.of(args.study)
+    if folder.root.is_dir():
+        folder.require_results()  # never write a report into a folder that is not a study
+    out = write_report(folder.root, metric=args.metric,
                        similarity=args.similarity or DEFAULT_SIMILARITY, max_inputs=args.max_inputs,
                        progress=not args.no_progress)
     print(f"report (html): {out['html']}\nreport (markdown): {out['markdown']}")
@@ -117,7 +149,7 @@ def add_study(sub: Subparsers) -> None:
     p = study_sub.add_parser("plan", help="list the runs of a study, which are done, and their cost")
     p.add_argument("study", help="study YAML")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
-    p.add_argument("--clips-per-second", type=float, metavar="N",
+    p.add_argument("--clips-per-second", type=positive_number, metavar="N",
                    help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)")
     p.set_defaults(handler=run_plan)
 
@@ -129,6 +161,8 @@ def add_study(sub: Subparsers) -> None:
     p.add_argument("--mlflow", metavar="URI", help="also log every run to this MLflow tracking URI")
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing `out` folder that is not a study (its files may be overwritten)")
     p.set_defaults(handler=run_study)
 
     p = study_sub.add_parser("status", help="runs by kind and status; failed and blocked runs with their error")
@@ -140,6 +174,7 @@ def add_study(sub: Subparsers) -> None:
     p.add_argument("--format", choices=("markdown", "csv", "parquet"), default="markdown")
     p.add_argument("--kind", choices=("finetune", "pretrain", "all"), default="finetune")
     p.add_argument("--out", help="write to this file instead of the terminal")
+    p.add_argument("--force", action="store_true", help="overwrite --out even if it is not an earlier export")
     p.set_defaults(handler=run_results)
 
     p = study_sub.add_parser("export-mlflow", help="log a study's finished runs to an MLflow tracking URI")

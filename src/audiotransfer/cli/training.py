@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audiotransfer.cli._common import Subparsers
@@ -51,13 +52,23 @@ def report(metrics: RunResult, out: str) -> None:
           + (f"; test {test}" if test else ""))
 
 
+def _run_folder(out: str) -> None:
+    """`--out` is new, empty or a run folder (its checkpoint, model or metrics): a training run never
+    writes into a folder of other files."""
+    from audiotransfer.files import make_output_folder
+    from audiotransfer.training.checkpoint import CHECKPOINT, METRICS, MODEL
+
+    make_output_folder(Path(out), [CHECKPOINT, MODEL, METRICS], "run folder")
+
+
 def run_pretrain(args: argparse.Namespace) -> None:
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
     from audiotransfer.training import PRETRAIN, pretrain
 
-    metrics = pretrain(Manifest.load(args.manifest), FeatureStore(args.store), recipe(args, PRETRAIN),
-                       args.out, progress=not args.no_progress)
+    manifest, store = Manifest.load(args.manifest), FeatureStore(args.store)
+    _run_folder(args.out)
+    metrics = pretrain(manifest, store, recipe(args, PRETRAIN), args.out, progress=not args.no_progress)
     report(metrics, args.out)
 
 
@@ -76,7 +87,9 @@ def run_finetune(args: argparse.Namespace) -> None:
     manifest = Manifest.load(args.manifest) if args.manifest else load_corpus(args.task, args.root)
     init = None if args.init == "scratch" else args.init
     chosen = recipe(args, FINETUNE, ("protocol", "backbone_lr_scale"))
-    metrics = finetune(manifest, FeatureStore(args.store), chosen, args.out, init=init,
+    store = FeatureStore(args.store)
+    _run_folder(args.out)
+    metrics = finetune(manifest, store, chosen, args.out, init=init,
                        progress=not args.no_progress)
     report(metrics, args.out)
 

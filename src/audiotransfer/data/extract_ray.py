@@ -33,7 +33,7 @@ from audiotransfer.manifest import Manifest
 from audiotransfer.progress import progress as show_progress
 
 log = logging.getLogger(__name__)
-PARTS = "parts"
+PARTS = "parts"  # one of store_format.STORE_MARKERS
 CLIPS_PER_TASK = 2000
 
 

@@ -11,7 +11,6 @@ Layout of a store directory:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audiotransfer.errors import UserError
-from audiotransfer.validation import check_version
+from audiotransfer.files import read_sidecar as read_sidecar_file
 
 STORE_VERSION = 1
 SIDECAR = "store.json"
+# what marks a folder as a store, finished or not: its sidecar, its writer's lock, a distributed run's parts
+STORE_MARKERS = (SIDECAR, ".lock", "parts")
 INDEX = "index.parquet"
 INDEX_PARTS = "index"
 SHARDS = "shards"
@@ -48,9 +49,7 @@ def read_sidecar(root: Path) -> dict[str, Any]:
     if not sidecar.exists():
         raise UserError(f"{sidecar}: not a feature store (store.json missing)",
                         fix="run `audiotransfer features extract` first, or check the --store path")
-    info: dict[str, Any] = json.loads(sidecar.read_text())
-    check_version(f"{sidecar}: field 'format_version'", info.get("format_version"), STORE_VERSION, "feature store")
-    return info
+    return read_sidecar_file(sidecar, "feature store", STORE_VERSION)
 
 
 def read_index(root: Path) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import audiotransfer.data.store_format as fmt
 from audiotransfer.data.features import Frontend, WaveformRecipe
 from audiotransfer.data.store_reader import FeatureStore
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
+from audiotransfer.files import make_output_folder, write_atomic
 
 SHARD_BYTES = 1 << 30
 
@@ -37,7 +37,7 @@ class StoreWriter:
 
     def __init__(self, root: str | Path, recipe: Frontend, corpus: str = "",
                  dtype: str | None = None, shard_bytes: int = SHARD_BYTES) -> None:
-        self.root = Path(root)
+        self.root = make_output_folder(Path(root), fmt.STORE_MARKERS, "feature store")
         self.recipe = recipe
         dtype = dtype or ("float32" if isinstance(recipe, WaveformRecipe) else "float16")  # samples keep 24 bits
         if (self.root / fmt.SIDECAR).exists():

@@ -74,17 +74,18 @@ def read_state(
     state = {
         k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)
     }
+    detected = _detect(state, config)
     if source == "auto":
-        if "out.weight" in state:
-            source = "autrainer"
-        elif "fc_audioset.weight" in state:
-            source = "audiotransfer" if config is not None else "panns"
-        else:
+        if detected is None:
             raise UserError(
                 f"{where}: neither a PANNs/audiotransfer head ('fc_audioset.weight') nor an autrainer head "
                 f"('out.weight') found; keys: {_listing(sorted(state))}",
                 fix="pass source='panns' or 'autrainer' explicitly, or check the file",
             )
+        source = detected
+    elif detected is not None and detected != source:
+        raise UserError(f"{where}: declared format {source!r}, but the file is {_SOURCE_SIGNS[detected]}",
+                        fix=f"declare format {detected!r} (or 'auto'), or check that this is the intended file")
     if source == "panns":
         state = {k: v for k, v in state.items() if not k.startswith(PANNS_FRONT_END)}
     elif source == "autrainer":
@@ -127,6 +128,22 @@ def backbone_state(ref: Mapping[str, Any], where: str, override: str | Path | No
         )
     state, _, _ = read_state(path, ref.get("source", "auto"))
     return state
+
+
+_SOURCE_SIGNS = {
+    "autrainer": "an autrainer state dict (head 'out.weight')",
+    "audiotransfer": "an audiotransfer model.pt (head 'fc_audioset.weight' and a model config)",
+    "panns": "a PANNs checkpoint (head 'fc_audioset.weight', no model config)",
+}
+
+
+def _detect(state: Mapping[str, Any], config: Mapping[str, Any] | None) -> Source | None:
+    """The source a state dict's keys show (None when they show none)."""
+    if "out.weight" in state:
+        return "autrainer"
+    if "fc_audioset.weight" in state:
+        return "audiotransfer" if config is not None else "panns"
+    return None
 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:

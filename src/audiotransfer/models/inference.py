@@ -9,6 +9,7 @@ clip whole, padded up to its minimum input only) and averaged over windows as th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from audiotransfer.errors import UserError
 from audiotransfer.models.artifact import ModelCard
 from audiotransfer.models.cnn import AudioCNN
 from audiotransfer.models.registry import get_spec
+
+log = logging.getLogger(__name__)
 
 Audio = str | Path | np.ndarray | torch.Tensor
 BATCH_WINDOWS = 64  # windows per forward pass (the evaluation batch size)
@@ -219,7 +222,6 @@ def decoded(paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: i
             ) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
     """Chunks of (paths, mono samples at `rate`); an unreadable file is named on stderr and skipped, or a
     UserError when `skip_errors` is False."""
-    import sys
 
     for start in range(0, len(paths), chunk):
         names, waves = [], []
@@ -230,6 +232,6 @@ def decoded(paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: i
             except AudioError as exc:
                 if not skip_errors:
                     raise UserError(f"{path}: {exc}", fix="repair or remove the file, or skip it") from None
-                print(f"skipped {path}: {exc}", file=sys.stderr)
+                log.warning(f"skipped {path}: {exc}")
         if names:
             yield names, waves

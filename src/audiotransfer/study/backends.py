@@ -17,6 +17,7 @@ from multiprocessing import get_context
 from typing import Any, Protocol
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import cap_jobs
 from audiotransfer.training.result import RunResult
 
 RunFn = Callable[[Any], RunResult]
@@ -158,7 +159,7 @@ def make_backend(
 ) -> Backend:
     """The backend called `name` ('local' or 'ray')."""
     if name == "local":
-        return LocalBackend(jobs)
+        return LocalBackend(cap_jobs(jobs))
     if name == "ray":
         return RayBackend(num_cpus, num_gpus, address=address, local_cpus=max(jobs, int(num_cpus)))
     raise UserError(f"unknown backend {name!r}", fix="use --backend local or --backend ray")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from audiotransfer.data.corpora.groups import groups_per_split
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.study.layout import StudyDir
@@ -56,6 +57,7 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
     ones are not rewritten): a refused change leaves `manifests/` as it was."""
     built: list[tuple[Manifest, Path, Path]] = []
     folder = StudyDir(study.out)
+    check_checkpoint_formats(study)
     if study.subset_states:
         pool = corpus_manifest(study)
         present = set(pool.clips["clip_id"])
@@ -94,6 +96,21 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
     return data
 
 
+def check_checkpoint_formats(study: Study) -> None:
+    """A checkpoint state's declared `format` must be what its file is (a PANNs file declared autrainer
+    would otherwise load by the file's own layout without a word)."""
+    from audiotransfer.models.checkpoints import read_state
+
+    for name, state in study.checkpoint_states.items():
+        if state.format == "auto":
+            continue
+        try:
+            read_state(state.checkpoint, state.format)
+        except UserError as exc:
+            raise UserError(f"{study.path}: field 'pretraining.states.{name}.format': {exc.message}",
+                            fix=exc.fix) from None
+
+
 def check_task(study: Study, name: str, manifest: Manifest) -> None:
     """A task needs training and test clips; classes without training clips are trained and scored blind."""
     sizes = manifest.split_sizes()
@@ -105,11 +122,34 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
                 fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
                 if split == "test" else "check the corpus root and its split column",
             )
+    if manifest.num_classes < 2:
+        raise UserError(f"{study.path}: field 'downstream.{name}': the task has {manifest.num_classes} class(es) "
+                        f"({', '.join(manifest.label_names[:3])}); nothing to tell apart",
+                        fix="give the task at least two classes (check the corpus root and its labels)")
+    _check_frames(study, name, manifest)
+    groups = groups_per_split(manifest.clips)
+    if groups:
+        log.info("%s: task %r: groups per split: %s", study.path, name,
+                 ", ".join(f"{k} {v}" for k, v in groups.items()))
     train = manifest.split("train").clips_per_class()
     empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
     if empty:
         log.warning("warning: %s: task %r: %d of %d classes have no training clips (%s); the model cannot learn "
                     "them", study.path, name, len(empty), manifest.num_classes, ", ".join(empty[:5]))
+
+
+def _check_frames(study: Study, name: str, manifest: Manifest) -> None:
+    """Crops shorter than a model's time pooling fail deep in torch: refuse them while planning."""
+    from audiotransfer.models.registry import get_spec
+
+    for protocol, recipe in study.finetune_recipes[name].items():
+        frames = recipe.frames or study.features.frames_for(manifest.meta.get("clip_seconds"))
+        need = get_spec(recipe.model).min_size
+        if frames is not None and frames < need:
+            raise UserError(
+                f"{study.path}: field 'downstream.{name}' ({protocol}): crops of {frames} frames are shorter than "
+                f"{recipe.model} needs ({need} frames: it pools time {need}-fold)",
+                fix=f"set the recipe's frames to at least {need} (or use longer clips)")
 
 
 def corpus_manifest(study: Study) -> Manifest:

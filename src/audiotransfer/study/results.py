@@ -74,7 +74,7 @@ def load_results(study_dir: str | Path) -> StudyResults:
     if not db.exists():
         return StudyResults(study_dir, study_dir.name, pd.DataFrame(), empty, pd.DataFrame(), pd.DataFrame(),
                             [f"{db} does not exist: the study has not been run, so there are no results yet."])
-    store = ResultStore(db)
+    store = ResultStore(db, read_only=True)
     runs, states, tasks = store.runs(), store.states(), store.tasks()
     name = store.identity().get("name", study_dir.name)
     metrics = store.test_metrics()

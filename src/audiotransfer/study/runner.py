@@ -23,7 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
+from audiotransfer.files import make_output_folder, write_atomic
 from audiotransfer.progress import progress as show_progress
 from audiotransfer.study.backends import Backend, RunFn, make_backend
 from audiotransfer.study.layout import StudyDir, pretrain_id
@@ -95,10 +95,14 @@ def _log_attempt(out_dir: Path) -> None:
         handle.write(json.dumps(line) + "\n")
 
 
-def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Study, ResultStore]:
-    """Validate a study and bind its results store (refusing a store of another study)."""
+def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None,
+               force: bool = False) -> tuple[Study, ResultStore]:
+    """Validate a study and bind its results store (refusing a store of another study). Its `out` folder is
+    new, empty, a study's (results.sqlite), or the folder of the study's own YAML (`out: .`); any other
+    folder is refused unless `force`."""
     study = load_study(path, overrides)
-    study.out.mkdir(parents=True, exist_ok=True)
+    own = Path(study.path).resolve().parent == Path(study.out).resolve()
+    make_output_folder(study.out, [StudyDir(study.out).results.name], "study folder", force=force or own)
     store = ResultStore(StudyDir(study.out).results)
     store.claim(study.identity, where=str(study.path))
     return study, store
@@ -163,8 +167,10 @@ def run(
     overrides: Mapping[str, Any] | None = None,
     run_fn: RunFn = execute_run,
     ray_address: str | None = None,
+    force: bool = False,
 ) -> Outcome:
     """Run (or resume) the study in `path`; see the module docstring. Also `audiotransfer.run_study`.
+    `force` lets it write into an existing folder that is not a study.
 
     Runs every pre-training and fine-tuning run of the study YAML at `path` (`jobs` at a time, on the
     `local` or `ray` backend), records each in `OUT/results.sqlite` and returns what happened. Run it again
@@ -201,7 +207,7 @@ def run(
     """
     if jobs < 1:
         raise UserError(f"jobs is {jobs}: nothing would run", fix="use --jobs 1 or more")
-    study, store = open_study(path, overrides)
+    study, store = open_study(path, overrides, force=force)
     with _lock(StudyDir(study.out)):
         target = _resolved_target(study)
         res = study.spec.resources

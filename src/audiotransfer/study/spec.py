@@ -38,7 +38,7 @@ from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
 PROTOCOLS = ("finetune", "linear", "freeze:k")
 SCRATCH = "scratch"
-CheckpointFormat = Literal["panns", "autrainer", "audiotransfer"]
+CheckpointFormat = Literal["auto", "panns", "autrainer", "audiotransfer"]
 
 
 class _Strict(BaseModel):
@@ -49,7 +49,7 @@ class CheckpointState(_Strict):
     """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
 
     checkpoint: Path
-    format: CheckpointFormat = "audiotransfer"
+    format: CheckpointFormat = "auto"  # a declared one is checked against the file while planning
 
 
 class NamedSubset(_Strict):
@@ -132,8 +132,10 @@ class Recipes(_Strict):
 class Resources(_Strict):
     """What one run needs; the Ray backend schedules each run with these."""
 
-    num_cpus: float = Field(1.0, description="CPU cores one run uses (Ray schedules by it)")
-    num_gpus: float = Field(0.0, description="GPUs one run uses; a fraction shares a GPU between runs")
+    num_cpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = Field(
+        1.0, description="CPU cores one run uses (Ray schedules by it)")
+    num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = Field(
+        0.0, description="GPUs one run uses; a fraction shares a GPU between runs")
 
 
 @document_fields
@@ -148,7 +150,8 @@ class StudySpec(_Strict):
     downstream: dict[str, Task] = Field(description="task name -> downstream task")
     protocols: list[str] = Field(["finetune"], description="finetune, linear, freeze:K: each state is fine-tuned "
                                  "under each")
-    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field([1, 2, 3], description="fine-tuning seeds")
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]] = Field(
+        [1, 2, 3], description="fine-tuning seeds (strict: YAML 1.1's `yes` is no 1)")
     recipes: Recipes = Field(Recipes(), description="recipe overrides")
     include_scratch: bool = Field(True, description="add the random-initialisation control state 'scratch'")
     keep_checkpoints: bool = Field(False, description="keep a finished run's checkpoint.pt (resume state; "

@@ -42,7 +42,7 @@ def plan(path: str | Path) -> pd.DataFrame:
 
 def open_store(study: str | Path) -> ResultStore:
     """The results store of a study given as its directory or its YAML file."""
-    return ResultStore(StudyDir.of(study).require_results())
+    return ResultStore(StudyDir.of(study).require_results(), read_only=True)
 
 
 def status_table(study: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

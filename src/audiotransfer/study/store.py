@@ -10,6 +10,7 @@ at once and a reader never sees half a run.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -77,9 +78,16 @@ class ResultStore:
     Opens a short-lived connection per operation, so an instance can be pickled into worker processes.
     """
 
-    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = 60.0, read_only: bool = False) -> None:
+        """`read_only` (for commands that only read: status, results, report) opens the database without
+        creating or changing anything, so a finished study on read-only storage can still be read."""
         self.path = Path(path)
         self.timeout_s = timeout_s
+        self.read_only = read_only
+        if read_only:
+            with self._connect() as db:
+                db.execute("SELECT count(*) FROM runs").fetchone()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -102,13 +110,49 @@ class ResultStore:
     # ------------------------------------------------------------- plumbing
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        try:
+            db = self._open()
+        except sqlite3.Error as exc:
+            raise self._user_error(exc) from None
         try:
             db.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-            db.execute("PRAGMA synchronous=NORMAL")
+            if not self.read_only:
+                db.execute("PRAGMA synchronous=NORMAL")
             yield db
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                raise  # integrity and programming errors are bugs, not the user's file
+            raise self._user_error(exc) from None
         finally:
             db.close()
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        if not self.path.is_file():
+            raise sqlite3.OperationalError("unable to open database file")
+        # a folder we cannot write holds no -shm file for WAL readers: read the file as it is
+        writable = os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK)
+        mode = "mode=ro" if writable else "immutable=1"
+        return sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=self.timeout_s,
+                               isolation_level=None)
+
+    def _user_error(self, exc: sqlite3.Error) -> UserError:
+        """A corrupt, locked, missing or read-only results database as a UserError naming it and the fix."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return UserError(f"{self.path}: the results database is locked ({text}) after {self.timeout_s:.0f} s; "
+                             "another process holds it (a running `study run`?)",
+                             fix="wait for it to finish or stop it, then rerun (`fuser FILE` names the holder)")
+        if "readonly" in text or "read-only" in text:
+            return UserError(f"{self.path}: the results database is read-only ({text})",
+                             fix="make the study folder writable to run it; status, results and report only read")
+        if "unable to open" in text:
+            return UserError(f"{self.path}: cannot open the results database ({text})",
+                             fix="check that the study folder exists and is readable")
+        return UserError(f"{self.path}: the results database is damaged ({text})",
+                         fix="restore it from a copy, or move it away and rerun the study (finished run folders "
+                             "are redone)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

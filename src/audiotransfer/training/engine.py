@@ -10,8 +10,8 @@ uninterrupted run would have used; a finished directory just returns its metrics
 from __future__ import annotations
 
 import json
+import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,8 @@ from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
 from audiotransfer.training.recipe import DEFAULT_SELECT, FINETUNE, PRETRAIN, TASK_METRICS, TrainRecipe
 from audiotransfer.training.result import RunResult
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
@@ -163,7 +165,7 @@ class _Run:
         if text not in self.notes:
             self.notes.append(text)
             if self.progress:
-                print(f"{self.kind} {self.out_dir}: {text}", file=sys.stderr)
+                log.warning(f"{self.kind} {self.out_dir}: {text}")
 
     # --------------------------------------------------------------------- setup
     def _setup(self) -> None:

@@ -89,6 +89,7 @@ def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **option
     """Clips, classes, split sizes, and durations and sample rates read from the headers of up to
     `max_files` clips (a seeded random sample when there are more; `audio_checked` says how many)."""
     from audiotransfer.data.audio import AudioError, audio_info
+    from audiotransfer.data.corpora.groups import groups_per_split
 
     manifest = load_corpus(name, root, **options)
     clips = manifest.clips
@@ -119,6 +120,7 @@ def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **option
         "labels": list(manifest.label_names),
         "clips_per_class": {"min": int(per_class.min()), "max": int(per_class.max())} if len(per_class) else {},
         "splits": manifest.split_sizes(),
+        **({"groups": groups} if (groups := groups_per_split(clips)) else {}),
         "audio_checked": len(picked),
         "audio_unreadable": unreadable,
         "seconds": {

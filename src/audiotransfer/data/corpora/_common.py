@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from audiotransfer.errors import UserError
+from audiotransfer.files import check_regular_file
 from audiotransfer.manifest import Manifest, TaskType, from_label_lists
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -25,9 +27,18 @@ def require(path: Path, what: str, layout: str) -> Path:
 def read_table(path: Path, columns: Sequence[str], layout: str, **read_options: Any) -> pd.DataFrame:
     """A CSV/TSV as strings, checking that the named columns exist."""
     require(path, "metadata file", layout)
+    check_regular_file(path, "metadata file")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, **read_options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # extra fields would be dropped silently
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, **read_options)
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        if isinstance(exc, pd.errors.ParserError) and "Expected" not in str(exc):
+            raise UserError(f"{path}: cannot be parsed ({exc})", fix=f"expected layout: {layout}") from None
+        raise UserError(f"{path}: {_long_row(path, read_options.get('sep', ','))}",
+                        fix="quote values that hold the separator, or add the missing column names to the "
+                            f"header; expected layout: {layout}") from None
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot be parsed ({exc})", fix=f"expected layout: {layout}") from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in columns if c not in table.columns]
@@ -35,6 +46,19 @@ def read_table(path: Path, columns: Sequence[str], layout: str, **read_options: 
         raise UserError(f"{path}: missing field(s) {missing}; found {list(table.columns)}",
                         fix=f"expected layout: {layout}")
     return table
+
+
+def _long_row(path: Path, sep: str) -> str:
+    """Where a row has more fields than the header (for the message)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = csv.reader(handle, delimiter=sep if len(sep) == 1 else ",")
+        width = len(next(rows, []))
+        for line, row in enumerate(rows, start=2):
+            if len(row) > width:
+                return f"line {line} has {len(row)} fields, the header names {width}"
+    return "a row has more fields than the header names"
 
 
 def clip_ids(paths: pd.Series) -> pd.Series:

@@ -9,6 +9,7 @@ relative form), so ids stay stable when the whole tree moves, and no two files s
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 from collections.abc import Sequence
@@ -22,21 +23,26 @@ from audiotransfer.data.corpora._common import (
     read_table,
     require,
     single_label_manifest,
-    stratified_splits,
 )
 from audiotransfer.data.corpora.folder import median_seconds
-from audiotransfer.errors import UserError
+from audiotransfer.data.corpora.groups import groups_from_pattern, split_clips
+from audiotransfer.errors import UserError, cut
 from audiotransfer.manifest import SPLITS, Manifest
 
-LAYOUT = ("a CSV with header path,label[,split] (split in train/dev/test); paths absolute or relative to the "
-          "CSV's folder")
+log = logging.getLogger(__name__)
+
+LAYOUT = ("a CSV with header path,label[,split][,group] (split in train/dev/test; clips of one group stay in one "
+          "split); paths absolute or relative to the CSV's folder")
 
 
 def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = None, dev_fraction: float = 0.1,
-         test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None) -> Manifest:
+         test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None,
+         group: str | None = None) -> Manifest:
     """`root` is the CSV itself or the folder holding `file`; audio paths are absolute or relative to its folder.
 
-    `labels`, when given, is the closed label set (in order): other values in the CSV are an error.
+    `labels`, when given, is the closed label set (in order): other values in the CSV are an error. A clip's
+    group (kept in one split) is the first capture group of the regular expression `group` searched in its
+    path relative to the CSV's folder, else the CSV's `group` column, else its ESC-50 file name.
     """
     path = root if root.is_file() else require(root / file, "label list", LAYOUT)
     base = path.parent
@@ -47,23 +53,40 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
     if len(empty):
         raise UserError(f"{path}: empty 'path' or 'label' on line {int(empty[0]) + 2}",
                         fix="give every row a path and a label")
+    raw = table["path"].copy()
     table["path"], keys = _normalise(table["path"], base)
     if keys.duplicated().any():
-        dup = table["path"][keys.duplicated(keep=False)].tolist()
-        raise UserError(f"{path}: field 'path' lists one file twice ({dup[0]!r} and {dup[1]!r})",
-                        fix="list each file once")
+        first = keys[keys.duplicated()].iloc[0]
+        rows = table.index[keys == first][:2]
+        raise UserError(f"{path}: field 'path' lists one file twice, on lines {rows[0] + 2} and {rows[1] + 2} "
+                        f"({cut(raw[rows[0]], 80)} and {cut(raw[rows[1]], 80)})", fix="list each file once")
+    table["label"] = _stripped_labels(table["label"], path)
     if labels is not None:
         check_values(table["label"], labels, path, "label")
+    clips = pd.DataFrame({"clip_id": clip_ids(keys), "path": table["path"], "label": table["label"]})
+    if "group" in table:
+        clips["group"] = table["group"].str.strip()
     if "split" in table:
         check_values(table["split"], SPLITS, path, "split")
-        split = table["split"]
+        clips["split"] = table["split"]
+        if group is not None:
+            clips["group"] = groups_from_pattern(keys, group, str(path))
     else:
-        split = stratified_splits(table["label"], dev_fraction, test_fraction, seed)
-    clips = pd.DataFrame({"clip_id": clip_ids(keys), "split": split,
-                          "path": table["path"], "label": table["label"]})
+        clips = split_clips(clips.assign(path=keys), group, dev_fraction, test_fraction, seed, str(path))
+        clips["path"] = table["path"]
     seconds = clip_seconds if clip_seconds is not None else median_seconds(base, clips["path"])
     return single_label_manifest("csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds,
                                  source=[str(path)], seed=seed)
+
+
+def _stripped_labels(labels: pd.Series, path: Path) -> pd.Series:
+    """Labels without surrounding spaces (`dog` and `dog ` are one class), with a warning when any had them."""
+    stripped = labels.str.strip()
+    changed = labels[stripped != labels]
+    if len(changed):
+        log.warning(f"warning: {path}: {len(changed)} labels have surrounding spaces (e.g. {cut(changed.iloc[0])}); "
+              "they are stripped, so 'dog' and 'dog ' are one class")
+    return stripped
 
 
 def _normalise(paths: pd.Series, base: Path) -> tuple[pd.Series, pd.Series]:

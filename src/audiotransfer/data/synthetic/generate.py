@@ -34,7 +34,7 @@ import audiotransfer.data.synthetic.world as world
 from audiotransfer.data.synthetic.classes import CLASSES
 from audiotransfer.data.synthetic.sources import SR
 from audiotransfer.errors import UserError
-from audiotransfer.files import write_atomic
+from audiotransfer.files import make_output_folder, write_atomic
 from audiotransfer.progress import progress as show_progress
 
 VERSION = 3
@@ -137,16 +137,18 @@ def generate_world(
     params = {"seed": seed, "num_pretrain": num_pretrain, "num_eval": num_eval, "num_scenes": num_scenes,
               "num_birds": num_birds, "num_commands": num_commands, "num_speakers": num_speakers}  # fmt: skip
     for key, value in params.items():
-        if key != "seed" and (value < 0 or (key == "num_speakers" and value < 7)):
-            raise UserError(f"generate_world: field {key!r} is {value}", fix="use a non-negative count, >= 7 speakers")
+        if value < 0 or (key == "num_speakers" and value < 7):  # checked before anything is written
+            raise UserError(f"generate_world: field {key!r} is {value}",
+                            fix="use a non-negative seed and counts, >= 7 speakers")
     out = Path(out_dir)
+    make_output_folder(out, ["world.json"], "synthetic world")
     if _check_sidecar(out, params):
         return out
-    for sub in ("audio", *(f"tasks/{t}/audio" for t in TASKS)):
-        (out / sub).mkdir(parents=True, exist_ok=True)
     sidecar: dict[str, Any] = {"what": "audiotransfer synthetic world", "version": VERSION, "params": params,
                                "sample_rate": SR, "complete": False}  # fmt: skip
-    (out / "world.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    (out / "world.json").write_text(json.dumps(sidecar, indent=1) + "\n")  # first: the folder is ours
+    for sub in ("audio", *(f"tasks/{t}/audio" for t in TASKS)):
+        (out / sub).mkdir(parents=True, exist_ok=True)
 
     (out / "ontology.json").write_text(fragment_path().read_text())
     index_lines = ["index,mid,display_name"] + [f'{i},{c.id},"{c.name}"' for i, c in enumerate(CLASSES)]
