@@ -186,7 +186,7 @@ class Manifest:
         for p in (sidecar, table_path):
             if not p.exists():
                 raise UserError(f"{p}: manifest file not found", fix="build it first or check the path")
-        info = read_sidecar(sidecar, "manifest sidecar", FORMAT_VERSION)
+        info = read_sidecar(sidecar, "manifest", FORMAT_VERSION)
         table = pq.read_table(table_path)
         targets_col = table.column("targets").combine_chunks()
         clips = table.drop_columns(["targets"]).to_pandas()
