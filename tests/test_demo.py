@@ -37,6 +37,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert set(runs["task"].dropna()) == {"scenes", "birds", "commands"}
     assert not list((out / "runs").rglob("checkpoint.pt")) and len(list((out / "runs").rglob("model.pt"))) == len(runs)
     assert (out / "report" / "index.html").exists() and (out / "report" / "summary.md").exists()
+    assert not list((out / "world").rglob("*.wav"))  # extracted: the audio can be rendered again from the seed
     assert f"report (html): {out / 'report' / 'index.html'}" in printed
     lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()
     assert [line.split(":")[0].strip() for line in lines[:3]] == ["samples", "classes", "similarity"]

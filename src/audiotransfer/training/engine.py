@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
 
 EMBEDDINGS = "embeddings.pt"
+CHANNELS_LAST = True  # channels-last convolutions on every device (False: the old CPU path, for benchmarks)
 
 
 def default_frames(manifest: Manifest, store: FeatureStore) -> int:
@@ -136,7 +137,8 @@ class _Run:
         self.frozen = frozen_modules(self.model, recipe)
         self.model.to(self.device)
         # channels-last convolutions: faster on CUDA and, for the small CNNs, on CPU (docs/PERFORMANCE.md)
-        self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
+        if CHANNELS_LAST or self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import audiotransfer.training.ddp as ddp
+import audiotransfer.training.engine as engine
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.training.checkpoint import METRICS
@@ -95,7 +96,8 @@ def _train_fused(members: list[_Run]) -> list[RunResult] | None:
         return None
     try:
         fused = FusedCNN([r.model for r in members], generators).to(members[0].device)
-        fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # as the engine
+        if engine.CHANNELS_LAST or members[0].device.type == "cuda":  # as the engine lays out its model
+            fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     except ValueError:
         return None
     optimizer = _optimizer(fused, members)

@@ -1,0 +1,105 @@
+"""The demo's training, old path against new, side by side in one process: the ratio is the speed-up.
+
+A fixed slice of the demo grid at the demo's shapes (CNN6 at width 0.125, batch 32, 2 s crops = 101 frames
+of 32 mels): one pre-training run (`--pretrain-steps` steps on `--pretrain-clips` clips) and the fine-tuning
+of one state on a scenes-sized task (1,200 clips, 70/15/15) under `finetune` with three seeds, `--epochs`
+epochs each. Old path: NCHW convolutions on CPU, the three seeds one after another (as before). New path:
+channels-last convolutions, and the three seeds as one fused model (`training.group.finetune_group`).
+Features are random (the cost does not depend on their values). The paths alternate `--repeats` times and
+the best time of each is kept, so load from other processes affects both alike.
+
+    .venv/bin/python benchmarks/bench_demo.py [--epochs 10] [--pretrain-steps 300] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import audiotransfer.training.engine as engine
+from audiotransfer.data.features import RECIPES
+from audiotransfer.data.store import FeatureStore, write_store
+from audiotransfer.manifest import Manifest, from_label_lists
+from audiotransfer.training import FINETUNE, PRETRAIN, pretrain
+from audiotransfer.training.group import finetune_group
+
+SEEDS = (1, 2, 3)
+FRAMES = 101  # 2 s at the demo recipe's hop of 320 samples
+
+
+def task_data(root: Path, name: str, clips: int, classes: int, multilabel: bool) -> tuple[Manifest, FeatureStore]:
+    """Random demo-shaped features in the store format, with a 70/15/15 split."""
+    rng = np.random.default_rng(0)
+    recipe = RECIPES["demo"]
+    ids = [f"{name}{i:05d}" for i in range(clips)]
+    feats = {i: rng.normal(-40, 10, (FRAMES, recipe.n_mels)).astype(np.float16) for i in ids}
+    split = ["dev" if i % 20 in (2, 9, 16) else "test" if i % 20 in (4, 13, 19) else "train" for i in range(clips)]
+    if multilabel:
+        labels = [[str(j) for j in rng.choice(classes, 2, replace=False)] for _ in ids]
+        split = ["test" if s == "dev" else s for s in split]  # pre-training states have no dev split
+    else:
+        labels = [[str(i % classes)] for i in range(clips)]
+    manifest = from_label_lists(name, pd.DataFrame({"clip_id": ids, "split": split}), labels,
+                                labels=[str(j) for j in range(classes)],
+                                task_type="multilabel" if multilabel else "multiclass",
+                                meta={"clip_seconds": 2.0})
+    return manifest, write_store(root / f"store_{name}", recipe, name, feats)
+
+
+def one_pass(new: bool, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, float]:
+    """Seconds of the pre-training run and of the three fine-tuning runs on one path."""
+    engine.CHANNELS_LAST = new
+    manifest, store = data["pretrain"]
+    recipe = PRETRAIN.replace(model="cnn6", width=0.125, steps=args.pretrain_steps, batch_size=32)
+    start = time.perf_counter()
+    pretrain(manifest, store, recipe, out / "pre", progress=False)
+    seconds = {"pretrain_s": time.perf_counter() - start}
+    manifest, store = data["task"]
+    recipes = [FINETUNE.replace(model="cnn6", width=0.125, epochs=args.epochs, batch_size=32, seed=s) for s in SEEDS]
+    start = time.perf_counter()
+    finetune_group(manifest, store, recipes, [out / f"ft{s}" for s in SEEDS], [out / "pre"] * len(SEEDS), fuse=new)
+    seconds["finetune_s"] = time.perf_counter() - start
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (the demo: 10)")
+    parser.add_argument("--pretrain-steps", type=int, default=300, help="pre-training steps (the demo: 1,500)")
+    parser.add_argument("--pretrain-clips", type=int, default=900)
+    parser.add_argument("--task-clips", type=int, default=1200)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo: 1 per job)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = {"pretrain": task_data(root, "pre", args.pretrain_clips, 40, True),
+                "task": task_data(root, "task", args.task_clips, 6, False)}
+        for r in range(args.repeats):
+            for path in ("old", "new"):
+                seconds = one_pass(path == "new", data, args, root / f"{path}{r}")
+                for key, value in seconds.items():
+                    best[path][key] = min(best[path].get(key, np.inf), value)
+    engine.CHANNELS_LAST = True
+    result: dict[str, Any] = {"threads": args.threads, "epochs": args.epochs, "pretrain_steps": args.pretrain_steps,
+                              **{f"{p}_{k}": round(v, 2) for p, s in best.items() for k, v in s.items()}}
+    for key in ("pretrain_s", "finetune_s"):
+        result[f"speedup_{key[:-2]}"] = round(best["old"][key] / best["new"][key], 3)
+    total_old, total_new = sum(best["old"].values()), sum(best["new"].values())
+    result["speedup_slice"] = round(total_old / total_new, 3)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
