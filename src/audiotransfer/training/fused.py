@@ -95,7 +95,7 @@ class FusedCNN(nn.Module):
         layout = torch.channels_last if last else torch.contiguous_format
         masks = [torch.empty(per[:, i].shape, memory_format=layout).bernoulli_(1 - p, generator=g).div_(1 - p)
                  for i, g in enumerate(self.generators)]
-        return (per * torch.stack(masks, dim=1).to(x.device)).view_as(x)
+        return (per * torch.stack(masks, dim=1).to(device=x.device, dtype=x.dtype)).view_as(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, b, t, m = x.shape
