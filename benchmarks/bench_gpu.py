@@ -80,7 +80,7 @@ def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureS
         nets, [torch.Generator().manual_seed(i) for i in range(members)])
     model = model.to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
     step_fn = torch.compile(model) if compiled else model
