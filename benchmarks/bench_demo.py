@@ -7,7 +7,9 @@ epochs each. Paths: `old`: NCHW convolutions on CPU, the seeds one after another
 channels-last convolutions (what the engine, and so the demo, now does); `fused`: channels-last, and the
 three seeds as one fused model (`training.group.finetune_group`, a measured option the runner does not use).
 Features are random (the cost does not depend on their values). The paths alternate `--repeats` times and
-the best time of each is kept, so load from other processes affects both alike.
+the best time of each is kept. On a shared machine the load drifts between passes of a minute, so the script
+first times single training steps of the three paths interleaved (`--rounds` rounds of one step each, three
+members for the fused path), whose median per-round ratio the drift hardly touches.
 
     .venv/bin/python benchmarks/bench_demo.py [--epochs 10] [--pretrain-steps 300] [--repeats 2]
 """
@@ -74,6 +76,43 @@ def one_pass(path: str, data: dict[str, Any], args: argparse.Namespace, out: Pat
     return seconds
 
 
+def step_ratios(rounds: int, batch: int = 32, mels: int = 32) -> dict[str, float]:
+    """Median per-round speed-up of a training step (3 seeds' worth) over the old path, paths interleaved."""
+    from audiotransfer.models import create_model
+    from audiotransfer.models.cnn import AudioCNN
+    from audiotransfer.training.fused import FusedCNN
+
+    def models(last: bool) -> list[AudioCNN]:
+        nets = [create_model("cnn6", 6, width=0.125, n_mels=mels) for _ in SEEDS]
+        return [n.to(memory_format=torch.channels_last) if last else n for n in nets]  # type: ignore[call-overload]
+
+    xs, y = torch.randn(len(SEEDS), batch, FRAMES, mels), torch.randint(0, 6, (batch,))
+    fused = FusedCNN(models(True), [torch.Generator().manual_seed(s) for s in SEEDS])
+    fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    setups: dict[str, list[torch.nn.Module]] = {"old": [*models(False)], "new": [*models(True)], "fused": [fused]}
+    optims = {k: [torch.optim.Adam(m.parameters()) for m in ms] for k, ms in setups.items()}
+
+    def step(key: str) -> float:
+        start = time.perf_counter()
+        for model, opt in zip(setups[key], optims[key], strict=True):
+            out = model(xs) if key == "fused" else model(xs[0])  # (3, B, 6) or (B, 6)
+            target = y.repeat(len(SEEDS)) if key == "fused" else y
+            loss = torch.nn.functional.cross_entropy(out.reshape(-1, 6), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {k: [] for k in setups}
+    for r in range(rounds + 2):
+        for key in setups:
+            seconds = step(key)
+            if r >= 2:  # warm-up rounds
+                times[key].append(seconds)
+    old = np.array(times["old"])
+    return {f"step_speedup_{k}": round(float(np.median(old / np.array(v))), 3) for k, v in times.items() if k != "old"}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (the demo: 10)")
@@ -82,8 +121,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--task-clips", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo: 1 per job)")
+    parser.add_argument("--rounds", type=int, default=60, help="interleaved single-step rounds")
+    parser.add_argument("--steps-only", action="store_true", help="only the interleaved step timing")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    steps = step_ratios(args.rounds)
+    print(json.dumps(steps))
+    if args.steps_only:
+        return steps
     best: dict[str, dict[str, float]] = {p: {} for p in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -95,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for key, value in seconds.items():
                     best[path][key] = min(best[path].get(key, np.inf), value)
     engine.CHANNELS_LAST = True
-    result: dict[str, Any] = {"threads": args.threads, "epochs": args.epochs, "pretrain_steps": args.pretrain_steps,
+    result: dict[str, Any] = {**steps, "threads": args.threads, "epochs": args.epochs,
+                              "pretrain_steps": args.pretrain_steps,
                               **{f"{p}_{k}": round(v, 2) for p, s in best.items() for k, v in s.items()}}
     for path in ("new", "fused"):
         for key in ("pretrain_s", "finetune_s"):
