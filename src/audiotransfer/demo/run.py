@@ -3,7 +3,9 @@
 It generates the world (cached), writes `OUT/study.yaml` from `examples/studies/demo.yaml` (its `quick`
 block merged in for `--quick`), runs that study exactly as `audiotransfer study run` would (resumable:
 rerunning the demo continues where it stopped), writes the analysis report, and checks the report's answer
-against the world's ground truth (`demo.ground_truth`: a section of the report, printed too).
+against the world's ground truth (`demo.ground_truth`: a section of the report, printed too). Once the
+study's features are extracted the world's audio is removed (`remove_audio`; rendered again from the seed on
+request), which keeps the demo folder small.
 """
 
 from __future__ import annotations

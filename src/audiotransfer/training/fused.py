@@ -6,7 +6,9 @@ have N x C channels and whose linear layers are batched matrix products. Each me
 order and crops (its own loader), its own dropout masks (drawn from a generator seeded as the engine seeds
 the global one, so the masks are the same bits), its own loss, and, since Adam works element by element,
 its own optimiser trajectory: a fused run gives each member the numbers it would get alone, up to the
-float rounding of grouped against plain convolutions.
+float rounding of grouped against plain convolutions. On the demo's CPU it did not beat channels-last
+convolutions alone (docs/PERFORMANCE.md), so the study runner trains runs one by one; `bench_gpu.py --fused`
+measures it on an accelerator.
 """
 
 from __future__ import annotations
