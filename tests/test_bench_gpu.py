@@ -20,6 +20,8 @@ def test_cpu_smoke_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     results = bench.main(["--json", str(tmp_path / "r.json"), "--save"])
     out = capsys.readouterr().out
     assert "GPU figures need a GPU" in out
-    assert len(results) == 1 and results[0]["model"] == "cnn6" and results[0]["clips_per_s"] > 0
+    assert [(r["model"], r["fused"]) for r in results] == [("cnn6", 1), ("cnn6", 2)]  # alone, then 2 fused runs
+    assert all(r["clips_per_s"] > 0 for r in results)
+    assert "runs per hour" in out and "device-hours" in out
     assert 0 <= results[0]["data_wait"] <= 1 and (tmp_path / "r.json").exists()
     assert "saved clips/s" not in out  # a CPU smoke figure is never saved as a throughput

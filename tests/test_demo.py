@@ -37,6 +37,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert set(runs["task"].dropna()) == {"scenes", "birds", "commands"}
     assert not list((out / "runs").rglob("checkpoint.pt")) and len(list((out / "runs").rglob("model.pt"))) == len(runs)
     assert (out / "report" / "index.html").exists() and (out / "report" / "summary.md").exists()
+    assert not list((out / "world").rglob("*.wav"))  # extracted: the audio can be rendered again from the seed
     assert f"report (html): {out / 'report' / 'index.html'}" in printed
     lines = printed.split("samples vs classes vs similarity:")[1].strip().splitlines()
     assert [line.split(":")[0].strip() for line in lines[:3]] == ["samples", "classes", "similarity"]
@@ -50,3 +51,35 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert title.startswith("Against the world's ground truth") and len(lines) == 13
     assert len(summary["advisor"]["cells"]) == 3 * 2 * 6  # tasks x protocols x estimators
     assert {"scores", "data_similarity", "factors"} <= set(summary)
+
+
+@pytest.mark.slow
+def test_demo_removes_the_world_audio_and_resumes_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A tiny demo spec: the world's audio goes once the features are extracted; a rerun of the same study
+    neither renders it again nor retrains (the report is left out: it needs the demo's full design)."""
+    import yaml
+
+    import audiotransfer.demo.run as demo_run
+    from audiotransfer.demo import run_demo
+
+    raw = yaml.safe_load(demo_run.DEMO_SPEC.read_text())
+    raw["world"] = {"seed": 0, "num_pretrain": 60, "num_eval": 20, "num_scenes": 60, "num_birds": 20,
+                    "num_commands": 24, "num_speakers": 8}
+    raw["study"].update(seeds=[1], protocols=["finetune"], include_scratch=False,
+                        downstream={"scenes": raw["study"]["downstream"]["scenes"]})
+    raw["study"]["pretraining"]["states"] = {"all": {"description": "every clip"}}
+    raw["study"]["recipes"] = {"pretrain": {"model": "cnn6", "width": 0.125, "steps": 2, "batch_size": 16},
+                               "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 16}}
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(demo_run, "_report", lambda *args: ({}, [], []))
+    out = tmp_path / "demo"
+    first = run_demo(out, jobs=1, progress=False, spec=spec)
+    assert first.outcome.ok and len(first.outcome.done) == 2
+    assert not list((out / "world").rglob("*.wav")) and (out / "world" / "train_segments.csv").exists()
+    again = run_demo(out, jobs=1, progress=False, spec=spec)
+    assert len(again.outcome.skipped) == 2 and not again.outcome.done
+    assert not list((out / "world").rglob("*.wav"))
+    kept = run_demo(out, jobs=1, progress=False, spec=spec, keep_audio=True)  # asked for: rendered again
+    assert len(list((out / "world").rglob("*.wav"))) == 60 + 20 + 60 + 20 + 24 and kept.outcome.ok

@@ -50,3 +50,36 @@ def test_study_plan_prints_hours(tmp_path: Path, capsys: pytest.CaptureFixture[s
     pre = table.set_index("run_id").loc["pretrain/animal"]
     assert pre["hours"] == pytest.approx(pre["clip_epochs"] * 0.1 / 0.01 / 3600, abs=0.01)  # 1 s crops
     assert "accelerator-hours in all" in out
+    disk = int(out.split("disk: about ")[1].split(" MB")[0].replace(",", ""))
+    assert disk == pytest.approx(table["disk_mb"].sum() + _stores(study) / 1e6, abs=1)
+    assert (table["disk_mb"] > 0).all()
+
+
+def _stores(study: Path) -> int:
+    from audiotransfer.study.status import plan
+
+    return int(plan(study).attrs["store_bytes"])
+
+
+def test_disk_estimates_match_written_files(tmp_path: Path) -> None:
+    import numpy as np
+
+    from audiotransfer.data.features import RECIPES
+    from audiotransfer.data.store import write_store
+    from audiotransfer.models import create_model
+    from audiotransfer.study.cost import run_bytes, store_bytes
+    from audiotransfer.training.checkpoint import save_model
+
+    model = create_model("cnn6", 7, width=0.25, n_mels=32)
+    save_model(tmp_path / "model.pt", model, labels=list("abcdefg"))
+    estimate = run_bytes("cnn6", 0.25, 32, 7, linear=False, embedded_clips=0, keep_checkpoint=False)
+    assert estimate == pytest.approx((tmp_path / "model.pt").stat().st_size, rel=0.05)
+    probe = run_bytes("cnn6", 0.25, 32, 7, linear=True, embedded_clips=100, keep_checkpoint=False)
+    assert probe - estimate == 100 * model.embedding_dim * 4
+    recipe = RECIPES["demo"]
+    frames = recipe.frames_for(2.0)
+    feats = {f"c{i}": np.zeros((frames, recipe.n_mels), np.float16) for i in range(20)}
+    store = write_store(tmp_path / "store", recipe, "x", feats)
+    written = sum(p.stat().st_size for p in (tmp_path / "store" / "shards").iterdir())
+    assert store_bytes(20, 2.0, recipe.sample_rate, recipe.hop_length, recipe.n_mels) == written
+    assert store.recipe == recipe

@@ -12,6 +12,7 @@ import pytest
 
 from audiotransfer.data.corpora import load_corpus
 from audiotransfer.data.synthetic import CLASSES, ROOTS, fragment_path, generate_world, world
+from audiotransfer.data.synthetic.generate import remove_audio
 from audiotransfer.errors import UserError
 from audiotransfer.ontology import Ontology, build_subset, load_subset_file, read_segments
 
@@ -110,6 +111,20 @@ def test_generation_is_deterministic_cached_and_resumable(small_world: Path, tmp
 
     with pytest.raises(UserError, match="differs from the requested world"):
         generate_world(twin, seed=5, jobs=1, progress=False, **SMALL)
+
+
+def test_removed_audio_is_rendered_again_identically(small_world: Path, tmp_path: Path) -> None:
+    lean = generate_world(tmp_path / "lean", seed=3, jobs=1, progress=False, **SMALL)
+    wavs = sorted(p for p in _files(lean) if p.endswith(".wav"))
+    size = sum((lean / p).stat().st_size for p in wavs)
+    assert remove_audio(lean) == size and not list(lean.rglob("*.wav"))
+    assert json.loads((lean / "world.json").read_text())["audio"] == "removed"
+    generate_world(lean, seed=3, jobs=1, progress=False, audio=False, **SMALL)  # features extracted: no audio
+    assert not list(lean.rglob("*.wav"))
+    generate_world(lean, seed=3, jobs=1, progress=False, **SMALL)  # asked for: rendered from the seed
+    assert _files(lean) == _files(small_world)
+    with pytest.raises(UserError, match="not complete"):
+        remove_audio(tmp_path / "nothing")
 
 
 def test_segment_lists_are_audioset_format(small_world: Path) -> None:

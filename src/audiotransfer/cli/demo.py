@@ -15,7 +15,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = run_demo(args.out, quick=args.quick, jobs=args.jobs, progress=not args.no_progress, spec=args.spec,
-                      world_seed=args.world_seed)
+                      world_seed=args.world_seed, keep_audio=args.keep_audio)
     minutes = (time.perf_counter() - start) / 60
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     o = result.outcome
@@ -53,5 +53,7 @@ def add_demo(sub: Subparsers) -> None:
     p.add_argument("--spec", help="demo spec (default examples/studies/demo.yaml)")
     p.add_argument("--world-seed", type=non_negative, help="generate another world (same design); default folder "
                    "./audiotransfer-demo-worldN")
+    p.add_argument("--keep-audio", action="store_true", help="keep the world's audio files (by default they "
+                   "are removed once their features are extracted: `synth generate` renders them again)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_demo_cmd)

@@ -20,8 +20,9 @@ def run_plan(args: argparse.Namespace) -> None:
 
     table = plan(args.study)
     table, source = _plan_hours(table, args.clips_per_second)
-    columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs"] + (["hours"] if source else [])
-    show(table[[*columns, "status"]].round({"hours": 2}), args.format)
+    table["disk_mb"] = table["disk_bytes"] / 1e6
+    columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs", "disk_mb"] + (["hours"] if source else [])
+    show(table[[*columns, "status"]].round({"hours": 2, "disk_mb": 3}), args.format)
     done = int((table["status"] == "done").sum())
     todo = table["status"] != "done"
     print(f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
@@ -33,6 +34,9 @@ def run_plan(args: argparse.Namespace) -> None:
               f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}")
     else:
         print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
+    stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
+    print(f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
+          f"run folders {runs / 1e6:,.0f} MB; corpus audio not counted)")
 
 
 def _plan_hours(table: Any, clips_per_second: float | None) -> tuple[Any, str]:

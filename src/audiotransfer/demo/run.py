@@ -3,7 +3,9 @@
 It generates the world (cached), writes `OUT/study.yaml` from `examples/studies/demo.yaml` (its `quick`
 block merged in for `--quick`), runs that study exactly as `audiotransfer study run` would (resumable:
 rerunning the demo continues where it stopped), writes the analysis report, and checks the report's answer
-against the world's ground truth (`demo.ground_truth`: a section of the report, printed too).
+against the world's ground truth (`demo.ground_truth`: a section of the report, printed too). Once the
+study's features are extracted the world's audio is removed (`remove_audio`; rendered again from the seed on
+request), which keeps the demo folder small.
 """
 
 from __future__ import annotations
@@ -61,12 +63,16 @@ def run_demo(
     progress: bool = True,
     spec: str | Path | None = None,
     world_seed: int | None = None,
+    keep_audio: bool = False,
 ) -> DemoResult:
     """Generate the world, run the demo study in `out` and write its report (see the module docstring).
 
     `world_seed` replaces the spec's world seed (another world, same design); the default folder names it.
+    Once the study's features are extracted the world's audio is removed (most of the folder's size;
+    `generate_world` renders it again from the seed) unless `keep_audio`.
     """
     from audiotransfer.data.synthetic import generate_world
+    from audiotransfer.data.synthetic.generate import remove_audio
 
     config = demo_config(quick, spec)
     if world_seed is not None:
@@ -77,12 +83,17 @@ def run_demo(
     study_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    generate_world(StudyDir(study_dir).world, **config["world"], jobs=jobs, progress=progress)
+    folder = StudyDir(study_dir)
+    spec_text = yaml.safe_dump({**config["study"], "out": "."}, sort_keys=False)
+    # the same study as before has its features extracted: audio removed after that is not needed again
+    same_study = folder.spec.is_file() and folder.spec.read_text() == spec_text
+    generate_world(folder.world, **config["world"], jobs=jobs, progress=progress, audio=keep_audio or not same_study)
     seconds["world"] = time.perf_counter() - start
-    study_file = StudyDir(study_dir).spec
-    study_file.write_text(yaml.safe_dump({**config["study"], "out": "."}, sort_keys=False))
+    folder.spec.write_text(spec_text)
     start = time.perf_counter()
-    outcome = run(study_file, jobs=jobs, progress=progress)
+    outcome = run(folder.spec, jobs=jobs, progress=progress)
+    if not keep_audio:  # the features are extracted: the world's audio can be rendered again from its seed
+        remove_audio(folder.world)
     seconds["study"] = time.perf_counter() - start
     start = time.perf_counter()
     report, checks, advisor = _report(study_dir, config["study"]["pretraining"]["states"], progress)

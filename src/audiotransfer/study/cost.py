@@ -76,3 +76,34 @@ def add_hours(table: pd.DataFrame, clips_per_second: float | None = None,
     out = table.copy()
     out["hours"] = out["clip_epochs"] * (out["crop_seconds"] / REFERENCE_SECONDS) / rate / 3600
     return out, source
+
+
+# ------------------------------------------------------------------------------------------- disk
+FEATURE_BYTES = 2  # the feature store keeps float16 log-mels
+
+
+def model_size(model: str, width: float, n_mels: int, num_classes: int) -> tuple[int, int]:
+    """Bytes of a model's float32 weights and statistics (its `model.pt`), and its embedding width; the
+    model is built on the meta device, so nothing is allocated."""
+    import torch
+
+    from audiotransfer.models.cnn import create_model
+
+    with torch.device("meta"):
+        net = create_model(model, num_classes, width=width, n_mels=n_mels)
+    tensors = [*net.parameters(), *net.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors), net.embedding_dim
+
+
+def run_bytes(model: str, width: float, n_mels: int, num_classes: int, linear: bool, embedded_clips: int,
+              keep_checkpoint: bool) -> int:
+    """Disk of one finished run folder: `model.pt`; a linear probe's cached embeddings (float32, every clip
+    of the task); a kept resume checkpoint (weights and Adam's two moments)."""
+    weights, dim = model_size(model, width, n_mels, num_classes)
+    return weights + (4 * dim * embedded_clips if linear else 0) + (3 * weights if keep_checkpoint else 0)
+
+
+def store_bytes(clips: int, seconds: float | None, sample_rate: int, hop_length: int, n_mels: int) -> int:
+    """Disk of a feature store holding `clips` clips of about `seconds` each (10 s when unknown)."""
+    frames = round((seconds or REFERENCE_SECONDS) * sample_rate) // hop_length + 1
+    return clips * frames * n_mels * FEATURE_BYTES

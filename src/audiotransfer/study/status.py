@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.store import ResultStore
+
+if TYPE_CHECKING:
+    from audiotransfer.data.features import FeatureRecipe
+    from audiotransfer.study.plan import Run
+    from audiotransfer.study.prepare import DataIndex
 
 RESULT_KEYS = ["run_id", "kind", "state", "task", "protocol", "seed"]
 
@@ -21,7 +27,7 @@ def plan(path: str | Path) -> pd.DataFrame:
     status = store.status()
     seconds = {str(d.manifest): d.clip_seconds for d in [*data.states.values(), *data.tasks.values()]}
     step = study.features.hop_length / study.features.sample_rate
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [
             {
                 "run_id": r.run_id,
@@ -34,10 +40,35 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "crop_seconds": (r.recipe.frames - 1) * step if r.recipe.frames
                 else float(seconds.get(str(r.manifest)) or 10.0),
                 "status": status.get(r.run_id, "pending"),
+                "disk_bytes": _run_disk(r, data, study.features.n_mels),
             }
             for r in runs
         ]
     )
+    table.attrs["store_bytes"] = _store_disk(data, study.features)
+    return table
+
+
+def _run_disk(run: Run, data: DataIndex, n_mels: int) -> int:
+    from audiotransfer.study.cost import run_bytes
+
+    dataset = data.states[run.state] if run.kind == "pretrain" else data.tasks[str(run.task)]
+    return run_bytes(run.recipe.model, run.recipe.width, n_mels, dataset.num_classes, run.protocol == "linear",
+                     dataset.num_clips, run.keep_checkpoint)
+
+
+def _store_disk(data: DataIndex, features: FeatureRecipe) -> int:
+    """Feature stores: the union of the states' clips (one pre-training store) and every task's clips."""
+    from audiotransfer.manifest import Manifest
+    from audiotransfer.study.cost import store_bytes
+
+    def size(clips: int, seconds: float | None) -> int:
+        return store_bytes(clips, seconds, features.sample_rate, features.hop_length, features.n_mels)
+
+    states = list(data.states.values())
+    union = set().union(*(set(Manifest.load(d.manifest).clips["clip_id"]) for d in states)) if states else set()
+    pretrain = size(len(union), states[0].clip_seconds) if states else 0
+    return pretrain + sum(size(d.num_clips, d.clip_seconds) for d in data.tasks.values())
 
 
 def open_store(study: str | Path) -> ResultStore:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
 
 EMBEDDINGS = "embeddings.pt"
+CHANNELS_LAST = True  # channels-last convolutions on every device (False: the old CPU path, for benchmarks)
 
 
 def default_frames(manifest: Manifest, store: FeatureStore) -> int:
@@ -182,8 +183,10 @@ class _Run:
         if not manifest.split("dev").num_clips:
             self._note("the task has no dev split: the last epoch is kept (no best-epoch selection)")
         self.model.to(self.device)
-        if self.device.type == "cuda":
+        # channels-last convolutions: faster on CUDA and, for the small CNNs, on CPU (docs/profile.md)
+        if CHANNELS_LAST or self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
         self.splits = {s: manifest.split(s) for s in ("train", "dev", "test")}

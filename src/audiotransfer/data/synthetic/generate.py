@@ -11,6 +11,8 @@ audio/Y{ytid}.wav               pre-training clips, 16 kHz 16-bit PCM
 tasks/{scenes,birds,commands}/meta.csv     clip_id,path,label,split,speaker (path relative to out_dir)
 tasks/{task}/audio/{clip_id}.wav
 ```
+`remove_audio` deletes the WAVs of a world whose features are extracted (the demo does, keeping its folder
+small); `generate_world` renders them again, identical, from the seed.
 Generation is cached (same parameters -> nothing to do), resumable (finished WAVs, written atomically,
 are skipped) and parallel (chunks of clips over processes); every clip depends only on its seed and
 index, so the output is identical for any number of workers.
@@ -106,8 +108,9 @@ def _items(out: Path, params: dict[str, Any]) -> Iterator[tuple[str, int, dict[s
             yield task, i, {k: row[k] for k in ("label", "split", "speaker")}, row["path"]
 
 
-def _check_sidecar(out: Path, params: dict[str, Any]) -> bool:
-    """True when `out` already holds this exact world; UserError when it holds another one."""
+def _check_sidecar(out: Path, params: dict[str, Any], audio: bool = True) -> bool:
+    """True when `out` already holds this exact world (with its audio, unless `audio` is False);
+    UserError when it holds another one."""
     sidecar = out / "world.json"
     if not sidecar.exists():
         return False
@@ -118,7 +121,26 @@ def _check_sidecar(out: Path, params: dict[str, Any]) -> bool:
             f"requested world ({params}, version {VERSION})",
             fix="pass another --out folder, or delete this one to regenerate it",
         )
-    return bool(info.get("complete"))
+    return bool(info.get("complete")) and (not audio or info.get("audio", "kept") == "kept")
+
+
+def remove_audio(out_dir: str | Path) -> int:
+    """Delete a complete world's audio files (once its features are extracted they are not read again),
+    keeping its metadata; the sidecar says so. `generate_world` renders them again, bit for bit, from the
+    seed. Returns the bytes freed."""
+    out = Path(out_dir)
+    sidecar = out / "world.json"
+    info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    if not info.get("complete"):
+        raise UserError(f"{sidecar}: the world is not complete; its audio is still needed",
+                        fix="finish generating it first (generate_world / audiotransfer synth generate)")
+    freed = 0
+    for path in [*out.glob("audio/*.wav"), *out.glob("tasks/*/audio/*.wav")]:
+        freed += path.stat().st_size
+        path.unlink()
+    info["audio"] = "removed"
+    write_atomic(sidecar, lambda p: p.write_text(json.dumps(info, indent=1) + "\n"))
+    return freed
 
 
 def generate_world(
@@ -132,8 +154,12 @@ def generate_world(
     num_speakers: int = 60,
     jobs: int | None = None,
     progress: bool = True,
+    audio: bool = True,
 ) -> Path:
-    """Generate (or finish, or find) the synthetic world in `out_dir`; returns `out_dir`."""
+    """Generate (or finish, or find) the synthetic world in `out_dir`; returns `out_dir`.
+
+    A complete world whose audio was removed (`remove_audio`) gets it rendered again when `audio` is True,
+    and is taken as it is when False (a study whose features are extracted needs no audio)."""
     params = {"seed": seed, "num_pretrain": num_pretrain, "num_eval": num_eval, "num_scenes": num_scenes,
               "num_birds": num_birds, "num_commands": num_commands, "num_speakers": num_speakers}  # fmt: skip
     for key, value in params.items():
@@ -142,7 +168,7 @@ def generate_world(
                             fix="use a non-negative seed and counts, >= 7 speakers")
     out = Path(out_dir)
     make_output_folder(out, ["world.json"], "synthetic world")
-    if _check_sidecar(out, params):
+    if _check_sidecar(out, params, audio):
         return out
     sidecar: dict[str, Any] = {"what": "audiotransfer synthetic world", "version": VERSION, "params": params,
                                "sample_rate": SR, "complete": False}  # fmt: skip
@@ -171,7 +197,7 @@ def generate_world(
             for future in as_completed([pool.submit(_work, c, seed, str(out)) for c in chunks]):
                 bar.update(future.result())
     bar.close()
-    sidecar.update(complete=True, counts={"train": num_pretrain, "eval": num_eval, **sizes},
+    sidecar.update(complete=True, audio="kept", counts={"train": num_pretrain, "eval": num_eval, **sizes},
                    classes=len(CLASSES))  # fmt: skip
     (out / "world.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return out
