@@ -26,7 +26,7 @@ import audiotransfer.training.engine as engine
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 from audiotransfer.training.checkpoint import METRICS
-from audiotransfer.training.engine import _check_task, _mixup, _Run, finetune
+from audiotransfer.training.engine import RunState, _check_task, _mixup, _Run, finetune
 from audiotransfer.training.fused import FusedCNN, shift
 from audiotransfer.training.recipe import TrainRecipe
 from audiotransfer.training.result import RunResult
@@ -86,7 +86,7 @@ def _train_fused(members: list[_Run]) -> list[RunResult] | None:
     start = time.perf_counter()
     generators = []
     for run in members:
-        run.started, run.skipped_dev = start, []
+        run.started, run.state = start, RunState()
         run._setup()
         run._resume()
         generators.append(torch.Generator().manual_seed(0))
@@ -190,7 +190,7 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
         torch.stack(losses).sum().backward()
         optimizer.step()
         for run, value in zip(members, values, strict=True):
-            run.partial["loss_sum"] += value
-            run.partial["batches"] += 1
+            run.state.partial["loss_sum"] += value
+            run.state.partial["batches"] += 1
     for it in iters:  # run each loader's epoch end: its state becomes (epoch + 1, 0)
         next(it, None)
