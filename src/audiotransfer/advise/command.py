@@ -65,7 +65,7 @@ def _candidates(args: argparse.Namespace, res: Any) -> list[Candidate]:
 
 def _print_table(task: str, table: pd.DataFrame, default: str) -> None:
     shown = table.copy()
-    for col in rank.ESTIMATORS:
+    for col in rank.NAMES:
         if col in shown:
             shown[col] = shown[col].map(lambda v: "skipped" if pd.isna(v) else f"{v:.3f}")
     shown["seconds"] = shown["seconds"].map(lambda v: f"{v:.1f}")
