@@ -13,6 +13,8 @@ import soundfile as sf
 import torch
 
 from audiotransfer.advise import DEFAULT, embed
+from audiotransfer.advise.baselines import BASELINES
+from audiotransfer.advise.rank import NAMES
 from audiotransfer.analysis.advisor import compare
 from audiotransfer.cli import main
 from audiotransfer.models import create_model
@@ -176,7 +178,7 @@ def make_study(root: Path) -> Path:
     store.register(runs)
     for k in range(3):
         _model(root / "runs" / "pretrain" / f"s{k}", k, TAG_LABELS)
-        store.put_state(f"s{k}", corpus="synthetic", num_clips=100, num_classes=4, labels=TAG_LABELS,
+        store.put_state(f"s{k}", corpus="synthetic", num_clips=100 * (k + 1), num_classes=4 + k, labels=TAG_LABELS,
                         checkpoint=root / "runs" / "pretrain" / f"s{k}" / "model.pt")
         store.mark_done(f"pretrain/s{k}", RunResult(test={"mAP": 0.3}, duration_s=5.0))
         for s in (1, 2):
@@ -195,14 +197,24 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert "scenes: start from 's" in text and (root / "advise" / "advice.json").exists()
     a = analyse(root, max_inputs=16, batch_size=8, progress=False)
     cells = a.advisor.cells
-    assert set(cells["estimator"]) == {"logme", "leep", "nce", "hscore", "knn", "probe"}
-    assert (cells["best"] == "s2").all() and cells["n_states"].eq(3).all() and cells["seconds"].gt(0).all()
+    assert set(cells["estimator"]) == {*NAMES, "largest", "most_classes", "random"}
+    assert (cells["best"] == "s2").all() and cells["n_states"].eq(3).all()
+    assert cells.loc[~cells["estimator"].isin(BASELINES), "seconds"].gt(0).all()
+    largest = cells.set_index("estimator").loc["largest"]  # the planted scores grow with the clip count
+    assert largest["tau_w"] == pytest.approx(1.0) and largest["regret"] == 0 and largest["top1_is_best"]
+    rand = cells.set_index("estimator").loc["random"]
+    assert rand["top1_is_best"] == pytest.approx(1 / 3, abs=0.05) and rand["regret"] == pytest.approx(0.1, abs=0.01)
+    assert a.advisor.verdict is not None and a.advisor.verdict.baseline == "largest"
+    assert a.advisor.table.loc["largest", "tau_w"] == pytest.approx(1.0)
     assert a.advisor.picks.iloc[0]["grid_seconds"] == pytest.approx(60.0)
     out = write_analysis(a)
     assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
     assert (root / "report" / "cache" / "advisor_scores.json").exists()  # the next report reuses it
     summary = json.loads(out["json"].read_text())["advisor"]
-    assert summary["default"] == DEFAULT and len(summary["cells"]) == 6
+    assert summary["default"] == DEFAULT and len(summary["cells"]) == len(NAMES) + 3
+    assert summary["verdict"]["baseline"] == "largest" and {r["estimator"] for r in summary["table"]} >= {"largest", "most_classes", "random"}
+    assert summary["verdict"]["line"] in summary["lines"] and "'largest'" in summary["verdict"]["line"] or (
+        "picking the largest pre-training set" in summary["verdict"]["line"])
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
 
 
