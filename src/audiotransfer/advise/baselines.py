@@ -38,13 +38,16 @@ def size_scores(sizes: pd.DataFrame) -> pd.DataFrame:
 
 def cell_metrics(pred: pd.Series, truth: pd.Series) -> dict[str, float]:
     """tau_w, top1 (1.0 / 0.0), regret and top3_regret of one ranking (`pred`, higher = better) against the
-    true scores, over the candidates both hold (NaN when fewer than three or either is constant)."""
+    true scores, over the candidates both hold (tau_w NaN when fewer than three or either is constant)."""
     common = [c for c in pred.dropna().index if c in truth.dropna().index]
     if len(common) < 2:
         return dict.fromkeys(METRICS, np.nan)
-    x, y = pred[common].to_numpy(dtype=float), truth[common].to_numpy(dtype=float)
+    return _metrics(pred[common].to_numpy(dtype=float), truth[common].to_numpy(dtype=float))
+
+
+def _metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     order = np.argsort(-x, kind="stable")
-    ok = len(common) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+    ok = len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
     return dict(tau_w=float(stats.weightedtau(x, y).statistic) if ok else np.nan,
                 top1=float(y[order[0]] == y.max()), regret=float(y.max() - y[order[0]]),
                 top3_regret=float(y.max() - y[order[:3]].max()))
@@ -53,9 +56,8 @@ def cell_metrics(pred: pd.Series, truth: pd.Series) -> dict[str, float]:
 def random_metrics(truth: pd.Series, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
     """The metrics of `draws` random orders of the candidates (one row per draw)."""
     rng = np.random.default_rng(seed)
-    truth = truth.dropna()
-    rows = [cell_metrics(pd.Series(rng.permutation(len(truth)).astype(float), index=truth.index), truth)
-            for _ in range(draws)]
+    y = truth.dropna().to_numpy(dtype=float)
+    rows = [_metrics(rng.permutation(len(y)).astype(float), y) for _ in range(draws)]
     return pd.DataFrame(rows, columns=list(METRICS))
 
 

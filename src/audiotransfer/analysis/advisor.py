@@ -226,3 +226,18 @@ def to_json(check: AdvisorCheck) -> dict[str, Any]:
     return {"default": check.default, "note": check.note, "lines": summary_lines(check),
             "cells": records(cells), "picks": records(check.picks), "scores": records(check.scores),
             "table": records(check.table.reset_index()) if not check.table.empty else [], "verdict": verdict}
+
+
+def published_baselines(draws: int = 1000) -> pd.DataFrame:
+    """The free baselines on the study authors' published table: per corpus (a cell) and baseline the four
+    metrics, over the pre-trained states (scratch is no candidate to start from)."""
+    from audiotransfer.analysis.reference import published
+
+    long = published()
+    long = long[long["state"] != "scratch"]
+    sizes = long.drop_duplicates("state").set_index("state").rename(
+        columns={"num_samples": "clips", "num_classes": "classes"})
+    rows = bl.size_scores(sizes)
+    scores = pd.concat([rows.assign(cell=corpus) for corpus in long["corpus"].unique()], ignore_index=True)
+    truth = long.rename(columns={"corpus": "cell", "state": "candidate", "uar": "value"})
+    return bl.score_cells(scores, truth, draws)
