@@ -136,3 +136,42 @@ def verdict(cells: pd.DataFrame, default: str, baseline: str = "largest", reps: 
     diff = (wide[default] - wide[baseline]).dropna().to_numpy()
     mean, low, high = bootstrap_mean(diff, reps)
     return Verdict(default, baseline, mean, low, high, len(diff))
+
+
+# --------------------------------------------------------------------------- in `advise`'s own output
+def study_sizes(res: object) -> pd.DataFrame:
+    """Per pre-trained state of a study its pre-training clips and classes (the study's states table)."""
+    states = getattr(res, "states", pd.DataFrame())
+    if states.empty:
+        return pd.DataFrame(columns=["clips", "classes"])
+    return states.set_index("state").rename(columns={"num_clips": "clips", "num_classes": "classes"})[
+        ["clips", "classes"]]
+
+
+def parameter_counts(candidates: list[object]) -> pd.Series:
+    """Parameters of each candidate's model (`load_candidate`), NaN where it does not load."""
+    from audiotransfer.advise.embed import load_candidate
+    from audiotransfer.errors import UserError
+
+    counts = {}
+    for cand in candidates:
+        try:
+            counts[cand.name] = float(sum(p.numel() for p in load_candidate(cand).parameters()))  # type: ignore[attr-defined]
+        except UserError:
+            counts[cand.name] = np.nan  # type: ignore[attr-defined]
+    return pd.Series(counts, dtype=float)
+
+
+def annotate(table: pd.DataFrame, sizes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The ranked table with the candidates' sizes and each size baseline's rank, and a line naming each
+    baseline's pick ('' when no baseline applies)."""
+    known = sizes.reindex(table.index)
+    rows = size_scores(known)
+    table = table.copy()
+    picks = []
+    for name, part in rows.groupby("estimator", sort=False):
+        s = part.set_index("candidate")["score"]
+        table[SIZE_BASELINES[str(name)]] = s
+        table[f"{name}_rank"] = s.rank(ascending=False, method="min").astype("Int64")
+        picks.append(f"{name} '{s.idxmax()}'")
+    return table, ("free baselines would pick: " + ", ".join(picks)) if picks else ""

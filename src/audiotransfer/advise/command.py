@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from audiotransfer.advise import categories, driver, rank
+from audiotransfer.advise import baselines, categories, driver, rank
 from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoint
 from audiotransfer.errors import UserError
 
@@ -86,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     tasks = _tasks(args, res, out)
     if args.tagger:
         return _tagger(args, res, tasks, out)
-    advice = driver.advise(_candidates(args, res), tasks, out / "cache", estimators,
-                           args.default if args.default in estimators else estimators[0], not args.no_progress)
+    candidates = _candidates(args, res)
+    sizes = baselines.study_sizes(res).join(baselines.parameter_counts(candidates).rename("parameters"), how="outer")
+    advice = driver.advise(candidates, tasks, out / "cache", estimators,
+                           args.default if args.default in estimators else estimators[0], not args.no_progress, sizes)
     for task, table in advice.tables.items():
         _print_table(task, table, advice.default)
     print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {out / 'cache'}")

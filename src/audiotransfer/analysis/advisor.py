@@ -77,11 +77,8 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
 
 
 def state_sizes(res: Any) -> pd.DataFrame:
-    """Per pre-trained state its pre-training clips and classes (the study's states table)."""
-    if res.states.empty:
-        return pd.DataFrame(columns=["clips", "classes"])
-    return res.states.set_index("state").rename(columns={"num_clips": "clips", "num_classes": "classes"})[
-        ["clips", "classes"]]
+    """Per pre-trained state its pre-training clips and classes."""
+    return bl.study_sizes(res)
 
 
 def with_baselines(long: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
