@@ -211,6 +211,7 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert a.advisor.table.loc["largest", "tau_w"] == pytest.approx(1.0)
     assert a.advisor.picks.iloc[0]["grid_seconds"] == pytest.approx(60.0)
     out = write_analysis(a)
+    assert (root / "report" / "figures" / "advisor_scatter.png").exists()
     assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
     assert (root / "report" / "cache" / "advisor_scores.json").exists()  # the next report reuses it
     summary = json.loads(out["json"].read_text())["advisor"]
