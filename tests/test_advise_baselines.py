@@ -43,7 +43,7 @@ def test_size_baselines_need_known_and_differing_sizes() -> None:
 
 def test_summary_intervals_and_verdict_wording() -> None:
     cells = pd.DataFrame({"cell": [f"c{i}" for i in range(6)] * 2, "estimator": ["knn"] * 6 + ["largest"] * 6,
-                          "tau_w": [0.9, 0.8, 0.85, 0.9, 0.7, 0.8] + [0.1, 0.2, 0.0, 0.3, 0.1, 0.2],
+                          "tau_w": [0.9, 0.8, 0.85, 0.9, 0.7, 0.8, 0.1, 0.2, 0.0, 0.3, 0.1, 0.2],
                           "top1": 1.0, "regret": 0.0, "top3_regret": 0.0})
     table = bl.summary(cells)
     assert table.loc["knn", "tau_w"] == pytest.approx(0.825)
@@ -51,7 +51,8 @@ def test_summary_intervals_and_verdict_wording() -> None:
     v = bl.verdict(cells, "knn")
     assert v.difference == pytest.approx(0.675) and v.low > 0 and v.cells == 6
     assert v.line().startswith("knn beat picking the largest pre-training set by +0.68 weighted tau")
-    tied = cells.assign(tau_w=[0.1, 0.5, -0.2, 0.3, 0.0, 0.2] * 2 + np.r_[np.zeros(6), [0.2, -0.2, 0.1, -0.1, 0.3, -0.3]])
+    diffs = [0.2, -0.2, 0.1, -0.1, 0.3, -0.3]
+    tied = cells.assign(tau_w=np.r_[[0.1, 0.5, -0.2, 0.3, 0.0, 0.2], np.add([0.1, 0.5, -0.2, 0.3, 0.0, 0.2], diffs)])
     assert "no better than picking the largest pre-training set" in bl.verdict(tied, "knn").line()
 
 

@@ -12,10 +12,14 @@ for the best of its first three). Intervals are percentile bootstraps over the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+if TYPE_CHECKING:
+    from audiotransfer.advise.embed import Candidate
 
 SIZE_BASELINES = {"largest": "clips", "most_classes": "classes", "parameters": "parameters"}
 RANDOM = "random"
@@ -71,7 +75,8 @@ def score_cells(scores: pd.DataFrame, truth: pd.DataFrame, draws: int = 1000) ->
         for name, est in scores[scores["cell"] == cell].groupby("estimator", sort=False):
             rows.append(dict(cell=cell, estimator=name, **cell_metrics(est.set_index("candidate")["score"], actual)))
         rand = random_metrics(actual, draws, seed=len(rows))
-        rows.append(dict(cell=cell, estimator=RANDOM, **rand.mean().to_dict(), random_draw_tau=rand["tau_w"].to_numpy()))
+        rows.append(dict(cell=cell, estimator=RANDOM, **rand.mean().to_dict(),
+                         random_draw_tau=rand["tau_w"].to_numpy()))
     return pd.DataFrame(rows)
 
 
@@ -139,7 +144,7 @@ def verdict(cells: pd.DataFrame, default: str, baseline: str = "largest", reps: 
 
 
 # --------------------------------------------------------------------------- in `advise`'s own output
-def study_sizes(res: object) -> pd.DataFrame:
+def study_sizes(res: Any) -> pd.DataFrame:
     """Per pre-trained state of a study its pre-training clips and classes (the study's states table)."""
     states = getattr(res, "states", pd.DataFrame())
     if states.empty:
@@ -148,7 +153,7 @@ def study_sizes(res: object) -> pd.DataFrame:
         ["clips", "classes"]]
 
 
-def parameter_counts(candidates: list[object]) -> pd.Series:
+def parameter_counts(candidates: list[Candidate]) -> pd.Series:
     """Parameters of each candidate's model (`load_candidate`), NaN where it does not load."""
     from audiotransfer.advise.embed import load_candidate
     from audiotransfer.errors import UserError
@@ -156,9 +161,9 @@ def parameter_counts(candidates: list[object]) -> pd.Series:
     counts = {}
     for cand in candidates:
         try:
-            counts[cand.name] = float(sum(p.numel() for p in load_candidate(cand).parameters()))  # type: ignore[attr-defined]
+            counts[cand.name] = float(sum(p.numel() for p in load_candidate(cand).parameters()))
         except UserError:
-            counts[cand.name] = np.nan  # type: ignore[attr-defined]
+            counts[cand.name] = np.nan
     return pd.Series(counts, dtype=float)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ class Inputs:
 
 
 Estimator = Callable[[Inputs], float]
+T = TypeVar("T")
 ESTIMATORS: dict[str, Estimator] = {
     "logme": lambda d: est.logme(d.embeddings, d.y),
     "leep": lambda d: est.leep(est.source_probs(d.logits), d.y),
@@ -73,9 +76,10 @@ def check_estimators(names: list[str] | None) -> list[str]:
     return list(names)
 
 
-def _run(fn: Callable[[], object]) -> tuple[object, str, float]:
+def _run(fn: Callable[[], T]) -> tuple[T | float, str, float]:
     """(value, note, seconds): a UserError or numerical failure becomes a note, never a traceback."""
     start = time.perf_counter()
+    value: T | float
     try:
         value, note = fn(), ""
     except UserError as exc:
@@ -92,11 +96,11 @@ def score(inputs: Mapping[str, Inputs], names: list[str] | None = None) -> pd.Da
     rows = []
     for candidate, data in inputs.items():
         for name in single:
-            value, note, spent = _run(lambda name=name, data=data: float(ESTIMATORS[name](data)))
-            rows.append(_row(candidate, name, value, note, spent))
+            value, note, spent = _run(partial(_one, name, data))
+            rows.append(_row(candidate, name, float(value), note, spent))
         if "ncti" in names:
-            value, note, spent = _run(lambda data=data: recent.ncti_parts(data.embeddings, data.y))
-            rows.append(dict(_row(candidate, "ncti", 0.0, note, spent), score=np.nan, parts=value))
+            parts, note, spent = _run(partial(recent.ncti_parts, data.embeddings, data.y))
+            rows.append(dict(_row(candidate, "ncti", 0.0, note, spent), score=np.nan, parts=parts))
     long = pd.DataFrame(rows, columns=["candidate", "estimator", "score", "seconds", "note", "parts"])
     if "ncti" in names:
         part = long["estimator"] == "ncti"
@@ -106,6 +110,10 @@ def score(inputs: Mapping[str, Inputs], names: list[str] | None = None) -> pd.Da
     if "ensemble" in names:
         long = pd.concat([long, ensemble(long)], ignore_index=True)
     return long.drop(columns="parts")
+
+
+def _one(name: str, data: Inputs) -> float:
+    return float(ESTIMATORS[name](data))
 
 
 def _row(candidate: str, name: str, value: float, note: str, spent: float) -> dict[str, object]:

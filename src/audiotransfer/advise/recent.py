@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -30,7 +31,7 @@ from audiotransfer.advise.estimators import _compact, check_inputs
 PCA_DIMS = 64
 
 
-def _lda(shrinkage: float) -> object:
+def _lda(shrinkage: float) -> Any:
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     return LinearDiscriminantAnalysis(solver="eigen", shrinkage=float(shrinkage))
@@ -40,8 +41,8 @@ def _posteriors(f: np.ndarray, y: np.ndarray, shrinkage: float) -> np.ndarray:
     """Class posteriors (n, C) of a shrinkage LDA fitted on (f, y) and applied to f."""
     with warnings.catch_warnings():  # collinear embeddings: the shrunk covariance is still invertible
         warnings.simplefilter("ignore")
-        model = _lda(shrinkage).fit(f, y)  # type: ignore[attr-defined]
-        return np.asarray(model.predict_proba(f))  # type: ignore[attr-defined]
+        model = _lda(shrinkage).fit(f, y)
+        return np.asarray(model.predict_proba(f))
 
 
 def sfda_shrinkage(f: np.ndarray, y: np.ndarray) -> float:
@@ -104,9 +105,9 @@ def ncti_parts(f: np.ndarray, y: np.ndarray, dims: int = PCA_DIMS) -> tuple[floa
     lam = float(max(np.exp(-pca.explained_variance_[:32].sum()), 1e-10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = _lda(lam).fit(z, y)  # type: ignore[attr-defined]
-        low = np.asarray(model.transform(z))  # type: ignore[attr-defined]
-        prob = np.asarray(model.predict_proba(z))  # type: ignore[attr-defined]
+        model = _lda(lam).fit(z, y)
+        low = np.asarray(model.transform(z))
+        prob = np.asarray(model.predict_proba(z))
     seli = float(np.linalg.norm(low - low.mean(axis=0), ord="nuc"))
     ncc = float(prob[np.arange(len(y)), y].mean())
     vc = float(np.log(sum(np.linalg.norm(prob[y == j], ord="nuc") for j in range(c))))

@@ -4,10 +4,10 @@ For every task the advisor scores the study's pre-trained states (embeddings of 
 clips, cached in `STUDY/advise/cache/`); for every task x protocol x estimator this compares those scores
 with the states' actual mean test scores: weighted Kendall tau (`scipy.stats.weightedtau`, which weighs
 agreement among the top states most), Spearman rho, and whether the estimator's top-1 state is the actual
-best or within the best state's 95% interval, the regret (test score lost by starting from its top-1 instead of the best) and
-top-3 regret. Beside the estimators stand the baselines a user gets for free (`advise.baselines`: largest
-pre-training set, most classes, random order) and a plain verdict: did the default beat `largest`, with a
-paired bootstrap interval over task x protocol cells. Cost: the advisor's seconds (forward passes +
+best or within the best state's 95% interval, the regret (test score lost by starting from its top-1
+instead of the best) and top-3 regret. Beside the estimators stand the baselines a user gets for free
+(`advise.baselines`: largest pre-training set, most classes, random order) and a plain verdict: did the
+default beat `largest`, with a paired bootstrap interval over task x protocol cells. Cost: the advisor's seconds (forward passes +
 estimators) against the grid's (the fine-tuning runs of the task, from the results store).
 """
 

@@ -218,8 +218,9 @@ def figures(a: Analysis, out_dir: Path) -> list[Drawn]:
     for proto in a.protocols:
         g = a.gains[a.gains["protocol"] == proto]
         if g["gain"].notna().any():
-            keep(f"heat:{proto}", f"Transfer gain over scratch ({proto})", advisor_plots.mark_advisor(
-                overview.gain_heatmap(g, a.metric, proto, a.matched), g, a.advisor, proto), f"gain_{proto.replace(':', '-')}")
+            heat = overview.gain_heatmap(g, a.metric, proto, a.matched)
+            keep(f"heat:{proto}", f"Transfer gain over scratch ({proto})",
+                 advisor_plots.mark_advisor(heat, g, a.advisor, proto), f"gain_{proto.replace(':', '-')}")
     if any(np.isfinite(f.table["coef"]).any() for f in a.pooled_fits.values()):
         keep("forest", "Pooled factor effects per protocol (95% CI)", overview.forest(a.pooled_fits), "forest")
     if a.ontology is not None and a.categories:
@@ -259,7 +260,8 @@ def _detail_figures(a: Analysis, out_dir: Path) -> list[Drawn]:
     scatter = advisor_plots.score_scatter(a.advisor, a.scores, a.protocols[0], a.metric) if (
         a.advisor and not a.advisor.cells.empty and a.protocols) else None
     if scatter is not None:
-        keep(f"The advisor's score vs the fine-tuned {a.metric} per state ({a.protocols[0]})", scatter, "advisor_scatter")
+        keep(f"The advisor's score vs the fine-tuned {a.metric} per state ({a.protocols[0]})", scatter,
+             "advisor_scatter")
     if not a.weights.empty:
         keep("Weight distance (1 - cosine, first convolution)",
              plots.heatmap(a.weights, "1 - cos(first conv weights)", "magma", "{:.2g}"), "weight_distance")

@@ -15,7 +15,7 @@ def run_advise(args: argparse.Namespace) -> int:
 
 def add_advise(sub: Subparsers) -> None:
     """`audiotransfer advise`."""
-    from audiotransfer.advise.rank import DEFAULT, ESTIMATORS, NAMES
+    from audiotransfer.advise.rank import DEFAULT, NAMES
 
     p = sub.add_parser("advise", help="rank candidate pre-trained states for a task in minutes, before fine-tuning")
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder or YAML: its pre-trained states are "
