@@ -7,8 +7,9 @@ agreement among the top states most), Spearman rho, and whether the estimator's 
 best or within the best state's 95% interval, the regret (test score lost by starting from its top-1
 instead of the best) and top-3 regret. Beside the estimators stand the baselines a user gets for free
 (`advise.baselines`: largest pre-training set, most classes, random order) and a plain verdict: did the
-default beat `largest`, with a paired bootstrap interval over task x protocol cells. Cost: the advisor's seconds (forward passes +
-estimators) against the grid's (the fine-tuning runs of the task, from the results store).
+default beat `largest`, with a paired bootstrap interval over task x protocol cells. Cost: the advisor's
+seconds (forward passes + estimators) against the grid's (the fine-tuning runs of the task, from the
+results store).
 """
 
 from __future__ import annotations
