@@ -17,6 +17,7 @@ from audiotransfer.advise.baselines import BASELINES
 from audiotransfer.advise.rank import NAMES
 from audiotransfer.analysis.advisor import compare
 from audiotransfer.cli import main
+from audiotransfer.errors import UserError
 from audiotransfer.models import create_model
 from audiotransfer.training.checkpoint import save_model
 from audiotransfer.training.result import RunResult
@@ -257,3 +258,25 @@ def test_category_mass_goes_to_every_ancestor():
     top = top_categories(cmass, _Onto(), level=0, cover=0.5)
     assert list(top["category"]) == ["R2", "R1"] and list(top["chosen"]) == [True, False]
     assert list(top_categories(cmass, _Onto(), level=0, cover=0.9)["chosen"]) == [True, True]
+
+
+def test_multilayer_scores_every_stage_and_its_embedding_matches_the_advisor(tmp_path):
+    from audiotransfer.advise.driver import study_candidates, study_tasks
+    from audiotransfer.advise.embed import class_labels, embed_task, labelled_rows
+    from audiotransfer.advise.layers import best_layer, layer_embeddings
+    from audiotransfer.study.results import load_results
+
+    res = load_results(make_study(tmp_path / "study"))
+    task, cand = study_tasks(res)[0], study_candidates(res)[0]
+    layers = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
+    assert [k for k in layers if not k.startswith("_")] == ["conv_block1", "conv_block2", "conv_block3",
+                                                             "conv_block4", "embedding"]
+    plain = embed_task(cand, task.manifest, task.store, task.frames, tmp_path / "cache").embeddings
+    assert np.allclose(layers["embedding"], plain, atol=1e-5)  # the same whole-clip pass as the advisor's
+    again = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
+    assert float(again["_seconds"]) == float(layers["_seconds"])  # read back from the cache
+    y = class_labels(task.manifest, labelled_rows(task.manifest))
+    got = best_layer("logme", layers, y, cand.name)
+    assert len(got.scores) == 5 and got.score == got.scores.max() and got.layer in layers
+    with pytest.raises(UserError, match="reads embeddings"):
+        best_layer("leep", layers, y)
