@@ -71,7 +71,7 @@ def layer_embeddings(candidate: Candidate, manifest: Any, store: Any, frames: in
 
     def save(tmp: Path) -> None:
         with tmp.open("wb") as fh:
-            np.savez(fh, **out)
+            np.savez(fh, **out)  # type: ignore[arg-type]  # numpy stubs type ** as its keyword flags
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, save)
