@@ -197,11 +197,12 @@ def main() -> None:
     parser.add_argument("--default", default=DEFAULT, help="the estimator the verdict lines lead with")
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--skip-synthetic", action="store_true", help="only the --study / --worlds measurements")
+    parser.add_argument("--skip-ratio", action="store_true", help="no cold-cache advise per study (part 3)")
     args = parser.parse_args()
     if not args.skip_synthetic:
         synthetic(args.width)
     studies = list(args.study) + demo_folders(args.worlds, args.demo_root, args.quick, args.jobs)
-    for study in studies:
+    for study in [] if args.skip_ratio else studies:
         study_ratio(study)
     if studies:
         validate(studies, args.default)

@@ -280,3 +280,23 @@ def test_multilayer_scores_every_stage_and_its_embedding_matches_the_advisor(tmp
     assert len(got.scores) == 5 and got.score == got.scores.max() and got.layer in layers
     with pytest.raises(UserError, match="reads embeddings"):
         best_layer("leep", layers, y)
+
+
+def test_heat_map_marks_the_advisor_pick_and_the_grid_best(tmp_path):
+    from audiotransfer.analysis.advisor import AdvisorCheck
+    from audiotransfer.analysis.advisor_plots import mark_advisor
+    from audiotransfer.analysis.overview import gain_heatmap
+    from audiotransfer.analysis.plots import save
+
+    states, tasks = ["s0", "s1", "s2"], ["birds", "scenes"]
+    gains = pd.DataFrame([dict(state=s, task=t, protocol="finetune", gain=0.01 * i, ci_low=-0.01, ci_high=0.03)
+                          for i, s in enumerate(states) for t in tasks])
+    cells = pd.DataFrame([dict(task="birds", protocol="finetune", estimator="knn", best="s2"),
+                          dict(task="scenes", protocol="finetune", estimator="knn", best="s1")])
+    check = AdvisorCheck("knn", cells, pd.DataFrame(dict(task=tasks, pick=["s0", "s1"])))
+    fig = mark_advisor(gain_heatmap(gains, "uar", "finetune"), gains, check, "finetune")
+    marks = {(line.get_marker(), *np.round(line.get_xydata()[0], 2)) for line in fig.axes[0].lines}
+    # birds is column 0, scenes column 1; rows in state order; pick left (v), best right (*)
+    assert marks == {("v", -0.36, -0.3), ("*", 0.36, 1.7), ("v", 0.64, 0.7), ("*", 1.36, 0.7)}
+    assert "advisor's top-1 (knn" in fig.axes[0].get_xlabel()
+    assert save(fig, tmp_path, "heat")["png"].exists()
