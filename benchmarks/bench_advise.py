@@ -139,7 +139,7 @@ def study_cells(study: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     long = with_baselines(check.scores, state_sizes(res))
     matched = []
     for name in long["estimator"].unique():
-        matched += [dict(estimator=name, task=c.name.split(" ")[0], hit=float(c.agrees))
+        matched += [dict(estimator=name, task=c.subject.split(" ")[0], hit=float(c.agrees))
                     for c in check_advisor(long, name, states)]
     content, good = category_states(states), matched_states(states)
     matched += [dict(estimator=bl.RANDOM, task=t, hit=len(m) / len(content)) for t, m in good.items() if content]
