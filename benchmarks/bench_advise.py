@@ -160,9 +160,10 @@ def validate(studies: list[Path], default: str) -> None:
         row: dict[str, object] = {"estimator": name}
         for proto in ("finetune", "linear"):
             mean, low, high = bl.bootstrap_mean(part.loc[part["protocol"] == proto, "tau_w"].to_numpy())
-            row[f"tau_{proto}"] = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
-        hits = matched.loc[matched["estimator"] == name, "hit"]
-        row["top1_matched"] = f"{hits.mean() * len(hits) * 2:.1f} of {len(hits) * 2}" if len(hits) else "n/a"
+            row[f"tau_{proto}"] = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]" if np.isfinite(mean) else "n/a"
+        # the advice is one per task: each task's hit counts once per protocol cell the task has
+        hits = matched[matched["estimator"] == name].merge(part[["study", "task"]], on=["study", "task"])["hit"]
+        row["top1_matched"] = f"{hits.sum():.1f} of {len(hits)}" if len(hits) else "n/a"
         ft = part[part["protocol"] == "finetune"]
         row["regret"], row["top3_regret"] = ft["regret"].mean(), ft["top3_regret"].mean()
         spent = part.drop_duplicates(["study", "task"])["seconds"].sum()

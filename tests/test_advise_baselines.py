@@ -54,6 +54,8 @@ def test_summary_intervals_and_verdict_wording() -> None:
     diffs = [0.2, -0.2, 0.1, -0.1, 0.3, -0.3]
     tied = cells.assign(tau_w=np.r_[[0.1, 0.5, -0.2, 0.3, 0.0, 0.2], np.add([0.1, 0.5, -0.2, 0.3, 0.0, 0.2], diffs)])
     assert "no better than picking the largest pre-training set" in bl.verdict(tied, "knn").line()
+    few = cells[cells["cell"].isin(["c0", "c1"])]
+    assert "too few to tell" in bl.verdict(few, "knn").line()
 
 
 def test_published_table_baselines() -> None:

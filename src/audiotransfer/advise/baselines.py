@@ -25,6 +25,7 @@ SIZE_BASELINES = {"largest": "clips", "most_classes": "classes", "parameters": "
 RANDOM = "random"
 BASELINES = (*SIZE_BASELINES, RANDOM)
 METRICS = ("tau_w", "top1", "regret", "top3_regret")
+MIN_CELLS = 4  # fewer task x protocol cells give no verdict: a bootstrap of two or three values is no interval
 
 
 def size_scores(sizes: pd.DataFrame) -> pd.DataFrame:
@@ -120,6 +121,9 @@ class Verdict:
         if not np.isfinite(self.difference):
             return f"{self.default}: not compared with '{self.baseline}' (no cell where both rank >= 3 states)"
         spread = f"{self.difference:+.2f} weighted tau, 95% interval {self.low:+.2f} to {self.high:+.2f}"
+        if self.cells < MIN_CELLS:
+            return (f"{self.default} vs picking the {_words(self.baseline)}: {spread} over only {self.cells} "
+                    f"cell(s), too few to tell (>= {MIN_CELLS} needed)")
         if self.low > 0:
             return f"{self.default} beat picking the {_words(self.baseline)} by {spread} over {self.cells} cells"
         if self.high < 0:
