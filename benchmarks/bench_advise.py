@@ -3,18 +3,23 @@
 Printed, all measured in this run:
 1. embeddings: the first advice's forward passes (10 candidates x 3 tasks, store reads included) in clips/s,
    against the same models' plain inference (`model(x)`) over the same clips (the baseline);
-2. all six estimators on every candidate x task once the embeddings are cached (target < 60 s in all), per
+2. all estimators on every candidate x task once the embeddings are cached (target < 60 s in all), per
    estimator, and the cached rerun's wall time;
-3. with `--study DIR [DIR ...]` (finished studies, e.g. the demo's folder on several world seeds): per study
-   the advisor's seconds (forward passes + estimators, a cold cache) against the grid's (the fine-tuning
-   runs' seconds recorded in its results store); then over all of them, per estimator, the mean weighted
-   Kendall tau against the fine-tuned ranking and, for demo studies, in how many task x study cells its
-   top-1 among the category states shares generators with the task (`demo.ground_truth`, from the world's `SHARES`).
+3. with `--study DIR [DIR ...]` (finished studies) and/or `--worlds N [N ...]` (the demo on those world seeds
+   under `--demo-root`, run now or reused when finished; `--quick` for the quick demo): per study the
+   advisor's seconds (forward passes + all estimators, a cold cache) against the grid's (the fine-tuning
+   runs' seconds recorded in its results store);
+4. over all of them, per estimator and per free baseline (`largest`, `most_classes`, `random`): mean weighted
+   Kendall tau against the fine-tuned and the linear-probe ranking (95% bootstrap interval over task x
+   protocol cells), in how many cells its top-1 among the category states shares generators with the task
+   (`demo.ground_truth`), regret and top-3 regret (fine-tuned UAR lost), seconds, advisor time / grid time,
+   and the verdict lines (each estimator against `largest`, paired over cells).
 
 Candidates are CNN6 and CNN10 states (random initialisation; the cost does not depend on the weights) on
 tasks of written log-mels with planted class structure (1,000, 2,000 and 3,000 clips of 1 s).
 
-Usage: .venv/bin/python benchmarks/bench_advise.py [--study audiotransfer-demo ...] [--width 0.125] [--skip-synthetic]
+Usage: .venv/bin/python benchmarks/bench_advise.py [--worlds 0 1 2 [--quick] [--demo-root DIR]] [--study DIR ...]
+       [--width 0.125] [--skip-synthetic]
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import pandas as pd
 import torch
 from scipy import sparse
 
+from audiotransfer.advise import baselines as bl
 from audiotransfer.advise.driver import Task, advise, study_candidates, study_tasks
 from audiotransfer.advise.embed import Candidate
+from audiotransfer.advise.rank import DEFAULT
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import write_store
 from audiotransfer.manifest import Manifest
@@ -93,56 +100,113 @@ def study_ratio(study: Path) -> None:
         start = time.perf_counter()
         advice = advise(study_candidates(res), study_tasks(res), Path(cache), progress=False)
         seconds = time.perf_counter() - start
-    print(f"\n3. study {study}: advisor {seconds:.1f} s ({advice.forward_passes} forward passes, all six "
+    print(f"\n3. study {study}: advisor {seconds:.1f} s ({advice.forward_passes} forward passes, all "
           f"estimators) vs the grid's {len(runs)} fine-tuning runs {grid:.0f} s: ratio {seconds / grid:.4f} "
           f"({grid / seconds:.0f}x less)", flush=True)
     for line in advice.lines.values():
         print(f"   {line}")
 
 
-def validate(studies: list[Path]) -> None:
-    """Per estimator over all studies: mean tau_w, top-1 = best cells, matched top-1 among category states."""
+def demo_folders(worlds: list[int], root: Path, quick: bool, jobs: int) -> list[Path]:
+    """ROOT/worldN for each world seed: a finished demo is reused (its runs are skipped), anything missing
+    is run now (`run_demo` resumes an interrupted one)."""
+    from audiotransfer.demo import run_demo
+
+    out = []
+    for seed in worlds:
+        folder = root / f"world{seed}"
+        start = time.perf_counter()
+        run_demo(folder, quick=quick, jobs=jobs, progress=False, world_seed=seed)
+        print(f"demo world {seed}{' (quick)' if quick else ''}: {folder} ready in {time.perf_counter() - start:.0f} s",
+              flush=True)
+        out.append(folder)
+    return out
+
+
+def study_cells(study: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(cells of every estimator and baseline, matched top-1 rows, the grid's fine-tuning seconds)."""
     import yaml
 
-    from audiotransfer.advise.rank import ESTIMATORS
-    from audiotransfer.analysis.advisor import advisor_check
+    from audiotransfer.analysis.advisor import advisor_check, state_sizes, with_baselines
     from audiotransfer.analysis.scores import score_table
-    from audiotransfer.demo.ground_truth import check_advisor
+    from audiotransfer.demo.ground_truth import category_states, check_advisor, matched_states
     from audiotransfer.study.results import load_results
 
-    cells, matched = [], {e: [0, 0] for e in ESTIMATORS}
-    for study in studies:
-        res = load_results(study)
-        check = advisor_check(res, score_table(res.test, "uar"), progress=False)
-        cells.append(check.cells.assign(study=str(study)))
-        spec = yaml.safe_load((study / "study.yaml").read_text()) if (study / "study.yaml").exists() else {}
-        states = (spec.get("pretraining") or {}).get("states") or {}
-        for name in ESTIMATORS:
-            found = check_advisor(check.scores, name, states)
-            matched[name][0] += sum(c.agrees for c in found)
-            matched[name][1] += len(found)
-    table = pd.concat(cells).groupby("estimator", sort=False).agg(
-        tau_w=("tau_w", "mean"), rho=("rho", "mean"), top1_best=("top1_is_best", "sum"),
-        within_ci=("within_best_ci", "sum"), cells=("task", "size"))
-    table["top1_matched"] = [f"{matched[e][0]} of {matched[e][1]}" for e in table.index]
-    print(f"\n4. over {len(studies)} studies (task x protocol cells; matched = top-1 category state shares "
-          "generators with the task, per task x study):")
-    print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
+    res = load_results(study)
+    check = advisor_check(res, score_table(res.test, "uar"), progress=False)
+    spec = yaml.safe_load((study / "study.yaml").read_text()) if (study / "study.yaml").exists() else {}
+    states = (spec.get("pretraining") or {}).get("states") or {}
+    long = with_baselines(check.scores, state_sizes(res))
+    matched = []
+    for name in long["estimator"].unique():
+        matched += [dict(estimator=name, task=c.subject.split(" ")[0], hit=float(c.agrees))
+                    for c in check_advisor(long, name, states)]
+    content, good = category_states(states), matched_states(states)
+    matched += [dict(estimator=bl.RANDOM, task=t, hit=len(m) / len(content)) for t, m in good.items() if content]
+    runs = res.runs[(res.runs["kind"] == "finetune") & (res.runs["status"] == "done")]
+    return check.cells.assign(study=str(study)), pd.DataFrame(matched).assign(study=str(study)), float(
+        runs["duration_s"].sum())
+
+
+def validate(studies: list[Path], default: str) -> None:
+    """Per estimator and baseline over all studies: mean tau_w vs the fine-tuned and the linear-probe
+    ranking (95% bootstrap over cells), matched top-1 rate, regret, seconds and advisor / grid time."""
+    parts = [study_cells(s) for s in studies]
+    cells = pd.concat([p[0] for p in parts], ignore_index=True)
+    matched = pd.concat([p[1] for p in parts], ignore_index=True)
+    grid = sum(p[2] for p in parts)
+    rows = []
+    for name, part in cells.groupby("estimator", sort=False):
+        row: dict[str, object] = {"estimator": name}
+        for proto in ("finetune", "linear"):
+            mean, low, high = bl.bootstrap_mean(part.loc[part["protocol"] == proto, "tau_w"].to_numpy())
+            row[f"tau_{proto}"] = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]" if np.isfinite(mean) else "n/a"
+        # the advice is one per task: each task's hit counts once per protocol cell the task has
+        hits = matched[matched["estimator"] == name].merge(part[["study", "task"]], on=["study", "task"])["hit"]
+        row["top1_matched"] = f"{hits.sum():.1f} of {len(hits)}" if len(hits) else "n/a"
+        ft = part[part["protocol"] == "finetune"]
+        row["regret"], row["top3_regret"] = ft["regret"].mean(), ft["top3_regret"].mean()
+        spent = part.drop_duplicates(["study", "task"])["seconds"].sum()
+        row["seconds"], row["advisor/grid"] = spent, spent / grid if grid else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("estimator")
+    print(f"\n4. over {len(studies)} studies ({cells.drop_duplicates(['study', 'task', 'protocol']).shape[0]} task x "
+          f"protocol cells; tau with a 95% bootstrap interval over cells; top1_matched: the top-1 among the category "
+          f"states shares generators with the task, counted per task x protocol (the advice is one per task); "
+          f"regret in fine-tuned UAR; seconds with the forward passes; grid {grid:.0f} s of fine-tuning):")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    flat = cells.assign(cell=cells["study"] + "/" + cells["task"] + "/" + cells["protocol"],
+                        top1=cells["top1_is_best"].astype(float))
+    sizes = [b for b in ("largest", "most_classes", "parameters") if b in set(cells["estimator"])]
+    for name in [default, *[e for e in table.index if e not in bl.BASELINES and e != default]]:
+        print("   " + bl.verdict(flat, str(name)).line())
+    if sizes:
+        best = max(sizes, key=lambda b: cells.loc[cells["estimator"] == b, "tau_w"].mean())
+        mean = cells.loc[cells["estimator"] == best, "tau_w"].mean()
+        print(f"   best size baseline: {best} (mean tau_w {mean:+.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study", type=Path, nargs="+", default=[],
                         help="finished study folders (e.g. the demo's) for the grid ratio and the validation")
+    parser.add_argument("--worlds", type=int, nargs="+", default=[],
+                        help="demo world seeds: run (or reuse) `audiotransfer demo` on each under --demo-root")
+    parser.add_argument("--demo-root", type=Path, default=Path("bench-advise-demos"))
+    parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test, not the evidence)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--default", default=DEFAULT, help="the estimator the verdict lines lead with")
     parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--skip-synthetic", action="store_true", help="only the --study measurements")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the --study / --worlds measurements")
+    parser.add_argument("--skip-ratio", action="store_true", help="no cold-cache advise per study (part 3)")
     args = parser.parse_args()
     if not args.skip_synthetic:
         synthetic(args.width)
-    for study in args.study:
+    studies = list(args.study) + demo_folders(args.worlds, args.demo_root, args.quick, args.jobs)
+    for study in [] if args.skip_ratio else studies:
         study_ratio(study)
-    if args.study:
-        validate(args.study)
+    if studies:
+        validate(studies, args.default)
 
 
 def synthetic(width: float) -> None:

@@ -13,8 +13,11 @@ import soundfile as sf
 import torch
 
 from audiotransfer.advise import DEFAULT, embed
+from audiotransfer.advise.baselines import BASELINES
+from audiotransfer.advise.rank import NAMES
 from audiotransfer.analysis.advisor import compare
 from audiotransfer.cli import main
+from audiotransfer.errors import UserError
 from audiotransfer.models import create_model
 from audiotransfer.training.checkpoint import save_model
 from audiotransfer.training.result import RunResult
@@ -176,7 +179,7 @@ def make_study(root: Path) -> Path:
     store.register(runs)
     for k in range(3):
         _model(root / "runs" / "pretrain" / f"s{k}", k, TAG_LABELS)
-        store.put_state(f"s{k}", corpus="synthetic", num_clips=100, num_classes=4, labels=TAG_LABELS,
+        store.put_state(f"s{k}", corpus="synthetic", num_clips=100 * (k + 1), num_classes=4 + k, labels=TAG_LABELS,
                         checkpoint=root / "runs" / "pretrain" / f"s{k}" / "model.pt")
         store.mark_done(f"pretrain/s{k}", RunResult(test={"mAP": 0.3}, duration_s=5.0))
         for s in (1, 2):
@@ -193,16 +196,31 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert main(["advise", str(root), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "scenes: start from 's" in text and (root / "advise" / "advice.json").exists()
+    row = json.loads((root / "advise" / "advice.json").read_text())["tables"]["scenes"][0]
+    assert row["knn_low"] <= row["knn"] <= row["knn_high"] and row["largest_rank"] in (1, 2, 3)
+    assert "free baselines would pick: largest 's2'" in text
     a = analyse(root, max_inputs=16, batch_size=8, progress=False)
     cells = a.advisor.cells
-    assert set(cells["estimator"]) == {"logme", "leep", "nce", "hscore", "knn", "probe"}
-    assert (cells["best"] == "s2").all() and cells["n_states"].eq(3).all() and cells["seconds"].gt(0).all()
+    assert set(cells["estimator"]) == {*NAMES, "largest", "most_classes", "random"}
+    assert (cells["best"] == "s2").all() and cells["n_states"].eq(3).all()
+    assert cells.loc[~cells["estimator"].isin(BASELINES), "seconds"].gt(0).all()
+    largest = cells.set_index("estimator").loc["largest"]  # the planted scores grow with the clip count
+    assert largest["tau_w"] == pytest.approx(1.0) and largest["regret"] == 0 and largest["top1_is_best"]
+    rand = cells.set_index("estimator").loc["random"]
+    assert rand["top1_is_best"] == pytest.approx(1 / 3, abs=0.05) and rand["regret"] == pytest.approx(0.1, abs=0.01)
+    assert a.advisor.verdict is not None and a.advisor.verdict.baseline == "largest"
+    assert a.advisor.table.loc["largest", "tau_w"] == pytest.approx(1.0)
     assert a.advisor.picks.iloc[0]["grid_seconds"] == pytest.approx(60.0)
     out = write_analysis(a)
+    assert (root / "report" / "figures" / "advisor_scatter.png").exists()
     assert f"## {TITLE}" in out["markdown"].read_text() and TITLE.replace("?", "") in out["html"].read_text()
     assert (root / "report" / "cache" / "advisor_scores.json").exists()  # the next report reuses it
     summary = json.loads(out["json"].read_text())["advisor"]
-    assert summary["default"] == DEFAULT and len(summary["cells"]) == 6
+    assert summary["default"] == DEFAULT and len(summary["cells"]) == len(NAMES) + 3
+    assert summary["verdict"]["baseline"] == "largest"
+    assert {r["estimator"] for r in summary["table"]} >= {"largest", "most_classes", "random"}
+    assert (summary["verdict"]["line"] in summary["lines"] and "'largest'" in summary["verdict"]["line"]) or (
+        "picking the largest pre-training set" in summary["verdict"]["line"])
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
 
 
@@ -240,3 +258,45 @@ def test_category_mass_goes_to_every_ancestor():
     top = top_categories(cmass, _Onto(), level=0, cover=0.5)
     assert list(top["category"]) == ["R2", "R1"] and list(top["chosen"]) == [True, False]
     assert list(top_categories(cmass, _Onto(), level=0, cover=0.9)["chosen"]) == [True, True]
+
+
+def test_multilayer_scores_every_stage_and_its_embedding_matches_the_advisor(tmp_path):
+    from audiotransfer.advise.driver import study_candidates, study_tasks
+    from audiotransfer.advise.embed import class_labels, embed_task, labelled_rows
+    from audiotransfer.advise.layers import best_layer, layer_embeddings
+    from audiotransfer.study.results import load_results
+
+    res = load_results(make_study(tmp_path / "study"))
+    task, cand = study_tasks(res)[0], study_candidates(res)[0]
+    layers = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
+    assert [k for k in layers if not k.startswith("_")] == ["conv_block1", "conv_block2", "conv_block3",
+                                                             "conv_block4", "embedding"]
+    plain = embed_task(cand, task.manifest, task.store, task.frames, tmp_path / "cache").embeddings
+    assert np.allclose(layers["embedding"], plain, atol=1e-5)  # the same whole-clip pass as the advisor's
+    again = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
+    assert float(again["_seconds"]) == float(layers["_seconds"])  # read back from the cache
+    y = class_labels(task.manifest, labelled_rows(task.manifest))
+    got = best_layer("logme", layers, y, cand.name)
+    assert len(got.scores) == 5 and got.score == got.scores.max() and got.layer in layers
+    with pytest.raises(UserError, match="reads embeddings"):
+        best_layer("leep", layers, y)
+
+
+def test_heat_map_marks_the_advisor_pick_and_the_grid_best(tmp_path):
+    from audiotransfer.analysis.advisor import AdvisorCheck
+    from audiotransfer.analysis.advisor_plots import mark_advisor
+    from audiotransfer.analysis.overview import gain_heatmap
+    from audiotransfer.analysis.plots import save
+
+    states, tasks = ["s0", "s1", "s2"], ["birds", "scenes"]
+    gains = pd.DataFrame([dict(state=s, task=t, protocol="finetune", gain=0.01 * i, ci_low=-0.01, ci_high=0.03)
+                          for i, s in enumerate(states) for t in tasks])
+    cells = pd.DataFrame([dict(task="birds", protocol="finetune", estimator="knn", best="s2"),
+                          dict(task="scenes", protocol="finetune", estimator="knn", best="s1")])
+    check = AdvisorCheck("knn", cells, pd.DataFrame(dict(task=tasks, pick=["s0", "s1"])))
+    fig = mark_advisor(gain_heatmap(gains, "uar", "finetune"), gains, check, "finetune")
+    marks = {(line.get_marker(), *np.round(line.get_xydata()[0], 2)) for line in fig.axes[0].lines}
+    # birds is column 0, scenes column 1; rows in state order; pick left (v), best right (*)
+    assert marks == {("v", -0.36, -0.3), ("*", 0.36, 1.7), ("v", 0.64, 0.7), ("*", 1.36, 0.7)}
+    assert "advisor's top-1 (knn" in fig.axes[0].get_xlabel()
+    assert save(fig, tmp_path, "heat")["png"].exists()

@@ -49,7 +49,12 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     summary = json.loads((out / "report" / "summary.json").read_text())
     (title, lines), = summary["sections"].items()
     assert title.startswith("Against the world's ground truth") and len(lines) == 13
-    assert len(summary["advisor"]["cells"]) == 3 * 2 * 6  # tasks x protocols x estimators
+    from audiotransfer.advise.rank import NAMES
+
+    names = {*NAMES, "largest", "most_classes", "random"}  # estimators and the free baselines
+    assert {c["estimator"] for c in summary["advisor"]["cells"]} == names
+    assert len(summary["advisor"]["cells"]) == 3 * 2 * len(names)  # tasks x protocols x rankings
+    assert "picking the largest pre-training set" in summary["advisor"]["verdict"]["line"]
     assert {"scores", "data_similarity", "factors"} <= set(summary)
 
 

@@ -11,7 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from audiotransfer.advise import categories, driver, rank
+import audiotransfer.advise.baselines as baselines
+import audiotransfer.advise.categories as categories
+import audiotransfer.advise.driver as driver
+import audiotransfer.advise.rank as rank
 from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoint
 from audiotransfer.errors import UserError
 
@@ -65,7 +68,7 @@ def _candidates(res: Any, given: list[Candidate]) -> list[Candidate]:
 
 def _print_table(task: str, table: pd.DataFrame, default: str) -> None:
     shown = table.copy()
-    for col in rank.ESTIMATORS:
+    for col in rank.NAMES:
         if col in shown:
             shown[col] = shown[col].map(lambda v: "skipped" if pd.isna(v) else f"{v:.3f}")
     shown["seconds"] = shown["seconds"].map(lambda v: f"{v:.1f}")
@@ -87,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     tasks = _tasks(args, res, out)
     if args.tagger:
         return _tagger(args, res, tasks, out)
-    advice = driver.advise(_candidates(res, given), tasks, out / "cache", estimators, default,
-                           not args.no_progress)
+    candidates = _candidates(res, given)
+    sizes = baselines.study_sizes(res).join(baselines.parameter_counts(candidates).rename("parameters"), how="outer")
+    advice = driver.advise(candidates, tasks, out / "cache", estimators, default, not args.no_progress, sizes)
     for task, table in advice.tables.items():
         _print_table(task, table, advice.default)
     print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {out / 'cache'}")

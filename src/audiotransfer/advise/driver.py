@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import audiotransfer.advise.baselines as baselines
 import audiotransfer.advise.rank as rank
+import audiotransfer.advise.uncertainty as uncertainty
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
 from audiotransfer.progress import progress as show_progress
@@ -126,11 +128,14 @@ def _frames(manifest: Any, store: Any) -> int:
 
 # ---------------------------------------------------------------------------------------------- advise
 def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, estimators: list[str] | None = None,
-           default: str = rank.DEFAULT, progress: bool = True) -> Advice:
+           default: str = rank.DEFAULT, progress: bool = True, sizes: pd.DataFrame | None = None,
+           intervals: bool = True) -> Advice:
     """Score every candidate on every task with the estimators; candidates that fail to load are listed.
 
     Also `audiotransfer.advise(...)`. A candidate is a run folder or checkpoint; a task is a single-label
-    manifest with its feature store and crop length. Here two untrained candidates on a toy task:
+    manifest with its feature store and crop length. `sizes` (candidate -> clips, classes, parameters) adds
+    the free baselines' ranks; `intervals` the default's bootstrap interval over the task's clips. Here two
+    untrained candidates on a toy task:
 
     Examples:
         >>> import tempfile
@@ -185,12 +190,27 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
         long = pd.concat([long, pd.DataFrame([dict(candidate=c, estimator=e, score=np.nan, seconds=0.0,
                                                     note=f"not loaded: {msg}") for c, msg in failed.items()
                                                for e in names])], ignore_index=True) if failed else long
-        advice.tables[task.name] = rank.ranked(long, seconds, default)
-        advice.lines[task.name] = rank.recommendation(advice.tables[task.name], task.name, default)
+        table = rank.ranked(long, seconds, default)
+        advice.lines[task.name] = rank.recommendation(table, task.name, default)
+        notes = _uncertainty(table, inputs, default) if intervals else ""
+        if sizes is not None:
+            table, free = baselines.annotate(table, sizes)
+            notes = "; ".join(n for n in (notes, free) if n)
+        advice.tables[task.name] = table
+        advice.lines[task.name] += f"; {notes}" if notes else ""
         advice.embed_seconds[task.name] = seconds
         longs.append(long.assign(task=task.name))
     advice.long = pd.concat(longs, ignore_index=True) if longs else pd.DataFrame()
     return advice
+
+
+def _uncertainty(table: pd.DataFrame, inputs: dict[str, rank.Inputs], default: str) -> str:
+    """Adds DEFAULT_low / DEFAULT_high (bootstrap over the clips) to the table; the 'cannot be told apart' note."""
+    if default not in rank.ESTIMATORS or default not in table or not inputs:
+        return ""
+    spread = uncertainty.spread(default, inputs, table[default])
+    table[f"{default}_low"], table[f"{default}_high"] = spread.low, spread.high
+    return spread.line()
 
 
 def write_advice(advice: Advice, out: Path) -> dict[str, Path]:

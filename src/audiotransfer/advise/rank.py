@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 import audiotransfer.advise.estimators as est
+import audiotransfer.advise.recent as recent
 from audiotransfer.errors import UserError
 
 
@@ -27,6 +30,7 @@ class Inputs:
 
 
 Estimator = Callable[[Inputs], float]
+T = TypeVar("T")
 ESTIMATORS: dict[str, Estimator] = {
     "logme": lambda d: est.logme(d.embeddings, d.y),
     "leep": lambda d: est.leep(est.source_probs(d.logits), d.y),
@@ -34,7 +38,15 @@ ESTIMATORS: dict[str, Estimator] = {
     "hscore": lambda d: est.hscore(d.embeddings, d.y),
     "knn": lambda d: est.knn_loo(d.embeddings, d.y),
     "probe": lambda d: est.linear_probe(d.embeddings, d.y),
+    "sfda": lambda d: recent.sfda(d.embeddings, d.y),
+    "gbc": lambda d: recent.gbc(d.embeddings, d.y),
+    "energy": lambda d: recent.energy(d.embeddings, d.y),
 }
+# Pooled estimators score a candidate relative to the others: NCTI normalises its parts over the pool, the
+# ensemble averages the members' ranks (its members are computed whenever it is asked for).
+ENSEMBLE = ("knn", "logme", "hscore", "sfda")
+POOLED = ("ncti", "ensemble")
+NAMES = (*ESTIMATORS, *POOLED)
 DESCRIPTIONS = {
     "logme": "LogME: evidence of Bayesian linear regression on the embeddings (per clip)",
     "leep": "LEEP: log expected empirical prediction through the candidate's own pre-training head",
@@ -42,6 +54,11 @@ DESCRIPTIONS = {
     "hscore": "H-score with Ledoit-Wolf shrinkage of the embedding covariance",
     "knn": "kNN (k=5) leave-one-out UAR on standardised embeddings",
     "probe": "5-fold cross-validated logistic-regression probe, UAR on standardised embeddings",
+    "sfda": "SFDA: true-class posterior of a regularised Fisher discriminant after confidence mixing",
+    "gbc": "GBC: minus the Bhattacharyya overlap of per-class diagonal Gaussians (PCA <= 64 dims)",
+    "energy": "ETran's energy: mean log-sum-exp of the embeddings (reads no labels)",
+    "ncti": "NCTI: distance from neural collapse (SELI + nearest centre - within-class variability, pooled)",
+    "ensemble": f"mean rank of {', '.join(ENSEMBLE)} (score = minus the mean rank)",
 }
 # The default estimator (README, "Advise before training"): on the full demo over world seeds 0-2 every
 # estimator but LEEP/NCE reached a mean weighted Kendall tau of +0.57-0.58; kNN's top-1 was the best state in
@@ -52,30 +69,67 @@ DEFAULT = "knn"
 def check_estimators(names: list[str] | None) -> list[str]:
     """Known estimator names (all when None); UserError for an unknown one."""
     if not names:
-        return list(ESTIMATORS)
-    unknown = [n for n in names if n not in ESTIMATORS]
+        return list(NAMES)
+    unknown = [n for n in names if n not in NAMES]
     if unknown:
-        raise UserError(f"unknown estimator(s) {', '.join(unknown)}", fix=f"use any of {', '.join(ESTIMATORS)}")
+        raise UserError(f"unknown estimator(s) {', '.join(unknown)}", fix=f"use any of {', '.join(NAMES)}")
     return list(names)
+
+
+def _run(fn: Callable[[], T]) -> tuple[T | float, str, float]:
+    """(value, note, seconds): a UserError or numerical failure becomes a note, never a traceback."""
+    start = time.perf_counter()
+    value: T | float
+    try:
+        value, note = fn(), ""
+    except UserError as exc:
+        value, note = float("nan"), exc.message
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        value, note = float("nan"), f"{type(exc).__name__}: {str(exc)[:160]}"
+    return value, note, time.perf_counter() - start
 
 
 def score(inputs: Mapping[str, Inputs], names: list[str] | None = None) -> pd.DataFrame:
     """Long table: candidate, estimator, score, seconds, note (why a score is missing)."""
+    names = check_estimators(names)
+    single = [n for n in ESTIMATORS if n in names or ("ensemble" in names and n in ENSEMBLE)]
     rows = []
     for candidate, data in inputs.items():
-        for name in check_estimators(names):
-            start = time.perf_counter()
-            try:
-                value, note = float(ESTIMATORS[name](data)), ""
-            except UserError as exc:
-                value, note = float("nan"), exc.message
-            except (ValueError, np.linalg.LinAlgError) as exc:
-                value, note = float("nan"), f"{type(exc).__name__}: {str(exc)[:160]}"
-            if not np.isfinite(value) and not note:
-                note = "not finite"
-            rows.append(dict(candidate=candidate, estimator=name, score=value,
-                             seconds=time.perf_counter() - start, note=note))
-    return pd.DataFrame(rows, columns=["candidate", "estimator", "score", "seconds", "note"])
+        for name in single:
+            value, note, spent = _run(partial(_one, name, data))
+            rows.append(_row(candidate, name, float(value), note, spent))
+        if "ncti" in names:
+            parts, note, spent = _run(partial(recent.ncti_parts, data.embeddings, data.y))
+            rows.append(dict(_row(candidate, "ncti", 0.0, note, spent), score=np.nan, parts=parts))
+    long = pd.DataFrame(rows, columns=["candidate", "estimator", "score", "seconds", "note", "parts"])
+    if "ncti" in names:
+        part = long["estimator"] == "ncti"
+        ok = {r.candidate: r.parts for r in long[part].itertuples() if not r.note}
+        combined = recent.ncti_combine(ok) if ok else {}
+        long.loc[part, "score"] = [combined.get(c, np.nan) for c in long.loc[part, "candidate"]]
+    if "ensemble" in names:
+        long = pd.concat([long, ensemble(long)], ignore_index=True)
+    return long.drop(columns="parts")
+
+
+def _one(name: str, data: Inputs) -> float:
+    return float(ESTIMATORS[name](data))
+
+
+def _row(candidate: str, name: str, value: float, note: str, spent: float) -> dict[str, object]:
+    if not note and not np.isfinite(value):
+        note = "not finite"
+    return dict(candidate=candidate, estimator=name, score=value, seconds=spent, note=note, parts=None)
+
+
+def ensemble(long: pd.DataFrame, members: tuple[str, ...] = ENSEMBLE) -> pd.DataFrame:
+    """Rows of the rank ensemble: minus the mean over `members` of each candidate's rank (1 = best; a member
+    that skipped a candidate is left out of that candidate's mean)."""
+    wide = long[long["estimator"].isin(members)].pivot(index="candidate", columns="estimator", values="score")
+    ranks = wide.rank(ascending=False, method="average")
+    mean = ranks.mean(axis=1)
+    return pd.DataFrame(dict(candidate=mean.index, estimator="ensemble", score=-mean.to_numpy(), seconds=0.0,
+                             note=["" if np.isfinite(v) else "no member scored it" for v in mean.to_numpy()]))
 
 
 def ranked(long: pd.DataFrame, embed_seconds: Mapping[str, float] | None = None,
@@ -83,7 +137,7 @@ def ranked(long: pd.DataFrame, embed_seconds: Mapping[str, float] | None = None,
     """Wide table, best first by the default estimator: per estimator its score and rank (1 = best),
     the seconds spent (embedding + all estimators) and the notes of skipped estimators."""
     scores = long.pivot(index="candidate", columns="estimator", values="score")
-    order = [e for e in ESTIMATORS if e in scores.columns]
+    order = [e for e in NAMES if e in scores.columns]
     table = pd.DataFrame(index=scores.index)
     for name in order:
         table[name] = scores[name]
@@ -112,8 +166,7 @@ def recommendation(table: pd.DataFrame, task: str, default: str = DEFAULT) -> st
     if default not in table or table[default].isna().all():
         return f"{task}: no recommendation ({default} could not score any candidate; see the notes)"
     best = table[default].idxmax()
-    agree = [e for e in ESTIMATORS if e in table and e != default and table[e].notna().any()
-             and table[e].idxmax() == best]
-    others = [e for e in ESTIMATORS if e in table and e != default and table[e].notna().any()]
+    others = [e for e in NAMES if e in table and e != default and table[e].notna().any()]
+    agree = [e for e in others if table[e].idxmax() == best]
     return (f"{task}: start from '{best}' ({default} {table.loc[best, default]:.3f}; "
             f"{len(agree)} of {len(others)} other estimators agree)")

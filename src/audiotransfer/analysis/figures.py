@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+import audiotransfer.analysis.advisor_plots as advisor_plots
 import audiotransfer.analysis.gather as gather
 import audiotransfer.analysis.overview as overview
 import audiotransfer.analysis.plots as plots
@@ -37,8 +38,9 @@ def figures(a: Analysis, out_dir: Path) -> list[Drawn]:
     for proto in a.protocols:
         g = a.gains[a.gains["protocol"] == proto]
         if g["gain"].notna().any():
+            heat = overview.gain_heatmap(g, a.metric, proto, a.matched)
             keep(f"heat:{proto}", f"Transfer gain over scratch ({proto})",
-                 overview.gain_heatmap(g, a.metric, proto, a.matched), f"gain_{proto.replace(':', '-')}")
+                 advisor_plots.mark_advisor(heat, g, a.advisor, proto), f"gain_{proto.replace(':', '-')}")
     if any(np.isfinite(f.table["coef"]).any() for f in a.pooled_fits.values()):
         keep("forest", "Pooled factor effects per protocol (95% CI)", overview.forest(a.pooled_fits), "forest")
     if a.ontology is not None and a.categories:
@@ -75,6 +77,11 @@ def _detail_figures(a: Analysis, out_dir: Path) -> list[Drawn]:
             keep(f"{a.metric} vs {label} ({proto})",
                  plots.score_vs_factor(seeds, summary, "similarity", a.metric, log=False, label=label, bounds=bounds),
                  "score_vs_similarity")
+    scatter = advisor_plots.score_scatter(a.advisor, a.scores, a.protocols[0], a.metric) if (
+        a.advisor and not a.advisor.cells.empty and a.protocols) else None
+    if scatter is not None:
+        keep(f"The advisor's score vs the fine-tuned {a.metric} per state ({a.protocols[0]})", scatter,
+             "advisor_scatter")
     if not a.weights.empty:
         keep("Weight distance (1 - cosine, first convolution)",
              plots.heatmap(a.weights, "1 - cos(first conv weights)", "magma", "{:.2g}"), "weight_distance")

@@ -21,8 +21,10 @@ def _float(v: Any) -> float | None:
 
 
 def _advisor(part: AdvisorPart) -> dict[str, Any]:
-    return {"default": part.default, "note": part.note, "lines": part.lines, "cells": records(part.cells),
-            "picks": records(part.picks), "scores": records(part.scores)}
+    cells = part.cells.drop(columns=["random_draw_tau"], errors="ignore")
+    return {"default": part.default, "note": part.note, "lines": part.lines, "cells": records(cells),
+            "picks": records(part.picks), "scores": records(part.scores),
+            "table": records(part.summary.reset_index()) if not part.summary.empty else [], "verdict": part.verdict}
 
 
 def summary(report: Report) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,10 +49,13 @@ class AdvisorPart:
     cells: pd.DataFrame  # task, protocol, estimator, tau_w, rho, top1, best, ...
     picks: pd.DataFrame
     scores: pd.DataFrame
+    summary: pd.DataFrame  # per estimator and baseline: means over the cells with intervals
+    verdict: dict[str, Any] | None  # the default against `largest`, with its line
 
     @property
     def table(self) -> pd.DataFrame | None:
-        return self.cells.set_index(["task", "protocol", "estimator"]) if not self.cells.empty else None
+        shown = self.cells.drop(columns=["random_draw_tau"], errors="ignore")
+        return shown.set_index(["task", "protocol", "estimator"]) if not shown.empty else None
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,9 @@ def method_note(a: Analysis) -> str:
 def _advisor_part(check: advisor.AdvisorCheck | None) -> AdvisorPart | None:
     if check is None:
         return None
+    verdict = vars(check.verdict) | {"line": check.verdict.line()} if check.verdict is not None else None
     return AdvisorPart(advisor.TITLE, advisor.METHOD, advisor.summary_lines(check), check.default, check.note,
-                       check.cells, check.picks, check.scores)
+                       check.cells, check.picks, check.scores, check.table, verdict)
 
 
 def _published(a: Analysis) -> Published | None:

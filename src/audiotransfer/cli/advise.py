@@ -15,7 +15,7 @@ def run_advise(args: argparse.Namespace) -> int:
 
 def add_advise(sub: Subparsers) -> None:
     """`audiotransfer advise`."""
-    from audiotransfer.advise.rank import DEFAULT, ESTIMATORS
+    from audiotransfer.advise.rank import DEFAULT, NAMES
 
     p = sub.add_parser("advise", help="rank candidate pre-trained states for a task in minutes, before fine-tuning")
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder or YAML: its pre-trained states are "
@@ -28,7 +28,7 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="corpus option")
     p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
-    p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(ESTIMATORS)} (default all)")
+    p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(NAMES)} (default all)")
     p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
     p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; "
                    "required without a STUDY)")

@@ -116,4 +116,5 @@ def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[di
         a.sections.append((f"Against the world's ground truth ({agree} of {len(checks)} checks agree)",
                            [c.line() for c in checks]))
     lines = [pick_line(r) for r in a.advisor.picks.itertuples()] if a.advisor is not None else []
+    lines += [a.advisor.verdict.line()] if a.advisor is not None and a.advisor.verdict is not None else []
     return write_analysis(a), checks, lines
