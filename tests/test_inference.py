@@ -315,7 +315,7 @@ def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore
 
 
 def test_one_truth_no_dev_split_and_a_different_architecture_are_said(
-    trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
 
@@ -328,7 +328,7 @@ def test_one_truth_no_dev_split_and_a_different_architecture_are_said(
     assert any("cnn6 of width 0.125, not the recipe's cnn10" in n for n in result.notes)
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert saved["notes"] == result.notes and saved["select_metric"] == "accuracy"
-    assert "no dev split" in capsys.readouterr().err
+    assert "no dev split" in caplog.text
 
 
 def test_waveform_front_end_store_holds_the_samples(tmp_path: Path) -> None:
