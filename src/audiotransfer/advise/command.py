@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from audiotransfer.advise import categories, driver, rank
-from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoint
+from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoints
 from audiotransfer.errors import UserError
 
 
@@ -57,7 +57,7 @@ def _options(items: list[str]) -> dict[str, Any]:
 
 def _candidates(args: argparse.Namespace, res: Any) -> list[Candidate]:
     found = driver.study_candidates(res) if res is not None else []
-    found += [parse_checkpoint(c) for c in args.checkpoint]
+    found += [c for arg in args.checkpoint for c in parse_checkpoints(arg)]
     if not found:
         raise UserError("no candidates", fix="pass a STUDY (its pre-trained states) and/or --checkpoint NAME=PATH")
     return found

@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from audiotransfer.advise import rank
+from audiotransfer.advise import public, rank
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
+
+HEAD_ESTIMATORS = ("leep", "nce")  # the estimators that read the candidate's own pre-training head
 
 
 @dataclass
@@ -144,14 +146,14 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
         inputs, seconds, failed = {}, {}, {}
         for cand in tqdm(candidates, desc=f"embed {task.name}", disable=not progress):
             try:
-                emb = embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
+                emb = _embed(cand, candidates, task, cache_dir, progress)
             except UserError as exc:
                 failed[cand.name] = exc.message
                 continue
             advice.forward_passes += not emb.cached
             inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
             seconds[cand.name] = emb.seconds
-        long = rank.score(inputs, names)
+        long = _headless(rank.score(inputs, names), [c for c, d in inputs.items() if d.logits.shape[1] == 0])
         long = pd.concat([long, pd.DataFrame([dict(candidate=c, estimator=e, score=np.nan, seconds=0.0,
                                                     note=f"not loaded: {msg}") for c, msg in failed.items()
                                                for e in names])], ignore_index=True) if failed else long
@@ -161,6 +163,23 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
         longs.append(long.assign(task=task.name))
     advice.long = pd.concat(longs, ignore_index=True) if longs else pd.DataFrame()
     return advice
+
+
+def _embed(cand: Candidate, candidates: list[Candidate], task: Task, cache_dir: Path, progress: bool) -> Any:
+    """A candidate's embeddings: a public model's from the task's audio (one pass for all its layers asked
+    for), any other's from the task's feature store."""
+    if not public.is_public(cand):
+        return embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
+    layers = [c.layer for c in candidates if (c.path, c.source) == (cand.path, cand.source)]
+    rows = task.manifest.take(labelled_rows(task.manifest))
+    return public.embed_public(cand, rows, cache_dir, layers, progress)
+
+
+def _headless(long: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """LEEP and NCE read a pre-training head; a public model has none: say so instead of an error."""
+    rows = long["candidate"].isin(names) & long["estimator"].isin(HEAD_ESTIMATORS)
+    long.loc[rows, ["score", "note"]] = [np.nan, "no pre-training head (a public model gives embeddings only)"]
+    return long
 
 
 def write_advice(advice: Advice, out: Path) -> dict[str, Path]:

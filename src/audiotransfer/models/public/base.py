@@ -40,6 +40,13 @@ class PublicModel(nn.Module):
         """Clip embeddings (B, D): hidden state `layer` (None: the last) averaged over time."""
         return self.layer_states(wave, layer).mean(dim=1)
 
+    def embed_layers(self, wave: Tensor, layers: list[int | None]) -> list[Tensor]:
+        """Clip embeddings (B, D) at each of `layers` from one forward pass."""
+        if len(layers) == 1:
+            return [self.embed(wave, layers[0])]
+        states = self.hidden_states(as_batch(wave))
+        return [states[self.check_layer(layer)].mean(dim=1) for layer in layers]
+
     def embed_frames(self, wave: Tensor, layer: int | None = None) -> tuple[Tensor, Tensor]:
         """Frame embeddings (B, T, D) of hidden state `layer` and each frame's start in ms (B, T)."""
         states = self.layer_states(wave, layer)

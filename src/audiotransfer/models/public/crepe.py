@@ -66,22 +66,27 @@ class Crepe(PublicModel):
         return F.max_pool2d(getattr(self, f"conv{i}_BN")(x), (2, 1), (2, 1))
 
     def hidden_states(self, wave: Tensor) -> list[Tensor]:
-        return [self._run(wave, k) for k in range(self.num_layers + 1)]
+        return self._run(wave, list(range(self.num_layers + 1)))
 
     def layer_states(self, wave: Tensor, layer: int | None) -> Tensor:
-        return self._run(wave, self.check_layer(layer))
+        return self._run(wave, [self.check_layer(layer)])[0]
 
-    def _run(self, wave: Tensor, layer: int) -> Tensor:
-        """Hidden state `layer` (B, T, D), computed over chunks of frames."""
+    def embed_layers(self, wave: Tensor, layers: list[int | None]) -> list[Tensor]:
+        return [s.mean(dim=1) for s in self._run(wave, [self.check_layer(layer) for layer in layers])]
+
+    def _run(self, wave: Tensor, layers: list[int]) -> list[Tensor]:
+        """Hidden states `layers` (each (B, T, D)) from one pass, computed over chunks of frames."""
         frames = frame(as_batch(wave))
         b, t, _ = frames.shape
-        flat, outs = frames.reshape(b * t, WINDOW), []
+        flat = frames.reshape(b * t, WINDOW)
+        outs: dict[int, list[Tensor]] = {layer: [] for layer in layers}
         for start in range(0, b * t, CHUNK_FRAMES):
             x = flat[start : start + CHUNK_FRAMES, None, :, None]
-            for i in range(1, layer + 1):
-                x = self.block(x, i)
-            outs.append(x.reshape(x.shape[0], -1))
-        return torch.cat(outs).reshape(b, t, -1)
+            for i in range(max(layers) + 1):
+                x = self.block(x, i) if i else x
+                if i in outs:
+                    outs[i].append(x.reshape(x.shape[0], -1))
+        return [torch.cat(outs[layer]).reshape(b, t, -1) for layer in layers]
 
 
 def frame(wave: Tensor) -> Tensor:
