@@ -130,7 +130,7 @@ def load(path: str | Path) -> HFModel:
             fix="save the folder again with `model.save_pretrained(FOLDER)`",
         ) from None
     extractor, preset = _extractor(tf, folder, config)
-    return _build(model, extractor, family, preset).eval()
+    return wrap(model, extractor, family, preset).eval()
 
 
 def _extractor(tf: Any, folder: Path, config: Any) -> tuple[Any, str]:
@@ -151,7 +151,7 @@ def _extractor(tf: Any, folder: Path, config: Any) -> tuple[Any, str]:
     return made, "defaults (no preprocessor_config.json in the folder)"
 
 
-def _build(model: Any, extractor: Any, family: Family, preset: str) -> HFModel:
+def wrap(model: Any, extractor: Any, family: Family, preset: str) -> HFModel:
     """Wrap the base model: the encoder or audio tower, its layer count, frame hop and frame layout."""
     cfg = model.config
     rate = int(extractor.sampling_rate)
