@@ -78,15 +78,27 @@ class HFModel(PublicModel):
         """Token sequences (B, T, D); CLAP's (B, C, F, T) maps flattened to (B, F*T, C)."""
         out = self.net(**self.features(wave), output_hidden_states=True)
         states = [*out.hidden_states[:-1], out.last_hidden_state]  # the last after the final norm, if any
-        return [s.flatten(2).transpose(1, 2) if s.ndim == 4 else s for s in states]
+        return [_tokens(s) for s in states]
+
+    def layer_states(self, wave: Tensor, layer: int | None) -> Tensor:
+        """The last state from the plain forward (no other state kept), any other from `hidden_states`."""
+        index = self.check_layer(layer)
+        if index < self.num_layers:
+            return self.hidden_states(as_batch(wave))[index]
+        return _tokens(self.net(**self.features(wave)).last_hidden_state)
 
     def embed_frames(self, wave: Tensor, layer: int | None = None) -> tuple[Tensor, Tensor]:
         """Time frames (B, T, D) of hidden state `layer`, where the family's tokens allow (AST: patches
         averaged over frequency; CLAP: the last state averaged over frequency), and their start times in ms."""
         index = self.check_layer(layer)
-        states = self.to_frames(self.hidden_states(as_batch(wave))[index], index == self.num_layers)
+        states = self.to_frames(self.layer_states(wave, layer), index == self.num_layers)
         stamps = torch.arange(states.shape[1], dtype=torch.float32) * (self.frame_hop_s * 1000.0)
         return states, stamps.expand(states.shape[0], -1)
+
+
+def _tokens(state: Tensor) -> Tensor:
+    """(B, T, D) as is; CLAP's (B, C, F, T) maps as (B, F*T, C) tokens."""
+    return state.flatten(2).transpose(1, 2) if state.ndim == 4 else state
 
 
 def _width(config: Any) -> int:
