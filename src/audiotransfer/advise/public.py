@@ -30,13 +30,12 @@ def is_public(candidate: Candidate) -> bool:
     return candidate.source in PUBLIC_FORMATS
 
 
-def cache_path(candidate: Candidate, layer: int | None, manifest: Any, cache_dir: Path) -> Path:
-    """The cache file of one layer of a public model on a task's labelled clips."""
+def cache_path(model_hash: str, layer: int | None, manifest: Any, cache_dir: Path) -> Path:
+    """The cache file of one layer of a public model (its `public_hash`) on a task's labelled clips."""
     seconds = manifest.meta.get("clip_seconds")
     clip = "whole" if seconds is None else f"{float(seconds):g}s"
     tag = "last" if layer is None else f"L{layer}"
-    key = f"public-{public_hash(candidate.path, candidate.source)}-{tag}-{manifest.hash[:16]}-{clip}"
-    return Path(cache_dir) / f"{key}.npz"
+    return Path(cache_dir) / f"public-{model_hash}-{tag}-{manifest.hash[:16]}-{clip}.npz"
 
 
 def clip_waves(manifest: Any, rate: int) -> Iterator[np.ndarray]:
@@ -96,7 +95,11 @@ def embed_public(
     """The candidate's embeddings of the manifest's clips, from the cache or one pass that also caches the
     other `layers` of the same model. A public model has no pre-training head: logits are (n, 0)."""
     wanted = list(dict.fromkeys([candidate.layer, *(layers or [])]))
-    paths = {layer: cache_path(candidate, layer, manifest, cache_dir) for layer in wanted}
+    try:
+        model_hash = public_hash(candidate.path, candidate.source)
+    except UserError as exc:
+        raise UserError(f"candidate '{candidate.name}': {exc.message}", fix=exc.fix) from None
+    paths = {layer: cache_path(model_hash, layer, manifest, cache_dir) for layer in wanted}
     empty = np.zeros((manifest.num_clips, 0))
     if paths[candidate.layer].exists():
         with np.load(paths[candidate.layer]) as data:
