@@ -43,7 +43,14 @@ def hf_parts(family: str) -> tuple[Any, Any, str]:
         }[family]
         return model, tf.Wav2Vec2FeatureExtractor(), family
     if family == "whisper":  # whisper-base's encoder sizes
-        cfg = tf.WhisperConfig(d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048)
+        cfg = tf.WhisperConfig(
+            d_model=512,
+            encoder_layers=6,
+            encoder_attention_heads=8,
+            encoder_ffn_dim=2048,
+            decoder_attention_heads=8,
+            decoder_ffn_dim=2048,
+        )
         return tf.WhisperModel(cfg), tf.WhisperFeatureExtractor(), "whisper"
     model = tf.ClapModel(tf.ClapConfig())
     return model, tf.ClapFeatureExtractor(truncation="rand_trunc"), "clap"
@@ -130,8 +137,9 @@ def main() -> None:
                 [sys.executable, __file__, "--clips", str(args.clips), "--child", family, path],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if out.returncode:
+                raise SystemExit(f"{family} {path} failed:\n{out.stderr[-2000:]}")
             got = json.loads(out.stdout.strip().splitlines()[-1])
             best = res.setdefault(path, got)
             res[path] = {
