@@ -15,7 +15,7 @@ import audiotransfer.advise.baselines as baselines
 import audiotransfer.advise.categories as categories
 import audiotransfer.advise.driver as driver
 import audiotransfer.advise.rank as rank
-from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoint
+from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoints
 from audiotransfer.errors import UserError
 
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     estimators = rank.check_estimators(args.estimators)  # before any extraction
     default = _default(args.default, estimators)
     res = _study(args)
-    given = [parse_checkpoint(c) for c in args.checkpoint]  # a malformed one is refused before any write
+    given = [c for arg in args.checkpoint for c in parse_checkpoints(arg)]  # malformed: refused before any write
     out = _out(args, res)
     tasks = _tasks(args, res, out)
     if args.tagger:

