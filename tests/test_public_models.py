@@ -313,3 +313,30 @@ def test_checkpoint_syntax_names_public_formats_and_layers() -> None:
         parse_checkpoints("cnn=Cnn10.pth:panns@3")
     with pytest.raises(UserError, match="not integers"):
         parse_checkpoints("w2v=w2v:hf@last")
+
+
+def test_load_model_serves_public_families_from_files_and_waveforms(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    import audiotransfer
+    from audiotransfer.cli import main
+
+    torch.manual_seed(0)
+    model, extractor, _ = _family("wav2vec2")
+    model.save_pretrained(tmp_path / "w2v")
+    extractor.save_pretrained(tmp_path / "w2v")
+    loaded = audiotransfer.load_model(tmp_path / "w2v", format="hf")
+    direct = load_public(tmp_path / "w2v", "hf")
+    sf.write(tmp_path / "voice.wav", _voice(1.0), SR, subtype="FLOAT")
+    at_48k = np.repeat(_sweep(0.5), 3)  # a waveform at another rate, resampled on the way in
+    emb = loaded.embed([tmp_path / "voice.wav", at_48k], sample_rate=48000)
+    with torch.inference_mode():
+        want = direct.embed(torch.from_numpy(_voice(1.0).astype(np.float32))[None])[0].numpy()
+    assert emb.shape == (2, direct.embedding_dim) and np.abs(emb[0] - want).max() < 1e-4
+    [(stamps, frames)] = loaded.embed_frames(tmp_path / "voice.wav")
+    assert frames.shape == (len(stamps), direct.embedding_dim) and loaded.labels == []
+    with pytest.raises(UserError, match="no trained head"):
+        loaded.predict(tmp_path / "voice.wav")
+    assert main(["embed", str(tmp_path / "w2v"), str(tmp_path / "voice.wav"), "--model-format", "hf",
+                 "--out", str(tmp_path / "emb.npy"), "--no-progress"]) == 0
+    assert np.load(tmp_path / "emb.npy").shape == (1, direct.embedding_dim)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiotransfer.models.inference import InferenceModel
+from audiotransfer.models.inference import Loaded
 
 HEAR_RATES = (16000, 22050, 44100, 48000)
 
@@ -28,15 +28,15 @@ def hear_rate(rate: int) -> int:
 
 
 class HearModel(torch.nn.Module):
-    """An `InferenceModel` with the attributes HEAR asks for (and a torch Module, as its validator wants)."""
+    """A loaded model with the attributes HEAR asks for (and a torch Module, as its validator wants)."""
 
-    def __init__(self, inner: InferenceModel) -> None:
+    def __init__(self, inner: Loaded) -> None:
         super().__init__()
         self.inner = inner
         self.network = inner.network  # registered, so .to() and .eval() reach the weights
         self.sample_rate = hear_rate(inner.sample_rate)
         self.scene_embedding_size = int(inner.embedding_dim)
-        self.timestamp_embedding_size = int(inner.network.fc1.in_features)
+        self.timestamp_embedding_size = int(inner.frame_dim)
 
 
 def load_model(model_file_path: str = "", format: str = "auto", recipe: str | None = None) -> HearModel:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,23 +14,22 @@ from audiotransfer.errors import UserError
 if TYPE_CHECKING:
     import numpy as np
 
-    from audiotransfer.models.inference import InferenceModel
+    from audiotransfer.models.inference import Loaded
 
 
-def _model(args: argparse.Namespace) -> InferenceModel:
+def _model(args: argparse.Namespace) -> Loaded:
     from audiotransfer.models.load import load_model
 
     return load_model(args.model, format=args.model_format, recipe=args.recipe)
 
 
-def _batches(model: InferenceModel, args: argparse.Namespace, what: str
+def _batches(model: Loaded, args: argparse.Namespace, what: str
              ) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
-    from tqdm.auto import tqdm
-
     from audiotransfer.models.inference import audio_files, decoded
+    from audiotransfer.progress import progress
 
     files = audio_files(args.inputs)
-    with tqdm(total=len(files), unit="file", desc=what, disable=args.no_progress, file=sys.stderr) as bar:
+    with progress(total=len(files), unit="file", desc=what, enabled=not args.no_progress) as bar:
         for names, waves in decoded(files, model.sample_rate, skip_errors=not args.stop_on_error):
             yield names, waves
             bar.update(len(names))
@@ -87,7 +85,8 @@ def run_embed(args: argparse.Namespace) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a run folder, a model.pt, or a checkpoint (PANNs .pth, autrainer state dict)")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, or folders searched for them")
-    p.add_argument("--model-format", default="auto", help="auto (default), audiotransfer, panns or autrainer")
+    p.add_argument("--model-format", default="auto",
+                   help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat")
     p.add_argument("--recipe", help="front-end of a checkpoint that declares none: panns16k, panns32k, demo")
     p.add_argument("--stop-on-error", action="store_true", help="stop at an unreadable file (default: skip it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -24,6 +24,7 @@ from audiotransfer.data.loader import clip_windows
 from audiotransfer.errors import UserError
 from audiotransfer.models.artifact import ModelCard
 from audiotransfer.models.cnn import AudioCNN
+from audiotransfer.models.public.base import PublicModel
 from audiotransfer.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ class InferenceModel:
     @property
     def embedding_dim(self) -> int:
         return self.network.embedding_dim
+
+    @property
+    def frame_dim(self) -> int:
+        """Width of the rows of `embed_frames`."""
+        return int(self.network.fc1.in_features)
 
     @property
     def frame_hop_s(self) -> float:
@@ -200,6 +206,65 @@ class InferenceModel:
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+class PublicInference:
+    """A public pre-trained model (`models.public`) behind the calls of `InferenceModel`: `embed` and
+    `embed_frames` on audio files or waveforms; it has no trained head, so `predict` says so."""
+
+    def __init__(self, network: PublicModel, source: str) -> None:
+        self.network, self.source = network.eval(), source
+
+    @property
+    def sample_rate(self) -> int:
+        return self.network.sample_rate
+
+    @property
+    def frontend(self) -> dict[str, Any]:
+        return dict(self.network.frontend)
+
+    @property
+    def labels(self) -> list[str]:
+        return []
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.network.embedding_dim
+
+    @property
+    def frame_dim(self) -> int:
+        return self.network.embedding_dim
+
+    @property
+    def frame_hop_s(self) -> float:
+        return self.network.frame_hop_s
+
+    def __repr__(self) -> str:
+        return f"PublicInference({self.network.family}, {self.sample_rate} Hz, {self.source})"
+
+    def predict(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None) -> np.ndarray:
+        raise UserError(f"{self.source}: a public {self.network.family} model has no trained head",
+                        fix="use embed() / embed_frames(), or train a head on a task first")
+
+    def embed(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None,
+              layer: int | None = None) -> np.ndarray:
+        """Clip embeddings (n_clips, dim): hidden state `layer` (None: the last) averaged over time."""
+        with torch.inference_mode():
+            return np.stack([self.network.embed(torch.from_numpy(clip.wave)[None], layer)[0].numpy()
+                             for clip in as_clips(audio, sample_rate, self.sample_rate)])
+
+    def embed_frames(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None,
+                     layer: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per clip: (timestamps in ms (T,), frame embeddings (T, dim)) of hidden state `layer`."""
+        out = []
+        with torch.inference_mode():
+            for clip in as_clips(audio, sample_rate, self.sample_rate):
+                frames, stamps = self.network.embed_frames(torch.from_numpy(clip.wave)[None], layer)
+                out.append((stamps[0].numpy(), frames[0].numpy()))
+        return out
+
+
+Loaded = InferenceModel | PublicInference  # what `load_model` returns
 
 
 def audio_files(inputs: Sequence[str | Path]) -> list[Path]:

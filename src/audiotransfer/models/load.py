@@ -17,7 +17,8 @@ from audiotransfer.models.artifact import ModelCard, is_model_file, read_model_f
 from audiotransfer.models.checkpoints import _load_strict, _read, infer_config, read_state
 from audiotransfer.models.cnn import create_model
 from audiotransfer.models.frontends import check_frontend, panns_frontend
-from audiotransfer.models.inference import InferenceModel
+from audiotransfer.models.inference import InferenceModel, Loaded, PublicInference
+from audiotransfer.models.public import PUBLIC_FORMATS, load_public
 
 Loader = Callable[[Mapping[str, Any], Path, "Frontend | None", "str | Path | None"], InferenceModel]
 
@@ -79,8 +80,9 @@ FORMATS: dict[str, Loader] = {"audiotransfer": _own, "panns": _imported("panns")
 
 
 def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | None = None,
-               backbone: str | Path | None = None) -> InferenceModel:
-    """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth` or an autrainer state dict) ready for
+               backbone: str | Path | None = None) -> Loaded:
+    """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth`, an autrainer state dict, or a public
+    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
     file that does not declare one; `backbone` the new place of a moved linear probe's backbone.
 
@@ -102,8 +104,11 @@ def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | 
         >>> probs.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
         ((2, 2), True)
     """
+    if format in PUBLIC_FORMATS:  # a public family reads its own files (a transformers folder, CREPE's weights)
+        return PublicInference(load_public(path, format), str(path))
     if format != "auto" and format not in FORMATS:
-        raise UserError(f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join(FORMATS)}")
+        raise UserError(f"unknown model format {format!r}",
+                        fix=f"use auto or one of: {', '.join([*FORMATS, *PUBLIC_FORMATS])}")
     file = Path(path)
     file = file / "model.pt" if file.is_dir() else file
     raw, _ = _read(file)
