@@ -54,12 +54,20 @@ def make_task(root: Path, name: str, n: int, classes: int, rng: np.random.Genera
     y = np.arange(n) % classes
     shapes = rng.normal(scale=3.0, size=(classes, recipe.n_mels))
     ids = [f"{name}_{i}" for i in range(n)]
-    feats = {c: (rng.normal(size=(FRAMES, recipe.n_mels)) + shapes[k] - 40).astype(np.float32)
-             for c, k in zip(ids, y, strict=True)}
+    feats = {
+        c: (rng.normal(size=(FRAMES, recipe.n_mels)) + shapes[k] - 40).astype(np.float32)
+        for c, k in zip(ids, y, strict=True)
+    }
     store = write_store(root / "stores" / name, recipe, name, feats)
     targets = sparse.csr_matrix((np.ones(n, bool), (np.arange(n), y)), shape=(n, classes))
-    manifest = Manifest(name, pd.DataFrame({"clip_id": ids, "split": "train"}), [str(k) for k in range(classes)],
-                        targets, task_type="multiclass", meta={"clip_seconds": 1.0})
+    manifest = Manifest(
+        name,
+        pd.DataFrame({"clip_id": ids, "split": "train"}),
+        [str(k) for k in range(classes)],
+        targets,
+        task_type="multiclass",
+        meta={"clip_seconds": 1.0},
+    )
     return Task(name, manifest, store, FRAMES)
 
 
@@ -86,7 +94,7 @@ def plain_inference(candidates: list[Candidate], tasks: list[Task], batch: int =
             rows = np.arange(task.store.num_clips)
             with torch.inference_mode():
                 for lo in range(0, len(rows), batch):
-                    model(torch.from_numpy(task.store.read_batch(rows[lo:lo + batch], FRAMES, crop="center")))
+                    model(torch.from_numpy(task.store.read_batch(rows[lo : lo + batch], FRAMES, crop="center")))
     return time.perf_counter() - start
 
 
@@ -100,9 +108,12 @@ def study_ratio(study: Path) -> None:
         start = time.perf_counter()
         advice = advise(study_candidates(res), study_tasks(res), Path(cache), progress=False)
         seconds = time.perf_counter() - start
-    print(f"\n3. study {study}: advisor {seconds:.1f} s ({advice.forward_passes} forward passes, all "
-          f"estimators) vs the grid's {len(runs)} fine-tuning runs {grid:.0f} s: ratio {seconds / grid:.4f} "
-          f"({grid / seconds:.0f}x less)", flush=True)
+    print(
+        f"\n3. study {study}: advisor {seconds:.1f} s ({advice.forward_passes} forward passes, all "
+        f"estimators) vs the grid's {len(runs)} fine-tuning runs {grid:.0f} s: ratio {seconds / grid:.4f} "
+        f"({grid / seconds:.0f}x less)",
+        flush=True,
+    )
     for line in advice.lines.values():
         print(f"   {line}")
 
@@ -117,8 +128,10 @@ def demo_folders(worlds: list[int], root: Path, quick: bool, jobs: int) -> list[
         folder = root / f"world{seed}"
         start = time.perf_counter()
         run_demo(folder, quick=quick, jobs=jobs, progress=False, world_seed=seed)
-        print(f"demo world {seed}{' (quick)' if quick else ''}: {folder} ready in {time.perf_counter() - start:.0f} s",
-              flush=True)
+        print(
+            f"demo world {seed}{' (quick)' if quick else ''}: {folder} ready in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
         out.append(folder)
     return out
 
@@ -139,13 +152,18 @@ def study_cells(study: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     long = with_baselines(check.scores, state_sizes(res))
     matched = []
     for name in long["estimator"].unique():
-        matched += [dict(estimator=name, task=c.subject.split(" ")[0], hit=float(c.agrees))
-                    for c in check_advisor(long, name, states)]
+        matched += [
+            dict(estimator=name, task=c.subject.split(" ")[0], hit=float(c.agrees))
+            for c in check_advisor(long, name, states)
+        ]
     content, good = category_states(states), matched_states(states)
     matched += [dict(estimator=bl.RANDOM, task=t, hit=len(m) / len(content)) for t, m in good.items() if content]
     runs = res.runs[(res.runs["kind"] == "finetune") & (res.runs["status"] == "done")]
-    return check.cells.assign(study=str(study)), pd.DataFrame(matched).assign(study=str(study)), float(
-        runs["duration_s"].sum())
+    return (
+        check.cells.assign(study=str(study)),
+        pd.DataFrame(matched).assign(study=str(study)),
+        float(runs["duration_s"].sum()),
+    )
 
 
 def validate(studies: list[Path], default: str) -> None:
@@ -170,13 +188,16 @@ def validate(studies: list[Path], default: str) -> None:
         row["seconds"], row["advisor/grid"] = spent, spent / grid if grid else np.nan
         rows.append(row)
     table = pd.DataFrame(rows).set_index("estimator")
-    print(f"\n4. over {len(studies)} studies ({cells.drop_duplicates(['study', 'task', 'protocol']).shape[0]} task x "
-          f"protocol cells; tau with a 95% bootstrap interval over cells; top1_matched: the top-1 among the category "
-          f"states shares generators with the task, counted per task x protocol (the advice is one per task); "
-          f"regret in fine-tuned UAR; seconds with the forward passes; grid {grid:.0f} s of fine-tuning):")
+    print(
+        f"\n4. over {len(studies)} studies ({cells.drop_duplicates(['study', 'task', 'protocol']).shape[0]} task x "
+        f"protocol cells; tau with a 95% bootstrap interval over cells; top1_matched: the top-1 among the category "
+        f"states shares generators with the task, counted per task x protocol (the advice is one per task); "
+        f"regret in fine-tuned UAR; seconds with the forward passes; grid {grid:.0f} s of fine-tuning):"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    flat = cells.assign(cell=cells["study"] + "/" + cells["task"] + "/" + cells["protocol"],
-                        top1=cells["top1_is_best"].astype(float))
+    flat = cells.assign(
+        cell=cells["study"] + "/" + cells["task"] + "/" + cells["protocol"], top1=cells["top1_is_best"].astype(float)
+    )
     sizes = [b for b in ("largest", "most_classes", "parameters") if b in set(cells["estimator"])]
     for name in [default, *[e for e in table.index if e not in bl.BASELINES and e != default]]:
         print("   " + bl.verdict(flat, str(name)).line())
@@ -188,10 +209,20 @@ def validate(studies: list[Path], default: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--study", type=Path, nargs="+", default=[],
-                        help="finished study folders (e.g. the demo's) for the grid ratio and the validation")
-    parser.add_argument("--worlds", type=int, nargs="+", default=[],
-                        help="demo world seeds: run (or reuse) `audiotransfer demo` on each under --demo-root")
+    parser.add_argument(
+        "--study",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="finished study folders (e.g. the demo's) for the grid ratio and the validation",
+    )
+    parser.add_argument(
+        "--worlds",
+        type=int,
+        nargs="+",
+        default=[],
+        help="demo world seeds: run (or reuse) `audiotransfer demo` on each under --demo-root",
+    )
     parser.add_argument("--demo-root", type=Path, default=Path("bench-advise-demos"))
     parser.add_argument("--quick", action="store_true", help="the quick demo (a smoke test, not the evidence)")
     parser.add_argument("--jobs", type=int, default=2)
@@ -221,21 +252,30 @@ def synthetic(width: float) -> None:
         first = advise(candidates, tasks, root / "cache", estimators=["knn"], progress=False)
         cold = time.perf_counter() - start
         embed_s = sum(sum(d.values()) for d in first.embed_seconds.values())
-        print(f"1. embeddings: {clips} clip-passes in {embed_s:.1f} s ({clips / embed_s:.0f} clips/s; first advice "
-              f"with kNN: {cold:.1f} s wall)", flush=True)
+        print(
+            f"1. embeddings: {clips} clip-passes in {embed_s:.1f} s ({clips / embed_s:.0f} clips/s; first advice "
+            f"with kNN: {cold:.1f} s wall)",
+            flush=True,
+        )
         small = tasks[0]  # the baseline on the smallest task, timed back to back with a fresh embedding pass
         plain = plain_inference(candidates, [small])
         again = advise(candidates, [small], root / "cache-again", estimators=["nce"], progress=False)
         mine = sum(again.embed_seconds[small.name].values())
-        print(f"   on {small.name}: embeddings {mine:.1f} s vs plain inference {plain:.1f} s of the same "
-              f"{small.store.num_clips * len(candidates)} clip-passes: ratio {mine / plain:.2f}", flush=True)
+        print(
+            f"   on {small.name}: embeddings {mine:.1f} s vs plain inference {plain:.1f} s of the same "
+            f"{small.store.num_clips * len(candidates)} clip-passes: ratio {mine / plain:.2f}",
+            flush=True,
+        )
         start = time.perf_counter()
         warm = advise(candidates, tasks, root / "cache", progress=False)
         total = time.perf_counter() - start
         assert warm.forward_passes == 0
         per = warm.long.groupby("estimator", sort=False)["seconds"].sum()
-        print(f"2. all estimators, {len(candidates)} candidates x {len(tasks)} tasks, embeddings cached: "
-              f"{total:.1f} s wall (target < 60 s): " + ", ".join(f"{k} {v:.1f} s" for k, v in per.items()), flush=True)
+        print(
+            f"2. all estimators, {len(candidates)} candidates x {len(tasks)} tasks, embeddings cached: "
+            f"{total:.1f} s wall (target < 60 s): " + ", ".join(f"{k} {v:.1f} s" for k, v in per.items()),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

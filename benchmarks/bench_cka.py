@@ -28,7 +28,7 @@ CNN10_DIMS = {"conv_block1": 64, "conv_block2": 128, "conv_block3": 256, "conv_b
 
 def _batches(x: np.ndarray, size: int):
     for start in range(0, len(x), size):
-        yield x[start:start + size]
+        yield x[start : start + size]
 
 
 def end_to_end(states: int, inputs: int, width: float, frames: int, batch: int) -> tuple[float, float]:
@@ -38,7 +38,7 @@ def end_to_end(states: int, inputs: int, width: float, frames: int, batch: int) 
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(inputs, frames, 64)).astype(np.float32))
     start = time.perf_counter()
     with torch.inference_mode():
-        acts = [{k: m.activations(x[lo:lo + batch]) for k, m in models.items()} for lo in range(0, inputs, batch)]
+        acts = [{k: m.activations(x[lo : lo + batch]) for k, m in models.items()} for lo in range(0, inputs, batch)]
     forward = time.perf_counter() - start
     start = time.perf_counter()
     acc = MinibatchCKA()
@@ -52,17 +52,25 @@ def end_to_end(states: int, inputs: int, width: float, frames: int, batch: int) 
 def arithmetic(states: int, inputs: int, batch: int) -> tuple[float, float, float, float]:
     rng = np.random.default_rng(1)
     shared = {b: rng.normal(size=(inputs, d)) for b, d in CNN10_DIMS.items()}
-    acts = {f"s{i}": {b: np.maximum(shared[b] @ rng.normal(size=(d, d)) / np.sqrt(d) + rng.normal(size=(inputs, d)),
-                                    0) for b, d in CNN10_DIMS.items()} for i in range(states)}
+    acts = {
+        f"s{i}": {
+            b: np.maximum(shared[b] @ rng.normal(size=(d, d)) / np.sqrt(d) + rng.normal(size=(inputs, d)), 0)
+            for b, d in CNN10_DIMS.items()
+        }
+        for i in range(states)
+    }
     start = time.perf_counter()
     acc = MinibatchCKA()
     for lo in range(0, inputs, batch):
-        acc.update({k: {b: a[lo:lo + batch] for b, a in blocks.items()} for k, blocks in acts.items()})
+        acc.update({k: {b: a[lo : lo + batch] for b, a in blocks.items()} for k, blocks in acts.items()})
     mats = {b: acc.matrix(b) for b in CNN10_DIMS}
     fast = time.perf_counter() - start
     start = time.perf_counter()
-    full = {(a, b, blk): linear_cka(acts[a][blk], acts[b][blk])
-            for a, b in itertools.combinations(acts, 2) for blk in CNN10_DIMS}
+    full = {
+        (a, b, blk): linear_cka(acts[a][blk], acts[b][blk])
+        for a, b in itertools.combinations(acts, 2)
+        for blk in CNN10_DIMS
+    }
     naive = time.perf_counter() - start
     biased = max(abs(mats[blk].loc[a, b] - v) for (a, b, blk), v in full.items())
     one = MinibatchCKA()  # the unbiased estimator on all inputs at once: what the minibatches approximate
@@ -80,19 +88,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250, help="minibatch size of the CKA estimator")
     args = parser.parse_args()
     pairs = args.states * (args.states - 1) // 2
-    print(f"CKA: {args.states} states ({pairs} pairs) x 5 blocks, {args.inputs} inputs, minibatch {args.batch}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"CKA: {args.states} states ({pairs} pairs) x 5 blocks, {args.inputs} inputs, minibatch {args.batch}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     forward, cka = end_to_end(args.states, args.inputs, args.width, args.frames, args.batch)
-    print(f"1. CNN10 width {args.width}, {args.frames} frames: CKA of all pairs {cka:.1f} s (target < 60 s); "
-          f"activations, once per state ({args.states} x {args.inputs} forward passes): {forward:.1f} s; "
-          f"total {forward + cka:.1f} s")
+    print(
+        f"1. CNN10 width {args.width}, {args.frames} frames: CKA of all pairs {cka:.1f} s (target < 60 s); "
+        f"activations, once per state ({args.states} x {args.inputs} forward passes): {forward:.1f} s; "
+        f"total {forward + cka:.1f} s"
+    )
     fast, naive, unbiased, biased = arithmetic(args.states, args.inputs, args.batch)
-    print(f"2. CKA arithmetic at full CNN10 widths: minibatch estimator {fast:.1f} s vs per-pair full linear CKA "
-          f"{naive:.1f} s (speed-up {naive / fast:.1f}x); max |minibatch - unbiased on all inputs| "
-          f"(embedding) {unbiased:.3f}; max |unbiased - biased full| {biased:.3f} (the biased estimator's "
-          "positive bias at 512 dims)")
-    print(f"3. forward passes: once per state = {args.states} per input; per pair = {2 * pairs} per input "
-          f"({2 * pairs / args.states:.0f}x more)")
+    print(
+        f"2. CKA arithmetic at full CNN10 widths: minibatch estimator {fast:.1f} s vs per-pair full linear CKA "
+        f"{naive:.1f} s (speed-up {naive / fast:.1f}x); max |minibatch - unbiased on all inputs| "
+        f"(embedding) {unbiased:.3f}; max |unbiased - biased full| {biased:.3f} (the biased estimator's "
+        "positive bias at 512 dims)"
+    )
+    print(
+        f"3. forward passes: once per state = {args.states} per input; per pair = {2 * pairs} per input "
+        f"({2 * pairs / args.states:.0f}x more)"
+    )
 
 
 if __name__ == "__main__":

@@ -50,10 +50,14 @@ def task_data(root: Path, name: str, clips: int, classes: int, multilabel: bool)
         split = ["test" if s == "dev" else s for s in split]  # pre-training states have no dev split
     else:
         labels = [[str(i % classes)] for i in range(clips)]
-    manifest = from_label_lists(name, pd.DataFrame({"clip_id": ids, "split": split}), labels,
-                                labels=[str(j) for j in range(classes)],
-                                task_type="multilabel" if multilabel else "multiclass",
-                                meta={"clip_seconds": 2.0})
+    manifest = from_label_lists(
+        name,
+        pd.DataFrame({"clip_id": ids, "split": split}),
+        labels,
+        labels=[str(j) for j in range(classes)],
+        task_type="multilabel" if multilabel else "multiclass",
+        meta={"clip_seconds": 2.0},
+    )
     return manifest, write_store(root / f"store_{name}", recipe, name, feats)
 
 
@@ -132,17 +136,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best: dict[str, dict[str, float]] = {p: {} for p in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = {"pretrain": task_data(root, "pre", args.pretrain_clips, 40, True),
-                "task": task_data(root, "task", args.task_clips, 6, False)}
+        data = {
+            "pretrain": task_data(root, "pre", args.pretrain_clips, 40, True),
+            "task": task_data(root, "task", args.task_clips, 6, False),
+        }
         for r in range(args.repeats):
             for path in PATHS:
                 seconds = one_pass(path, data, args, root / f"{path}{r}")
                 for key, value in seconds.items():
                     best[path][key] = min(best[path].get(key, np.inf), value)
     engine.CHANNELS_LAST = True
-    result: dict[str, Any] = {**steps, "threads": args.threads, "epochs": args.epochs,
-                              "pretrain_steps": args.pretrain_steps,
-                              **{f"{p}_{k}": round(v, 2) for p, s in best.items() for k, v in s.items()}}
+    result: dict[str, Any] = {
+        **steps,
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "pretrain_steps": args.pretrain_steps,
+        **{f"{p}_{k}": round(v, 2) for p, s in best.items() for k, v in s.items()},
+    }
     for path in ("new", "fused"):
         for key in ("pretrain_s", "finetune_s"):
             result[f"speedup_{path}_{key[:-2]}"] = round(best["old"][key] / best[path][key], 3)

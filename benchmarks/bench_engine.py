@@ -74,10 +74,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ids = [f"c{i}" for i in range(args.clips)]
     lists = [[str(j) for j in rng.choice(10, size=2, replace=False)] for _ in ids]
-    manifest = from_label_lists("bench", pd.DataFrame({"clip_id": ids, "split": "train"}), lists,
-                                labels=[str(j) for j in range(10)], meta={"clip_seconds": 10.0})
-    recipe = PRETRAIN.replace(model=args.model, width=args.width, epochs=args.epochs, batch_size=args.batch,
-                              frames=args.frames)
+    manifest = from_label_lists(
+        "bench",
+        pd.DataFrame({"clip_id": ids, "split": "train"}),
+        lists,
+        labels=[str(j) for j in range(10)],
+        meta={"clip_seconds": 10.0},
+    )
+    recipe = PRETRAIN.replace(
+        model=args.model, width=args.width, epochs=args.epochs, batch_size=args.batch, frames=args.frames
+    )
     with tempfile.TemporaryDirectory() as tmp:
         feats = {i: rng.normal(-20, 5, (args.frames + 100, 64)).astype(np.float32) for i in ids}
         store = write_store(Path(tmp) / "store", FeatureRecipe(), "bench", feats)
@@ -88,9 +94,12 @@ def main() -> None:
             eng.append(e)
             whole.append(w)
     result = {
-        "model": f"{args.model} width {args.width}", "batch": args.batch, "frames": args.frames,
+        "model": f"{args.model} width {args.width}",
+        "batch": args.batch,
+        "frames": args.frames,
         "threads": torch.get_num_threads(),
-        "bare_clips_per_s": round(max(bare), 2), "engine_clips_per_s": round(max(eng), 2),
+        "bare_clips_per_s": round(max(bare), 2),
+        "engine_clips_per_s": round(max(eng), 2),
         "engine_whole_run_clips_per_s": round(max(whole), 2),
         "overhead_pct": round(100 * (1 - max(eng) / max(bare)), 2),
     }

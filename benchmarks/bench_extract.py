@@ -61,17 +61,29 @@ def main() -> None:
             return module(torch.from_numpy(x)[None])[0].numpy()
 
     def reference(x: np.ndarray) -> np.ndarray:
-        mel = librosa.feature.melspectrogram(y=x, sr=r.sample_rate, n_fft=r.n_fft, hop_length=r.hop_length,
-                                             win_length=r.win_length, window="hann", center=True,
-                                             pad_mode="reflect", power=2.0, n_mels=r.n_mels, fmin=r.fmin,
-                                             fmax=r.fmax)
+        mel = librosa.feature.melspectrogram(
+            y=x,
+            sr=r.sample_rate,
+            n_fft=r.n_fft,
+            hop_length=r.hop_length,
+            win_length=r.win_length,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+            power=2.0,
+            n_mels=r.n_mels,
+            fmin=r.fmin,
+            fmax=r.fmax,
+        )
         return librosa.power_to_db(mel, ref=r.ref, amin=r.amin, top_db=r.top_db).T
 
     diff = float(np.abs(ours(data[0]) - reference(data[0])).max())
     librosa_rate = rate(reference, data)
     our_rate = rate(ours, data)
-    print(f"log-mel, 10 s clips at 16 kHz, one core: ours {our_rate:.1f} clips/s, librosa {librosa_rate:.1f} "
-          f"clips/s, ratio {our_rate / librosa_rate:.2f}x (target >= 2x); max |diff| {diff:.2e} dB")
+    print(
+        f"log-mel, 10 s clips at 16 kHz, one core: ours {our_rate:.1f} clips/s, librosa {librosa_rate:.1f} "
+        f"clips/s, ratio {our_rate / librosa_rate:.2f}x (target >= 2x); max |diff| {diff:.2e} dB"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "audio"
@@ -81,16 +93,23 @@ def main() -> None:
             paths.append(f"{i:04d}.wav")
             sf.write(root / paths[-1], x, r.sample_rate, subtype="PCM_16")
         table = pd.DataFrame({"clip_id": [p[:-4] for p in paths], "split": "train", "path": paths})
-        manifest = from_label_lists("bench", table, [["x"]] * len(paths), task_type="multiclass",
-                                    meta={"root": str(root), "corpus": "bench", "clip_seconds": 10.0})
+        manifest = from_label_lists(
+            "bench",
+            table,
+            [["x"]] * len(paths),
+            task_type="multiclass",
+            meta={"root": str(root), "corpus": "bench", "clip_seconds": 10.0},
+        )
         start = time.perf_counter()
         store = extract_features(manifest, Path(tmp) / "store", r, jobs=1, progress=False)
         pipeline = len(paths) / (time.perf_counter() - start)
         size = sum(p.stat().st_size for p in (Path(tmp) / "store").rglob("*") if p.is_file())
         raw = int(store.lengths(np.arange(store.num_clips)).sum()) * r.n_mels * 4
         print(f"extract_features (decode 16-bit WAV + log-mel + store), one job: {pipeline:.1f} clips/s")
-        print(f"disk: {size / store.num_clips / 1024:.1f} KiB per clip (store, all files) vs "
-              f"{raw / store.num_clips / 1024:.1f} KiB raw float32: {size / raw:.3f}x")
+        print(
+            f"disk: {size / store.num_clips / 1024:.1f} KiB per clip (store, all files) vs "
+            f"{raw / store.num_clips / 1024:.1f} KiB raw float32: {size / raw:.3f}x"
+        )
 
 
 if __name__ == "__main__":

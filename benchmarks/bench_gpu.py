@@ -39,8 +39,17 @@ from audiotransfer.models import create_model
 from audiotransfer.training.fused import FusedCNN
 
 CLASSES = 527
-SMOKE = {"models": ["cnn6"], "batch": 4, "seconds": 1.0, "steps": 2, "warmup": 1, "clips": 16, "width": 0.125,
-         "compile": "off", "fused": 2}
+SMOKE = {
+    "models": ["cnn6"],
+    "batch": 4,
+    "seconds": 1.0,
+    "steps": 2,
+    "warmup": 1,
+    "clips": 16,
+    "width": 0.125,
+    "compile": "off",
+    "fused": 2,
+}
 # The paper's grid by the cost model (README): 139 runs, 3.35e8 clip-epochs in 10 s crop equivalents
 # (31 GPU-hours at 3,000 clips/s), 2.27e8 of them in the 13 pre-training runs.
 PAPER_GRID = {"runs": 139, "clip_epochs_10s": 31 * 3600 * 3000, "pretrain_share": 21 / 31}
@@ -51,12 +60,19 @@ def synthetic_store(root: Path, clips: int, seconds: float) -> tuple[Manifest, F
     recipe = RECIPES["panns16k"]
     frames = round(seconds * recipe.sample_rate / recipe.hop_length) + 1
     rng = np.random.default_rng(0)
-    features = {f"clip{i:07d}": rng.normal(-40, 10, (int(frames * rng.uniform(0.9, 1.1)), recipe.n_mels))
-                .astype(np.float16) for i in range(clips)}
+    features = {
+        f"clip{i:07d}": rng.normal(-40, 10, (int(frames * rng.uniform(0.9, 1.1)), recipe.n_mels)).astype(np.float16)
+        for i in range(clips)
+    }
     store = write_store(root, recipe, "bench", features)
     labels = [[str(j) for j in rng.choice(CLASSES, 2, replace=False)] for _ in range(clips)]
-    manifest = from_label_lists("bench", pd.DataFrame({"clip_id": list(features), "split": "train"}), labels,
-                                labels=[str(j) for j in range(CLASSES)], meta={"clip_seconds": seconds})
+    manifest = from_label_lists(
+        "bench",
+        pd.DataFrame({"clip_id": list(features), "split": "train"}),
+        labels,
+        labels=[str(j) for j in range(CLASSES)],
+        meta={"clip_seconds": seconds},
+    )
     return manifest, store
 
 
@@ -65,19 +81,28 @@ def store_manifest(store: FeatureStore) -> Manifest:
     rng = np.random.default_rng(0)
     ids = list(store.clip_ids)
     labels = [[str(j) for j in rng.choice(CLASSES, 2, replace=False)] for _ in ids]
-    return from_label_lists("bench", pd.DataFrame({"clip_id": ids, "split": "train"}), labels,
-                            labels=[str(j) for j in range(CLASSES)])
+    return from_label_lists(
+        "bench", pd.DataFrame({"clip_id": ids, "split": "train"}), labels, labels=[str(j) for j in range(CLASSES)]
+    )
 
 
-def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureStore, args: Any,
-            device: torch.device, fused: int = 0) -> dict[str, Any]:
+def measure(
+    model_name: str,
+    compiled: bool,
+    manifest: Manifest,
+    store: FeatureStore,
+    args: Any,
+    device: torch.device,
+    fused: int = 0,
+) -> dict[str, Any]:
     """Train `warmup` then `steps` steps; clips/s, data-wait fraction and peak memory of the timed steps.
     `fused` > 1: that many models as one `FusedCNN`, each step one batch per member."""
     frames = round(args.seconds * store.recipe.sample_rate / store.recipe.hop_length) + 1
     members = max(1, fused)
     nets = [create_model(model_name, CLASSES, width=args.width, n_mels=store.recipe.n_mels) for _ in range(members)]
-    model: torch.nn.Module = nets[0] if fused <= 1 else FusedCNN(
-        nets, [torch.Generator().manual_seed(i) for i in range(members)])
+    model: torch.nn.Module = (
+        nets[0] if fused <= 1 else FusedCNN(nets, [torch.Generator().manual_seed(i) for i in range(members)])
+    )
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
@@ -85,8 +110,15 @@ def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureS
         torch.cuda.reset_peak_memory_stats(device)
     step_fn = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = BatchLoader(manifest, store, args.batch, frames, readers=args.readers,
-                         pin_memory=device.type == "cuda", half=device.type == "cuda")  # as the engine
+    loader = BatchLoader(
+        manifest,
+        store,
+        args.batch,
+        frames,
+        readers=args.readers,
+        pin_memory=device.type == "cuda",
+        half=device.type == "cuda",
+    )  # as the engine
     batches = iter(_forever(loader))
     started = time.perf_counter()
     for step in range(args.warmup + args.steps):
@@ -104,10 +136,17 @@ def measure(model_name: str, compiled: bool, manifest: Manifest, store: FeatureS
         optimizer.step()
     _sync(device)
     elapsed = time.perf_counter() - start
-    return {"model": model_name, "fused": members, "compile": compiled, "batch": args.batch, "crop_s": args.seconds,
-            "clips_per_s": round(args.steps * args.batch * members / elapsed, 1),
-            "data_wait": round((loader.wait_s - wait0) / elapsed, 3), "warmup_s": round(warmup_s, 1),
-            "peak_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None}
+    return {
+        "model": model_name,
+        "fused": members,
+        "compile": compiled,
+        "batch": args.batch,
+        "crop_s": args.seconds,
+        "clips_per_s": round(args.steps * args.batch * members / elapsed, 1),
+        "data_wait": round((loader.wait_s - wait0) / elapsed, 3),
+        "warmup_s": round(warmup_s, 1),
+        "peak_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
+    }
 
 
 def _forever(loader: BatchLoader) -> Any:
@@ -144,8 +183,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda":
-        print("no CUDA device: running the CPU smoke configuration; GPU figures need a GPU "
-              "(run this script on a GPU machine for them)")
+        print(
+            "no CUDA device: running the CPU smoke configuration; GPU figures need a GPU "
+            "(run this script on a GPU machine for them)"
+        )
         vars(args).update(SMOKE, save=False)
     else:
         print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
@@ -163,9 +204,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     best = max(r["clips_per_s"] for r in results)
     hours = PAPER_GRID["clip_epochs_10s"] / (best * args.seconds / 10.0) / 3600  # as 10 s crops
     smoke = " of a CPU smoke run" if device.type != "cuda" else ""
-    print(f"the paper's grid at the best figure ({best:,.0f} clips/s of {args.seconds:g} s crops{smoke}"
-          f"): {hours:,.1f} device-hours, {PAPER_GRID['runs'] / hours:,.2f} runs per hour (cost-model estimate; "
-          "evaluation and feature extraction not counted)")
+    print(
+        f"the paper's grid at the best figure ({best:,.0f} clips/s of {args.seconds:g} s crops{smoke}"
+        f"): {hours:,.1f} device-hours, {PAPER_GRID['runs'] / hours:,.2f} runs per hour (cost-model estimate; "
+        "evaluation and feature extraction not counted)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     if args.save:
@@ -173,8 +216,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
         for name in args.models:
             best = max((r for r in results if r["model"] == name), key=lambda r: r["clips_per_s"])
-            path = save_throughput(name, best["clips_per_s"], torch.cuda.get_device_name(device),
-                                   batch=args.batch, compile=best["compile"], data_wait=best["data_wait"])
+            path = save_throughput(
+                name,
+                best["clips_per_s"],
+                torch.cuda.get_device_name(device),
+                batch=args.batch,
+                compile=best["compile"],
+                data_wait=best["data_wait"],
+            )
         print(f"saved clips/s per model to {path} (read by `audiotransfer study plan`)")
     return results
 

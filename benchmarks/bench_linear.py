@@ -41,9 +41,14 @@ def main() -> None:
     ids = [f"c{i}" for i in range(args.clips)]
     classes = np.arange(args.clips) % 10
     split = np.where(np.arange(args.clips) % 8 == 0, "dev", "train")
-    manifest = from_label_lists("bench", pd.DataFrame({"clip_id": ids, "split": split}),
-                                [[str(c)] for c in classes], labels=[str(c) for c in range(10)],
-                                task_type="multiclass", meta={"clip_seconds": 10.0})
+    manifest = from_label_lists(
+        "bench",
+        pd.DataFrame({"clip_id": ids, "split": split}),
+        [[str(c)] for c in classes],
+        labels=[str(c) for c in range(10)],
+        task_type="multiclass",
+        meta={"clip_seconds": 10.0},
+    )
     recipe = FINETUNE.replace(model="cnn10", width=args.width, epochs=args.epochs, frames=args.frames)
     with tempfile.TemporaryDirectory() as tmp:
         feats = {i: rng.normal(-20, 5, (args.frames, 64)).astype(np.float32) for i in ids}
@@ -52,13 +57,22 @@ def main() -> None:
         probe = finetune(manifest, store, recipe.replace(protocol="linear"), Path(tmp) / "probe", progress=True)
     full_s, probe_s = epoch_seconds(full), epoch_seconds(probe)
     embed_s = probe.duration_s - sum(e["seconds"] for e in probe.epochs)
-    print(json.dumps({
-        "model": f"cnn10 width {args.width}", "frames": args.frames, "train_clips": full.num_train_clips,
-        "batch": recipe.batch_size, "threads": args.threads,
-        "finetune_epoch_s": round(full_s, 4), "linear_epoch_s": round(probe_s, 5),
-        "linear_setup_incl_embeddings_s": round(embed_s, 3),
-        "speedup_per_epoch": round(full_s / probe_s, 1),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "model": f"cnn10 width {args.width}",
+                "frames": args.frames,
+                "train_clips": full.num_train_clips,
+                "batch": recipe.batch_size,
+                "threads": args.threads,
+                "finetune_epoch_s": round(full_s, 4),
+                "linear_epoch_s": round(probe_s, 5),
+                "linear_setup_incl_embeddings_s": round(embed_s, 3),
+                "speedup_per_epoch": round(full_s / probe_s, 1),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def drop_caches() -> bool:
         return False
 
 
-def crops_per_second(manifest: Manifest, store: FeatureStore, readers: int, batch: int, seconds: float,
-                     half: bool) -> float:
+def crops_per_second(
+    manifest: Manifest, store: FeatureStore, readers: int, batch: int, seconds: float, half: bool
+) -> float:
     loader = BatchLoader(manifest, store, batch, FRAMES, crop="random", seed=readers, readers=readers, half=half)
     crops, start = 0, time.perf_counter()
     for x, _ in loader:
@@ -84,21 +85,30 @@ def main() -> None:
                 raise SystemExit(f"{args.gib} GiB do not fit ({free:.0f} GiB free): pass a smaller --gib")
             start = time.perf_counter()
             store = make_store(root, args.gib)
-            print(f"wrote {store.num_clips:,} clips ({store.info['bytes'] / 2**30:.1f} GiB) in "
-                  f"{time.perf_counter() - start:.0f} s")
+            print(
+                f"wrote {store.num_clips:,} clips ({store.info['bytes'] / 2**30:.1f} GiB) in "
+                f"{time.perf_counter() - start:.0f} s"
+            )
         store = FeatureStore(root)
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         print(f"store {store.info['bytes'] / 2**30:.1f} GiB, RAM {ram:.1f} GiB, {os.cpu_count()} CPUs")
-        manifest = from_label_lists("bench", pd.DataFrame({"clip_id": list(store.clip_ids), "split": "train"}),
-                                    [["a"]] * store.num_clips)
+        manifest = from_label_lists(
+            "bench", pd.DataFrame({"clip_id": list(store.clip_ids), "split": "train"}), [["a"]] * store.num_clips
+        )
         rows = []
         for half in (True, False):  # float16 batches (as the engine feeds a GPU) and float32 (CPU training)
             for readers in [int(r) for r in args.readers.split(",")]:
                 cold = drop_caches()
                 rate = crops_per_second(manifest, store, readers, args.batch, args.seconds, half)
-                rows.append({"batch_dtype": "float16" if half else "float32", "readers": readers,
-                             "crops_per_s": round(rate), "disk_MB_per_s": round(rate * FRAMES * 128 / 1e6),
-                             "page_cache": "dropped" if cold else "kept (not root)"})
+                rows.append(
+                    {
+                        "batch_dtype": "float16" if half else "float32",
+                        "readers": readers,
+                        "crops_per_s": round(rate),
+                        "disk_MB_per_s": round(rate * FRAMES * 128 / 1e6),
+                        "page_cache": "dropped" if cold else "kept (not root)",
+                    }
+                )
                 print(rows[-1], flush=True)
         print(pd.DataFrame(rows).to_string(index=False))
     finally:

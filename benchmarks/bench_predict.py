@@ -57,13 +57,28 @@ def main() -> None:
         for clip_id in ids:
             wave = 0.1 * rng.standard_normal(round(args.seconds * RECIPE.sample_rate))
             sf.write(root / f"{clip_id}.wav", wave.astype(np.float32), RECIPE.sample_rate, subtype="PCM_16")
-        manifest = from_label_lists("bench", pd.DataFrame({"clip_id": ids, "split": "test", "path": [
-            f"{c}.wav" for c in ids]}), [[str(i % 10)] for i in range(args.clips)], labels=[str(c) for c in range(10)],
-            task_type="multiclass", meta={"clip_seconds": args.seconds, "root": str(root)})
+        manifest = from_label_lists(
+            "bench",
+            pd.DataFrame({"clip_id": ids, "split": "test", "path": [f"{c}.wav" for c in ids]}),
+            [[str(i % 10)] for i in range(args.clips)],
+            labels=[str(c) for c in range(10)],
+            task_type="multiclass",
+            meta={"clip_seconds": args.seconds, "root": str(root)},
+        )
         model = create_model("cnn10", 10, width=args.width).eval()
-        save_model_file(root / "model.pt", model, ModelCard(
-            config=model.config, frontend=RECIPE.to_dict(), feature_dtype="float16", crop_frames=frames,
-            labels=manifest.labels, label_names=manifest.label_names, task_type="multiclass"))
+        save_model_file(
+            root / "model.pt",
+            model,
+            ModelCard(
+                config=model.config,
+                frontend=RECIPE.to_dict(),
+                feature_dtype="float16",
+                crop_frames=frames,
+                labels=manifest.labels,
+                label_names=manifest.label_names,
+                task_type="multiclass",
+            ),
+        )
         paths = [str(root / f"{c}.wav") for c in ids]
         eval_s, predict_s = [], []
         for repeat in range(args.repeats):
@@ -73,13 +88,22 @@ def main() -> None:
             t0 = time.perf_counter()
             got = audiotransfer.load_model(root / "model.pt").predict(paths)
             predict_s.append(time.perf_counter() - t0)
-    print(json.dumps({
-        "model": f"cnn10 width {args.width}", "clips": args.clips, "seconds_per_clip": args.seconds,
-        "threads": args.threads, "evaluation_clips_per_s": round(args.clips / min(eval_s), 2),
-        "predict_clips_per_s": round(args.clips / min(predict_s), 2),
-        "ratio_predict_vs_evaluation": round(min(eval_s) / min(predict_s), 3), "target": ">= 0.9",
-        "max_abs_diff": float(np.abs(got - expected).max()),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "model": f"cnn10 width {args.width}",
+                "clips": args.clips,
+                "seconds_per_clip": args.seconds,
+                "threads": args.threads,
+                "evaluation_clips_per_s": round(args.clips / min(eval_s), 2),
+                "predict_clips_per_s": round(args.clips / min(predict_s), 2),
+                "ratio_predict_vs_evaluation": round(min(eval_s) / min(predict_s), 3),
+                "target": ">= 0.9",
+                "max_abs_diff": float(np.abs(got - expected).max()),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

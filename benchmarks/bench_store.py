@@ -66,22 +66,28 @@ def main() -> None:
     recipe = RECIPES["panns16k"]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        feats = {f"clip{i:06d}": rng.normal(-30, 15, (int(rng.integers(900, 1101)), recipe.n_mels))
-                 .astype(np.float16) for i in range(args.clips)}
+        feats = {
+            f"clip{i:06d}": rng.normal(-30, 15, (int(rng.integers(900, 1101)), recipe.n_mels)).astype(np.float16)
+            for i in range(args.clips)
+        }
         store = write_store(Path(tmp) / "store", recipe, "bench", feats)
         del feats
         for shard in sorted((Path(tmp) / "store" / "shards").glob("*.bin")):
             shard.read_bytes()  # warm the page cache
         crops = read_rate(store, args.batch, args.seconds)
-        print(f"store reads: {crops:,.0f} random 1001x64 crops/s (batch {args.batch}, "
-              f"{torch.get_num_threads()} torch threads, {args.clips} clips); target >= 5,000: "
-              f"{crops / 5000:.1f}x the target")
+        print(
+            f"store reads: {crops:,.0f} random 1001x64 crops/s (batch {args.batch}, "
+            f"{torch.get_num_threads()} torch threads, {args.clips} clips); target >= 5,000: "
+            f"{crops / 5000:.1f}x the target"
+        )
         clips_s = train_rate(store, args.train_batch, args.train_steps)
         if clips_s is None:
             print("CNN10 training: audiotransfer.models.create_model not available yet; left out")
         else:
-            print(f"CNN10 CPU training on the same crops (batch {args.train_batch}): {clips_s:.2f} clips/s; "
-                  f"reads are {crops / clips_s:,.0f}x faster")
+            print(
+                f"CNN10 CPU training on the same crops (batch {args.train_batch}): {clips_s:.2f} clips/s; "
+                f"reads are {crops / clips_s:,.0f}x faster"
+            )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def speed(clips: int, jobs: int) -> None:
         t = time.perf_counter()
         generate_world(tmp, jobs=jobs, progress=False, **sizes)
         cached = time.perf_counter() - t
-    print(f"world: {total} clips ({sizes}) with {jobs} jobs in {seconds:.1f} s = {total / seconds:.1f} clips/s "
-          f"(x{total / seconds / serial:.2f} vs baseline); target < 120 s: {'met' if seconds < 120 else 'MISSED'}")
+    print(
+        f"world: {total} clips ({sizes}) with {jobs} jobs in {seconds:.1f} s = {total / seconds:.1f} clips/s "
+        f"(x{total / seconds / serial:.2f} vs baseline); target < 120 s: {'met' if seconds < 120 else 'MISSED'}"
+    )
     print(f"cached re-run: {cached:.3f} s")
 
 

@@ -45,8 +45,9 @@ def margins(folder: Path) -> dict[str, float]:
         if not sims.empty:
             s = sims[sims["task"] == task].set_index("state")[measure].dropna()
             near, far = s[s.index.isin(good)], s[s.index.isin(other)]
-            out[f"{task} (data similarity)"] = (near.max() - far.max() if measure == "label_share"
-                                                else far.min() - near.min())
+            out[f"{task} (data similarity)"] = (
+                near.max() - far.max() if measure == "label_share" else far.min() - near.min()
+            )
     row = next((f for f in summary["factors"] if f["factor"] == "similarity"), None)
     if row and row["coef"] is not None:
         clusters = scores.loc[scores["state"] != "scratch", "state"].nunique()
@@ -76,8 +77,10 @@ def main() -> None:
     print(table.to_string(float_format=lambda v: f"{v:+.3f}"))
     for name in [f.name for f in args.folders]:
         ties = int((table[name] == 0).sum())  # the report's check breaks a tie by state order
-        print(f"{name}: {(table[name] > 0).sum()} of {table[name].notna().sum()} checks agree"
-              + (f", {ties} tied (agreement then depends on the state order)" if ties else ""))
+        print(
+            f"{name}: {(table[name] > 0).sum()} of {table[name].notna().sum()} checks agree"
+            + (f", {ties} tied (agreement then depends on the state order)" if ties else "")
+        )
     if "P(agree)" in table:
         print(f"P(at least 9 of {len(table)} agree on a new world) = {at_least(list(table['P(agree)']), 9):.2f}")
 

@@ -101,8 +101,10 @@ def op_table(steps: int = 20, batch: int = 32, frames: int = 101, mels: int = 32
             step()
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    return [{"op": e.key, "calls_per_step": e.count // steps, "share": round(e.self_cpu_time_total / total, 3)}
-            for e in events[:10]]
+    return [
+        {"op": e.key, "calls_per_step": e.count // steps, "share": round(e.self_cpu_time_total / total, 3)}
+        for e in events[:10]
+    ]
 
 
 def main() -> None:

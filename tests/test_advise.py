@@ -64,15 +64,33 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
-    return {"a": _model(root / "a", 0, TAG_LABELS), "b": _model(root / "b", 1, TAG_LABELS[:2]),
-            "nan": _model(root / "nan", 2, TAG_LABELS, nan=True)}
+    return {
+        "a": _model(root / "a", 0, TAG_LABELS),
+        "b": _model(root / "b", 1, TAG_LABELS[:2]),
+        "nan": _model(root / "nan", 2, TAG_LABELS, nan=True),
+    }
 
 
 def test_advise_csv_task_ranks_checkpoints_and_caches(task, models, tmp_path, capsys, monkeypatch):
     out = tmp_path / "advice"
-    args = ["advise", "--task", "csv", "--root", str(task), "--checkpoint", f"a={models['a']}",
-            "--checkpoint", f"b={models['b'] / 'model.pt'}:audiotransfer", "--checkpoint", f"nan={models['nan']}",
-            "--checkpoint", f"gone={tmp_path / 'missing.pth'}:panns", "--out", str(out), "--no-progress"]
+    args = [
+        "advise",
+        "--task",
+        "csv",
+        "--root",
+        str(task),
+        "--checkpoint",
+        f"a={models['a']}",
+        "--checkpoint",
+        f"b={models['b'] / 'model.pt'}:audiotransfer",
+        "--checkpoint",
+        f"nan={models['nan']}",
+        "--checkpoint",
+        f"gone={tmp_path / 'missing.pth'}:panns",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "3 forward pass(es)" in text and "csv: start from '" in text
@@ -92,19 +110,68 @@ def test_advise_csv_task_ranks_checkpoints_and_caches(task, models, tmp_path, ca
 
 
 def test_advise_folder_task_and_bad_input(task, models, tmp_path, capsys):
-    assert main(["advise", "--task", "folder", "--root", str(task), "--checkpoint", f"a={models['a']}",
-                 "--estimators", "knn", "logme", "--out", str(tmp_path / "f"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "advise",
+                "--task",
+                "folder",
+                "--root",
+                str(task),
+                "--checkpoint",
+                f"a={models['a']}",
+                "--estimators",
+                "knn",
+                "logme",
+                "--out",
+                str(tmp_path / "f"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "start from 'a' (knn" in capsys.readouterr().out
     one = tmp_path / "one"
     rows = _wavs(one, per_class=4, classes=1)
     pd.DataFrame(rows, columns=["path", "label"]).to_csv(one / "labels.csv", index=False)
-    assert main(["advise", "--task", "csv", "--root", str(one), "--checkpoint", f"a={models['a']}",
-                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "advise",
+                "--task",
+                "csv",
+                "--root",
+                str(one),
+                "--checkpoint",
+                f"a={models['a']}",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "only one class" in capsys.readouterr().out  # every estimator skipped with the reason
     assert main(["advise", "--task", "csv", "--root", str(task), "--checkpoint", "a", "--out", str(tmp_path)]) == 2
     assert "expected NAME=PATH" in capsys.readouterr().err
-    assert main(["advise", "--task", "csv", "--root", str(task), "--checkpoint", f"a={models['a']}",
-                 "--estimators", "magic", "--out", str(tmp_path / "m")]) == 2
+    assert (
+        main(
+            [
+                "advise",
+                "--task",
+                "csv",
+                "--root",
+                str(task),
+                "--checkpoint",
+                f"a={models['a']}",
+                "--estimators",
+                "magic",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "m").exists()  # refused before any extraction
     assert "unknown estimator" in capsys.readouterr().err
 
@@ -118,28 +185,95 @@ def test_tagger_writes_a_subset_spec_that_subsets_build_accepts(task, tmp_path, 
     (tmp_path / "tagger").mkdir()
     save_model(tmp_path / "tagger" / "model.pt", tagger, labels=TAG_LABELS)
     out = tmp_path / "advice"
-    assert main(["advise", "--task", "csv", "--root", str(task), "--tagger", str(tmp_path / "tagger"),
-                 "--metadata", str(audioset_dir), "--budget", "50", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "advise",
+                "--task",
+                "csv",
+                "--root",
+                str(task),
+                "--tagger",
+                str(tmp_path / "tagger"),
+                "--metadata",
+                str(audioset_dir),
+                "--budget",
+                "50",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "csv: most like Animal;" in text
     spec = out / "subset_like_csv.yaml"
-    assert main(["subsets", "build", str(spec), "--metadata", str(audioset_dir), "--segments",
-                 str(audioset_dir / "balanced_train_segments.csv"), "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "subsets",
+                "build",
+                str(spec),
+                "--metadata",
+                str(audioset_dir),
+                "--segments",
+                str(audioset_dir / "balanced_train_segments.csv"),
+                "--out",
+                str(tmp_path / "m"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((tmp_path / "m" / "like_csv.json").read_text())
     assert meta["num_clips"] == 50
     # a tagger whose labels are not AudioSet ids: a clear error naming the file
     save_model(tmp_path / "tagger" / "model.pt", tagger, labels=["0", "1", "2", "3"])
-    assert main(["advise", "--task", "csv", "--root", str(task), "--tagger", str(tmp_path / "tagger"),
-                 "--metadata", str(audioset_dir), "--out", str(out), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "advise",
+                "--task",
+                "csv",
+                "--root",
+                str(task),
+                "--tagger",
+                str(tmp_path / "tagger"),
+                "--metadata",
+                str(audioset_dir),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "labels are not AudioSet ids" in capsys.readouterr().err
 
 
 def test_compare_tau_and_top1():
     states = ["s1", "s2", "s3", "s4"]
-    scores = pd.DataFrame(dict(state=states, task="t", protocol="finetune", mean=[0.9, 0.8, 0.7, 0.6],
-                               ci_low=[0.85, 0.75, 0.65, 0.55], ci_high=[0.95, 0.85, 0.75, 0.65]))
-    long = pd.DataFrame(dict(task="t", candidate=states * 2, estimator=["up"] * 4 + ["down"] * 4,
-                             score=[4, 3, 2, 1, 1, 2, 3, 4], seconds=0.5, note=""))
+    scores = pd.DataFrame(
+        dict(
+            state=states,
+            task="t",
+            protocol="finetune",
+            mean=[0.9, 0.8, 0.7, 0.6],
+            ci_low=[0.85, 0.75, 0.65, 0.55],
+            ci_high=[0.95, 0.85, 0.75, 0.65],
+        )
+    )
+    long = pd.DataFrame(
+        dict(
+            task="t",
+            candidate=states * 2,
+            estimator=["up"] * 4 + ["down"] * 4,
+            score=[4, 3, 2, 1, 1, 2, 3, 4],
+            seconds=0.5,
+            note="",
+        )
+    )
     embed_s = pd.DataFrame(dict(task="t", candidate=states, seconds=1.0))
     cells = compare(long, embed_s, scores).set_index("estimator")
     assert cells.loc["up", "tau_w"] == pytest.approx(1.0) and cells.loc["up", "rho"] == pytest.approx(1.0)
@@ -163,28 +297,58 @@ def make_study(root: Path) -> Path:
     ids = [f"clip{i}" for i in range(n)]
     shapes = rng.normal(scale=3, size=(3, 64))
     spath = root / "stores" / "scenes"
-    write_store(spath, recipe, "scenes", {c: (rng.normal(size=(21, 64)) + shapes[k]).astype(np.float32)
-                                          for c, k in zip(ids, y, strict=True)})
+    write_store(
+        spath,
+        recipe,
+        "scenes",
+        {c: (rng.normal(size=(21, 64)) + shapes[k]).astype(np.float32) for c, k in zip(ids, y, strict=True)},
+    )
     targets = sparse.csr_matrix((np.ones(n, bool), (np.arange(n), y)), shape=(n, 3))
     splits = ["test" if i % 4 == 0 else "train" for i in range(n)]
-    mpath = Manifest("scenes", pd.DataFrame({"clip_id": ids, "split": splits}), ["a", "b", "c"], targets,
-                     task_type="multiclass", meta={"clip_seconds": 0.2}).save(root / "manifests")
+    mpath = Manifest(
+        "scenes",
+        pd.DataFrame({"clip_id": ids, "split": splits}),
+        ["a", "b", "c"],
+        targets,
+        task_type="multiclass",
+        meta={"clip_seconds": 0.2},
+    ).save(root / "manifests")
     store = ResultStore(root / "results.sqlite")
     store.claim({"name": "tiny"}, str(root / "study.yaml"))
-    store.put_task("scenes", corpus="csv", task_type="multiclass", num_classes=3, manifest_path=mpath,
-                   store_path=spath, frames=21)
+    store.put_task(
+        "scenes", corpus="csv", task_type="multiclass", num_classes=3, manifest_path=mpath, store_path=spath, frames=21
+    )
     runs = [dict(run_id=f"pretrain/s{k}", kind="pretrain", state=f"s{k}", config={}) for k in range(3)]
-    runs += [dict(run_id=f"finetune/s{k}/scenes/finetune/seed{s}", kind="finetune", state=f"s{k}", task="scenes",
-                  protocol="finetune", seed=s, config={}) for k in range(3) for s in (1, 2)]
+    runs += [
+        dict(
+            run_id=f"finetune/s{k}/scenes/finetune/seed{s}",
+            kind="finetune",
+            state=f"s{k}",
+            task="scenes",
+            protocol="finetune",
+            seed=s,
+            config={},
+        )
+        for k in range(3)
+        for s in (1, 2)
+    ]
     store.register(runs)
     for k in range(3):
         _model(root / "runs" / "pretrain" / f"s{k}", k, TAG_LABELS)
-        store.put_state(f"s{k}", corpus="synthetic", num_clips=100 * (k + 1), num_classes=4 + k, labels=TAG_LABELS,
-                        checkpoint=root / "runs" / "pretrain" / f"s{k}" / "model.pt")
+        store.put_state(
+            f"s{k}",
+            corpus="synthetic",
+            num_clips=100 * (k + 1),
+            num_classes=4 + k,
+            labels=TAG_LABELS,
+            checkpoint=root / "runs" / "pretrain" / f"s{k}" / "model.pt",
+        )
         store.mark_done(f"pretrain/s{k}", RunResult(test={"mAP": 0.3}, duration_s=5.0))
         for s in (1, 2):
-            store.mark_done(f"finetune/s{k}/scenes/finetune/seed{s}",
-                            RunResult(test={"uar": 0.5 + 0.1 * k + 0.01 * s}, duration_s=10.0))
+            store.mark_done(
+                f"finetune/s{k}/scenes/finetune/seed{s}",
+                RunResult(test={"uar": 0.5 + 0.1 * k + 0.01 * s}, duration_s=10.0),
+            )
     return root
 
 
@@ -220,7 +384,8 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     assert summary["verdict"]["baseline"] == "largest"
     assert {r["estimator"] for r in summary["table"]} >= {"largest", "most_classes", "random"}
     assert (summary["verdict"]["line"] in summary["lines"] and "'largest'" in summary["verdict"]["line"]) or (
-        "picking the largest pre-training set" in summary["verdict"]["line"])
+        "picking the largest pre-training set" in summary["verdict"]["line"]
+    )
     assert "scenes: the advisor would have picked s" in summary["lines"][0]
 
 
@@ -269,8 +434,13 @@ def test_multilayer_scores_every_stage_and_its_embedding_matches_the_advisor(tmp
     res = load_results(make_study(tmp_path / "study"))
     task, cand = study_tasks(res)[0], study_candidates(res)[0]
     layers = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
-    assert [k for k in layers if not k.startswith("_")] == ["conv_block1", "conv_block2", "conv_block3",
-                                                             "conv_block4", "embedding"]
+    assert [k for k in layers if not k.startswith("_")] == [
+        "conv_block1",
+        "conv_block2",
+        "conv_block3",
+        "conv_block4",
+        "embedding",
+    ]
     plain = embed_task(cand, task.manifest, task.store, task.frames, tmp_path / "cache").embeddings
     assert np.allclose(layers["embedding"], plain, atol=1e-5)  # the same whole-clip pass as the advisor's
     again = layer_embeddings(cand, task.manifest, task.store, task.frames, tmp_path / "cache")
@@ -289,10 +459,19 @@ def test_heat_map_marks_the_advisor_pick_and_the_grid_best(tmp_path):
     from audiotransfer.analysis.plots import save
 
     states, tasks = ["s0", "s1", "s2"], ["birds", "scenes"]
-    gains = pd.DataFrame([dict(state=s, task=t, protocol="finetune", gain=0.01 * i, ci_low=-0.01, ci_high=0.03)
-                          for i, s in enumerate(states) for t in tasks])
-    cells = pd.DataFrame([dict(task="birds", protocol="finetune", estimator="knn", best="s2"),
-                          dict(task="scenes", protocol="finetune", estimator="knn", best="s1")])
+    gains = pd.DataFrame(
+        [
+            dict(state=s, task=t, protocol="finetune", gain=0.01 * i, ci_low=-0.01, ci_high=0.03)
+            for i, s in enumerate(states)
+            for t in tasks
+        ]
+    )
+    cells = pd.DataFrame(
+        [
+            dict(task="birds", protocol="finetune", estimator="knn", best="s2"),
+            dict(task="scenes", protocol="finetune", estimator="knn", best="s1"),
+        ]
+    )
     check = AdvisorCheck("knn", cells, pd.DataFrame(dict(task=tasks, pick=["s0", "s1"])))
     fig = mark_advisor(gain_heatmap(gains, "uar", "finetune"), gains, check, "finetune")
     marks = {(line.get_marker(), *np.round(line.get_xydata()[0], 2)) for line in fig.axes[0].lines}

@@ -26,25 +26,37 @@ def test_cell_metrics_by_hand() -> None:
 
 def test_random_matches_the_exact_expectation_over_all_orders() -> None:
     truth = pd.Series({"a": 0.1, "b": 0.5, "c": 0.3, "d": 0.2})
-    exact = pd.DataFrame([bl.cell_metrics(pd.Series(np.array(p, float), index=truth.index), truth)
-                          for p in itertools.permutations(range(4))]).mean()
+    exact = pd.DataFrame(
+        [
+            bl.cell_metrics(pd.Series(np.array(p, float), index=truth.index), truth)
+            for p in itertools.permutations(range(4))
+        ]
+    ).mean()
     drawn = bl.random_metrics(truth, draws=1500).mean()
     assert exact["top1"] == pytest.approx(0.25) and exact["regret"] == pytest.approx((0.4 + 0.2 + 0.3) / 4)
     assert drawn.to_numpy() == pytest.approx(exact.to_numpy(), abs=0.05)
 
 
 def test_size_baselines_need_known_and_differing_sizes() -> None:
-    sizes = pd.DataFrame({"clips": [10, 20, 30], "classes": [5, 5, 5], "parameters": [1e6, np.nan, 2e6]},
-                         index=["a", "b", "c"])
+    sizes = pd.DataFrame(
+        {"clips": [10, 20, 30], "classes": [5, 5, 5], "parameters": [1e6, np.nan, 2e6]}, index=["a", "b", "c"]
+    )
     rows = bl.size_scores(sizes)
     assert set(rows["estimator"]) == {"largest"}  # classes all equal, one parameter count missing
     assert rows.set_index("candidate")["score"].to_dict() == {"a": 10.0, "b": 20.0, "c": 30.0}
 
 
 def test_summary_intervals_and_verdict_wording() -> None:
-    cells = pd.DataFrame({"cell": [f"c{i}" for i in range(6)] * 2, "estimator": ["knn"] * 6 + ["largest"] * 6,
-                          "tau_w": [0.9, 0.8, 0.85, 0.9, 0.7, 0.8, 0.1, 0.2, 0.0, 0.3, 0.1, 0.2],
-                          "top1": 1.0, "regret": 0.0, "top3_regret": 0.0})
+    cells = pd.DataFrame(
+        {
+            "cell": [f"c{i}" for i in range(6)] * 2,
+            "estimator": ["knn"] * 6 + ["largest"] * 6,
+            "tau_w": [0.9, 0.8, 0.85, 0.9, 0.7, 0.8, 0.1, 0.2, 0.0, 0.3, 0.1, 0.2],
+            "top1": 1.0,
+            "regret": 0.0,
+            "top3_regret": 0.0,
+        }
+    )
     table = bl.summary(cells)
     assert table.loc["knn", "tau_w"] == pytest.approx(0.825)
     assert table.loc["knn", "tau_w_low"] <= 0.825 <= table.loc["knn", "tau_w_high"]
@@ -63,7 +75,10 @@ def test_published_table_baselines() -> None:
     tau = cells.pivot(index="cell", columns="estimator", values="tau_w")
     # the figures: rank states by pre-training clips -> 0.57 / 0.57 / 0.14
     assert tau.loc[["dcase2020_task1a", "dcase2018_task3", "speech_commands"], "largest"].round(2).tolist() == [
-        0.57, 0.57, 0.14]
+        0.57,
+        0.57,
+        0.14,
+    ]
     top1 = cells.pivot(index="cell", columns="estimator", values="top1")
     assert top1["largest"].sum() == 2  # 'AS' is the best state on scenes and commands, not on birds
     assert abs(tau["random"]).max() < 0.2

@@ -17,8 +17,14 @@ def slow_evidence(f: np.ndarray, t: np.ndarray, log_alpha: float, log_beta: floa
     alpha, beta = np.exp(log_alpha), np.exp(log_beta)
     a = alpha * np.eye(d) + beta * f.T @ f
     m = beta * np.linalg.solve(a, f.T @ t)
-    ev = (n * np.log(beta) + d * np.log(alpha) - n * np.log(2 * np.pi) - beta * np.sum((t - f @ m) ** 2)
-          - alpha * m @ m - np.linalg.slogdet(a)[1]) / 2
+    ev = (
+        n * np.log(beta)
+        + d * np.log(alpha)
+        - n * np.log(2 * np.pi)
+        - beta * np.sum((t - f @ m) ** 2)
+        - alpha * m @ m
+        - np.linalg.slogdet(a)[1]
+    ) / 2
     return ev / n
 
 
@@ -29,8 +35,15 @@ def test_logme_is_the_maximised_evidence(n: int, d: int) -> None:
     y = rng.integers(0, 3, size=n)
     y[:3] = [0, 1, 2]
     targets = [(y == k).astype(float) for k in range(3)]
-    slow = [-optimize.minimize(lambda p, t=t: -slow_evidence(f, t, *p), x0=[0.0, 0.0], method="Nelder-Mead",
-                               options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000}).fun for t in targets]
+    slow = [
+        -optimize.minimize(
+            lambda p, t=t: -slow_evidence(f, t, *p),
+            x0=[0.0, 0.0],
+            method="Nelder-Mead",
+            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000},
+        ).fun
+        for t in targets
+    ]
     assert est.logme(f, y) == pytest.approx(np.mean(slow), abs=1e-5)
     for t, s in zip(targets, slow, strict=True):
         assert est.logme_target(f, t) == pytest.approx(s, abs=1e-5)
@@ -42,9 +55,13 @@ def test_leep_by_hand() -> None:
     y = np.array([0, 1, 1])
     joint = np.array([[0.8, 0.2], [0.9, 1.1]]) / 3  # rows: y, cols: z
     cond = joint / joint.sum(axis=0)
-    expected = np.mean([np.log(0.8 * cond[0, 0] + 0.2 * cond[0, 1]),
-                        np.log(0.4 * cond[1, 0] + 0.6 * cond[1, 1]),
-                        np.log(0.5 * cond[1, 0] + 0.5 * cond[1, 1])])
+    expected = np.mean(
+        [
+            np.log(0.8 * cond[0, 0] + 0.2 * cond[0, 1]),
+            np.log(0.4 * cond[1, 0] + 0.6 * cond[1, 1]),
+            np.log(0.5 * cond[1, 0] + 0.5 * cond[1, 1]),
+        ]
+    )
     assert est.leep(p, y) == pytest.approx(expected)
     # unnormalised rows are renormalised; a head that predicts the labels perfectly scores log 1 = 0
     assert est.leep(2 * p, y) == pytest.approx(expected)

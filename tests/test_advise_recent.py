@@ -10,8 +10,9 @@ from scipy import integrate, linalg, stats
 from audiotransfer.advise import rank, recent
 
 
-def blobs(n: int = 90, d: int = 6, classes: int = 3, scale: float = 0.3, seed: int = 0
-          ) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    n: int = 90, d: int = 6, classes: int = 3, scale: float = 0.3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % classes
     f = scale * (rng.normal(size=(classes, d))[y] + rng.normal(size=(n, d)))
@@ -37,7 +38,8 @@ def gaussian_posteriors(f: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     w = np.linalg.solve(cov, means.T)  # (d, C)
     logits = f @ w - 0.5 * np.einsum("cd,dc->c", means, w) + np.log(priors)
     return np.exp(logits - logits.max(axis=1, keepdims=True)) / np.exp(logits - logits.max(axis=1, keepdims=True)).sum(
-        axis=1, keepdims=True)
+        axis=1, keepdims=True
+    )
 
 
 def test_sfda_matches_a_dense_computation() -> None:
@@ -61,9 +63,16 @@ def test_bhattacharyya_matches_numerical_integration() -> None:
     mu = np.array([[0.0, 1.0], [0.7, -0.5]])
     var = np.array([[1.0, 0.5], [2.0, 0.8]])
     bc = recent.bhattacharyya(mu, var)
-    by_dim = [integrate.quad(lambda x, j=j: np.sqrt(stats.norm.pdf(x, mu[0, j], np.sqrt(var[0, j]))
-                                                    * stats.norm.pdf(x, mu[1, j], np.sqrt(var[1, j]))),
-                             -30, 30)[0] for j in range(2)]
+    by_dim = [
+        integrate.quad(
+            lambda x, j=j: np.sqrt(
+                stats.norm.pdf(x, mu[0, j], np.sqrt(var[0, j])) * stats.norm.pdf(x, mu[1, j], np.sqrt(var[1, j]))
+            ),
+            -30,
+            30,
+        )[0]
+        for j in range(2)
+    ]
     assert bc[0, 1] == pytest.approx(np.prod(by_dim), rel=1e-7)
     assert bc[1, 0] == pytest.approx(bc[0, 1]) and np.diag(bc) == pytest.approx([1.0, 1.0])
 
@@ -108,8 +117,15 @@ def test_energy_is_the_mean_log_sum_exp() -> None:
 
 
 def test_ensemble_is_minus_the_mean_member_rank() -> None:
-    long = pd.DataFrame({"candidate": ["a", "b", "c"] * 2, "estimator": ["knn"] * 3 + ["logme"] * 3,
-                         "score": [0.9, 0.5, 0.1, -1.0, -2.0, 0.0], "seconds": 0.0, "note": ""})
+    long = pd.DataFrame(
+        {
+            "candidate": ["a", "b", "c"] * 2,
+            "estimator": ["knn"] * 3 + ["logme"] * 3,
+            "score": [0.9, 0.5, 0.1, -1.0, -2.0, 0.0],
+            "seconds": 0.0,
+            "note": "",
+        }
+    )
     got = rank.ensemble(long, members=("knn", "logme")).set_index("candidate")["score"]
     # ranks: knn a1 b2 c3; logme c1 a2 b3
     assert got.to_dict() == pytest.approx({"a": -1.5, "b": -2.5, "c": -2.0})

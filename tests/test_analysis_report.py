@@ -28,8 +28,13 @@ RECIPE = RECIPES["demo"]
 FRAMES = 32
 LABELS = [f"/m/l{i}" for i in range(6)]
 # state -> (label indices, clips): ontology-like subsets and a fraction of the full set
-STATES = {"full": (range(6), 120), "nature": ([0, 1], 60), "things": ([2, 3, 4], 80), "human": ([5], 40),
-          "frac": (range(6), 30)}
+STATES = {
+    "full": (range(6), 120),
+    "nature": ([0, 1], 60),
+    "things": ([2, 3, 4], 80),
+    "human": ([5], 40),
+    "frac": (range(6), 30),
+}
 CHROMIUM = Path("/usr/bin/chromium")
 # the states' categories in the synthetic world's ontology fragment (for the ontology view), and which
 # states "share material" with the task (the heat map outlines them)
@@ -37,21 +42,34 @@ CATEGORIES = {"nature": ["Natural sounds"], "things": ["Sounds of things"], "hum
 MATCHED = {"scenes": {"nature", "things"}}
 
 
-def _data(root: Path, name: str, labels: list[str], n: int, split: str, rng: np.random.Generator,
-          task_type: str = "multilabel") -> tuple[Path, Path]:
+def _data(
+    root: Path,
+    name: str,
+    labels: list[str],
+    n: int,
+    split: str,
+    rng: np.random.Generator,
+    task_type: str = "multilabel",
+) -> tuple[Path, Path]:
     """A manifest of n clips over `labels` and a store of random log-mels for them."""
     ids = [f"{name}_{i}" for i in range(n)]
     hot = rng.integers(0, len(labels), n)
     targets = sparse.csr_matrix((np.ones(n, bool), (np.arange(n), hot)), shape=(n, len(labels)))
     splits = [split if split != "test" or i % 2 else "train" for i in range(n)]
-    manifest = Manifest(name, pd.DataFrame({"clip_id": ids, "split": splits}), labels, targets,
-                        task_type=task_type, meta={"clip_seconds": (FRAMES - 1) * RECIPE.hop_length
-                                                   / RECIPE.sample_rate})
+    manifest = Manifest(
+        name,
+        pd.DataFrame({"clip_id": ids, "split": splits}),
+        labels,
+        targets,
+        task_type=task_type,
+        meta={"clip_seconds": (FRAMES - 1) * RECIPE.hop_length / RECIPE.sample_rate},
+    )
     path = manifest.save(root / "manifests")
     shift = rng.normal(size=RECIPE.n_mels)  # each data set its own spectral tilt
     store = root / "stores" / name
-    write_store(store, RECIPE, name, {c: (rng.normal(size=(FRAMES, RECIPE.n_mels)) + shift).astype(np.float32)
-                                      for c in ids})
+    write_store(
+        store, RECIPE, name, {c: (rng.normal(size=(FRAMES, RECIPE.n_mels)) + shift).astype(np.float32) for c in ids}
+    )
     return path, store
 
 
@@ -62,21 +80,34 @@ def _model(num_classes: int, seed: int):
     return create_model("cnn6", num_classes, width=0.125, n_mels=RECIPE.n_mels)
 
 
-def _record(run_id: str, kind: str, state: str, task: str | None = None, protocol: str | None = None,
-            seed: int | None = None) -> dict:
+def _record(
+    run_id: str, kind: str, state: str, task: str | None = None, protocol: str | None = None, seed: int | None = None
+) -> dict:
     return dict(run_id=run_id, kind=kind, state=state, task=task, protocol=protocol, seed=seed, config={})
 
 
-def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = False,
-               states: tuple[str, ...] = tuple(STATES), corpus: str = "synthetic_scenes") -> Path:
+def make_study(
+    root: Path,
+    seeds: tuple[int, ...] = (1, 2, 3),
+    ghost: bool = False,
+    states: tuple[str, ...] = tuple(STATES),
+    corpus: str = "synthetic_scenes",
+) -> Path:
     """A finished study: pre-trained states + scratch, two tasks (one without finished runs), planted scores."""
     rng = np.random.default_rng(0)
     chosen = {s: STATES[s] for s in states}
     store = ResultStore(root / "results.sqlite")
     store.claim({"name": "tiny-study"}, str(root / "study.yaml"))
     task_manifest, task_store = _data(root, "scenes", ["a", "b", "c"], 40, "test", rng, "multiclass")
-    store.put_task("scenes", corpus=corpus, task_type="multiclass", num_classes=3,
-                   manifest_path=task_manifest, store_path=task_store, frames=FRAMES)
+    store.put_task(
+        "scenes",
+        corpus=corpus,
+        task_type="multiclass",
+        num_classes=3,
+        manifest_path=task_manifest,
+        store_path=task_store,
+        frames=FRAMES,
+    )
     runs = []
     for k, (state, (idx, n)) in enumerate(chosen.items()):
         labels = [LABELS[i] for i in idx]
@@ -84,17 +115,29 @@ def make_study(root: Path, seeds: tuple[int, ...] = (1, 2, 3), ghost: bool = Fal
         folder = root / "runs" / "pretrain" / state
         folder.mkdir(parents=True)
         save_model(folder / "model.pt", _model(len(labels), k), labels=labels, kind="pretrain")
-        store.put_state(state, corpus="synthetic", num_clips=n, num_classes=len(labels), manifest_path=mpath,
-                        store_path=spath, checkpoint=folder / "model.pt", labels=labels)
+        store.put_state(
+            state,
+            corpus="synthetic",
+            num_clips=n,
+            num_classes=len(labels),
+            manifest_path=mpath,
+            store_path=spath,
+            checkpoint=folder / "model.pt",
+            labels=labels,
+        )
         runs.append(_record(f"pretrain/{state}", "pretrain", state))
     finetuned = [*chosen, SCRATCH] + (["ghost"] if ghost else [])
     for state in finetuned:
         for seed in seeds:
-            runs.append(_record(f"finetune/{state}/scenes/finetune/seed{seed}", "finetune", state, "scenes",
-                                "finetune", seed))
+            runs.append(
+                _record(f"finetune/{state}/scenes/finetune/seed{seed}", "finetune", state, "scenes", "finetune", seed)
+            )
     runs.append(_record("finetune/full/birds/finetune/seed1", "finetune", "full", "birds", "finetune", 1))
-    runs += [_record(f"finetune/{s}/scenes/linear/seed{seed}", "finetune", s, "scenes", "linear", seed)
-             for s in finetuned for seed in seeds]  # a second protocol: scores only, no model files
+    runs += [
+        _record(f"finetune/{s}/scenes/linear/seed{seed}", "finetune", s, "scenes", "linear", seed)
+        for s in finetuned
+        for seed in seeds
+    ]  # a second protocol: scores only, no model files
     store.register(runs)
     _spec(root, chosen)
     for state in chosen:
@@ -117,12 +160,17 @@ def _spec(root: Path, states: dict) -> None:
     """`study.yaml` as the demo writes it: the states' subset fields and the ontology they refer to."""
     from audiotransfer.data.synthetic import fragment_path
 
-    fields = {s: {"categories": CATEGORIES[s]} if s in CATEGORIES else ({"fraction": 0.25} if s == "frac" else {})
-              for s in states}
+    fields = {
+        s: {"categories": CATEGORIES[s]} if s in CATEGORIES else ({"fraction": 0.25} if s == "frac" else {})
+        for s in states
+    }
     (root / "world").mkdir()
     shutil.copy(fragment_path(), root / "world" / "ontology.json")  # relative to the study, as the demo writes it
-    (root / "study.yaml").write_text(yaml.safe_dump({"name": "tiny-study", "pretraining": {
-        "metadata": {"ontology": "world/ontology.json"}, "states": fields}}))
+    (root / "study.yaml").write_text(
+        yaml.safe_dump(
+            {"name": "tiny-study", "pretraining": {"metadata": {"ontology": "world/ontology.json"}, "states": fields}}
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +187,19 @@ def test_report_of_a_finished_study(finished):
     md = out["markdown"].read_text()
     assert html.count("data:image/png;base64,") >= 6 and html.count("<script") == 1 and "<script src" not in html
     assert "src='figures" not in html  # self-contained: no file references
-    for figure in ("score_vs_samples", "score_vs_classes", "score_vs_similarity", "gain_finetune", "gain_linear",
-                   "forest", "ontology_finetune", "weight_distance", "data_label_share", "cka_scenes",
-                   "cka_layers_scenes"):
+    for figure in (
+        "score_vs_samples",
+        "score_vs_classes",
+        "score_vs_similarity",
+        "gain_finetune",
+        "gain_linear",
+        "forest",
+        "ontology_finetune",
+        "weight_distance",
+        "data_label_share",
+        "cka_scenes",
+        "cka_layers_scenes",
+    ):
         assert (root / "report" / "figures" / f"{figure}.png").exists(), figure
         assert (root / "report" / "figures" / f"{figure}.svg").exists(), figure
     summary = json.loads(out["json"].read_text())
@@ -241,8 +299,14 @@ PROBE = """() => {
 
 
 def _inside(box: dict | None) -> bool:
-    return box is not None and box["height"] > 50 and box["top"] >= 0 and box["left"] >= 0 \
-        and box["bottom"] <= VIEW["height"] and box["right"] <= VIEW["width"]
+    return (
+        box is not None
+        and box["height"] > 50
+        and box["top"] >= 0
+        and box["left"] >= 0
+        and box["bottom"] <= VIEW["height"]
+        and box["right"] <= VIEW["width"]
+    )
 
 
 @pytest.mark.slow  # builds a whole study (the `finished` fixture)
@@ -257,13 +321,17 @@ def test_report_first_screen_in_headless_chromium(finished, tmp_path):
     out = write_report(root, max_inputs=24, batch_size=8, progress=False, matched=MATCHED)
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         page = browser.new_page(viewport=VIEW)
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("request", lambda req: errors.append(f"fetched {req.url}") if not req.url.startswith(
-            ("file:", "data:")) else None)
+        page.on(
+            "request",
+            lambda req: errors.append(f"fetched {req.url}") if not req.url.startswith(("file:", "data:")) else None,
+        )
         page.goto(out["html"].as_uri())
         seen = page.evaluate(PROBE)
         page.screenshot(path=str(tmp_path / "first_screen.png"))
@@ -273,8 +341,10 @@ def test_report_first_screen_in_headless_chromium(finished, tmp_path):
         page.screenshot(path=str(tmp_path / "whole_page.png"), full_page=True)
         page.emulate_media(media="print")
         page.evaluate("dispatchEvent(new Event('beforeprint'))")
-        printed = page.evaluate("[...document.querySelectorAll('.tabs .panel img')].every(i => i.height > 0) && "
-                                "[...document.querySelectorAll('details')].every(d => d.open)")
+        printed = page.evaluate(
+            "[...document.querySelectorAll('.tabs .panel img')].every(i => i.height > 0) && "
+            "[...document.querySelectorAll('details')].every(d => d.open)"
+        )
         title = page.title()
         browser.close()
     assert errors == []
@@ -291,7 +361,7 @@ def test_model_cka_identical_models_agree_at_every_block():
 
     x = np.random.default_rng(1).normal(size=(24, FRAMES, RECIPE.n_mels)).astype(np.float32)
     models = {"a": _model(3, 0), "a_copy": _model(3, 0), "b": _model(3, 1)}
-    acc = model_cka(models, (x[i:i + 8] for i in range(0, 24, 8)), progress=False)
+    acc = model_cka(models, (x[i : i + 8] for i in range(0, 24, 8)), progress=False)
     assert acc.num_inputs == 24 and acc.blocks == models["a"].block_names
     for block in acc.blocks:
         mat = acc.matrix(block)
@@ -314,8 +384,16 @@ def test_cli_study_report(finished, capsys, tmp_path):
 def test_score_plot_axis_stops_at_the_metric_bounds():
     from audiotransfer.analysis import plots
 
-    summary = pd.DataFrame({"state": ["a", "b", "c"], "task": "t", "mean": [0.95, 0.97, 0.5],
-                            "ci_low": [0.9, 0.93, 0.0], "ci_high": [1.0, 1.0, 1.0], "samples": [10, 100, 1000]})
+    summary = pd.DataFrame(
+        {
+            "state": ["a", "b", "c"],
+            "task": "t",
+            "mean": [0.95, 0.97, 0.5],
+            "ci_low": [0.9, 0.93, 0.0],
+            "ci_high": [1.0, 1.0, 1.0],
+            "samples": [10, 100, 1000],
+        }
+    )
     seeds = summary[["state", "task", "samples"]].assign(value=[0.99, 1.0, 0.02])
     fig = plots.score_vs_factor(seeds, summary, "samples", "uar", bounds=(0.0, 1.0))
     low, high = fig.axes[0].get_ylim()
@@ -332,16 +410,43 @@ def test_renderers_read_only_the_report_model(tmp_path):
     from audiotransfer.analysis.render_markdown import render_markdown
     from audiotransfer.analysis.report_model import Report, Section, Table
 
-    gains = pd.DataFrame({"state": ["a"], "task": ["t"], "protocol": ["finetune"], "gain": [0.125],
-                          "ci_low": [np.nan], "ci_high": [np.nan], "method": ["welch"]})
+    gains = pd.DataFrame(
+        {
+            "state": ["a"],
+            "task": ["t"],
+            "protocol": ["finetune"],
+            "gain": [0.125],
+            "ci_low": [np.nan],
+            "ci_high": [np.nan],
+            "method": ["welch"],
+        }
+    )
     report = Report(
-        study="s<1>", study_dir=str(tmp_path), generated="then", metric="uar", metric_display="UAR",
+        study="s<1>",
+        study_dir=str(tmp_path),
+        generated="then",
+        metric="uar",
+        metric_display="UAR",
         similarity="frechet",
-        sentence="S.", headline=["h1", "h2", "h3"], paragraph="P.", fit_sentences=[], figures=[],
-        regressions=Table("R", pd.DataFrame()), factors=pd.DataFrame(), most_important=None,
-        sections=[Section("Mine", ["x < y"])], advisor=None, published=None,
-        detail_tables=[Table("Gains", gains.pivot(index="state", columns="task", values="gain"))], gains=gains,
-        scores=pd.DataFrame(), data_similarity=pd.DataFrame(), matched={"t": ["a"]}, notes=[], method="M.")
+        sentence="S.",
+        headline=["h1", "h2", "h3"],
+        paragraph="P.",
+        fit_sentences=[],
+        figures=[],
+        regressions=Table("R", pd.DataFrame()),
+        factors=pd.DataFrame(),
+        most_important=None,
+        sections=[Section("Mine", ["x < y"])],
+        advisor=None,
+        published=None,
+        detail_tables=[Table("Gains", gains.pivot(index="state", columns="task", values="gain"))],
+        gains=gains,
+        scores=pd.DataFrame(),
+        data_similarity=pd.DataFrame(),
+        matched={"t": ["a"]},
+        notes=[],
+        method="M.",
+    )
     page = render_html(report)
     anchors = re.findall(r"<a href='#(\w+)'>", page)
     assert anchors == ["answer", "ontology", "findings", "figures", "tables", "caveats", "method"]

@@ -34,8 +34,10 @@ def test_cka_invariant_to_orthogonal_transform_and_scaling(rng):
 
 
 def test_cka_of_independent_features_is_small_and_falls_with_n(rng):
-    values = [np.mean([linear_cka(rng.normal(size=(n, 16)), rng.normal(size=(n, 16))) for _ in range(5)])
-              for n in (50, 400, 3200)]
+    values = [
+        np.mean([linear_cka(rng.normal(size=(n, 16)), rng.normal(size=(n, 16))) for _ in range(5)])
+        for n in (50, 400, 3200)
+    ]
     assert values[0] > values[1] > values[2]
     assert values[2] < 0.02
 
@@ -51,7 +53,7 @@ def test_minibatch_estimator_agrees_with_full_cka(rng):
     full = linear_cka(x, y)
     acc = MinibatchCKA()
     for start in range(0, len(x), 256):
-        acc.update({"a": {"b1": x[start:start + 256]}, "b": {"b1": y[start:start + 256]}})
+        acc.update({"a": {"b1": x[start : start + 256]}, "b": {"b1": y[start : start + 256]}})
     mat = acc.matrix("b1")
     assert acc.num_inputs == 4096 and acc.num_batches == 16
     assert mat.loc["a", "a"] == pytest.approx(1.0)
@@ -61,8 +63,9 @@ def test_minibatch_estimator_agrees_with_full_cka(rng):
     noise = MinibatchCKA()
     for _ in range(8):
         noise.update({"a": {"b1": rng.normal(size=(64, 16))}, "b": {"b1": rng.normal(size=(64, 16))}})
-    assert abs(noise.matrix("b1").loc["a", "b"]) < 0.05 < linear_cka(rng.normal(size=(64, 16)),
-                                                                       rng.normal(size=(64, 16)))
+    assert (
+        abs(noise.matrix("b1").loc["a", "b"]) < 0.05 < linear_cka(rng.normal(size=(64, 16)), rng.normal(size=(64, 16)))
+    )
 
 
 def test_minibatch_cka_rejects_mismatched_inputs(rng):
@@ -90,8 +93,7 @@ def test_weight_distance_of_a_state_with_itself_is_zero(rng):
     assert set(blocks) == {"conv_block1", "conv_block2"}
     assert all(v == pytest.approx(0.0, abs=1e-12) for v in blocks.values())
     mat = weight_distance_matrix({"a": a, "b": b})
-    assert mat.loc["a", "a"] == 0 and mat.loc["a", "b"] == mat.loc["b", "a"] == pytest.approx(
-        weight_distance(a, b))
+    assert mat.loc["a", "a"] == 0 and mat.loc["a", "b"] == mat.loc["b", "a"] == pytest.approx(weight_distance(a, b))
 
 
 def test_label_share_top1_and_threshold():
@@ -115,8 +117,12 @@ def test_embedding_distances_grow_with_shift(rng):
 
 
 def _metrics(values: dict[tuple[str, int], float], task: str = "scenes") -> pd.DataFrame:
-    return pd.DataFrame([dict(state=s, task=task, protocol="finetune", seed=seed, metric="uar", value=v)
-                         for (s, seed), v in values.items()])
+    return pd.DataFrame(
+        [
+            dict(state=s, task=task, protocol="finetune", seed=seed, metric="uar", value=v)
+            for (s, seed), v in values.items()
+        ]
+    )
 
 
 def test_scores_intervals_and_missing_seeds():
@@ -130,8 +136,16 @@ def test_scores_intervals_and_missing_seeds():
 
 
 def test_transfer_gain_paired_welch_and_missing_control():
-    paired = _metrics({("full", 1): 0.7, ("full", 2): 0.8, ("full", 3): 0.9,
-                       ("scratch", 1): 0.5, ("scratch", 2): 0.62, ("scratch", 3): 0.7})
+    paired = _metrics(
+        {
+            ("full", 1): 0.7,
+            ("full", 2): 0.8,
+            ("full", 3): 0.9,
+            ("scratch", 1): 0.5,
+            ("scratch", 2): 0.62,
+            ("scratch", 3): 0.7,
+        }
+    )
     row = transfer_gain(paired, "uar").iloc[0]
     assert row["method"].startswith("paired") and row["gain"] == pytest.approx(0.58 / 3)
     assert row["ci_low"] < row["gain"] < row["ci_high"]
@@ -170,8 +184,17 @@ def test_seeds_that_agree_exactly_give_no_zero_width_interval():
 
 
 def test_scores_and_gains_say_too_few_seeds_instead_of_a_wider_interval():
-    data = _metrics({("full", 1): 0.05, ("full", 2): 0.95, ("near", 1): 0.97, ("near", 2): 0.99, ("near", 3): 0.93,
-                     ("scratch", 1): 0.9, ("scratch", 2): 0.1})
+    data = _metrics(
+        {
+            ("full", 1): 0.05,
+            ("full", 2): 0.95,
+            ("near", 1): 0.97,
+            ("near", 2): 0.99,
+            ("near", 3): 0.93,
+            ("scratch", 1): 0.9,
+            ("scratch", 2): 0.1,
+        }
+    )
     table = score_table(data, "uar").set_index("state")
     assert np.isnan(table.loc["full", "ci_low"]) and table.loc["full", "note"].startswith(TOO_FEW)
     assert table.loc["near", "ci_high"] == 1.0 and "clipped" in table.loc["near", "note"]  # t-interval reaches 1.04
@@ -186,8 +209,9 @@ def _planted(rng: np.random.Generator, n: int, noise: float) -> pd.DataFrame:
     similarity = rng.uniform(0, 1, n)
     z = lambda v: (v - v.mean()) / v.std(ddof=1)  # noqa: E731
     score = 0.5 + 0.02 * z(np.log10(samples)) + 0.01 * z(np.log10(classes)) + 0.08 * z(similarity)
-    return pd.DataFrame(dict(samples=samples, classes=classes, similarity=similarity,
-                             score=score + noise * rng.normal(size=n)))
+    return pd.DataFrame(
+        dict(samples=samples, classes=classes, similarity=similarity, score=score + noise * rng.normal(size=n))
+    )
 
 
 def test_regression_recovers_planted_coefficients(rng):
@@ -245,9 +269,17 @@ def test_pooled_intervals_are_clustered_by_state(rng):
 
 
 def test_a_factor_mattered_most_only_when_its_interval_excludes_zero():
-    table = pd.DataFrame({"coef": [0.007, 0.005, 0.007], "ci_low": [-0.001, -0.003, 0.002],
-                          "ci_high": [0.015, 0.012, 0.012], "lmg": [0.04, 0.02, 0.03], "vif": 1.1, "rho": 0.2},
-                         index=pd.Index(["samples", "classes", "similarity"], name="factor"))
+    table = pd.DataFrame(
+        {
+            "coef": [0.007, 0.005, 0.007],
+            "ci_low": [-0.001, -0.003, 0.002],
+            "ci_high": [0.015, 0.012, 0.012],
+            "lmg": [0.04, 0.02, 0.03],
+            "vif": 1.1,
+            "rho": 0.2,
+        },
+        index=pd.Index(["samples", "classes", "similarity"], name="factor"),
+    )
     fit = FactorFit(label="pooled", metric="UAR", n_states=27, table=table, r2=0.5)
     assert fit.most_important() == "similarity"  # samples has the larger share, but its interval includes zero
     text = answer(fit)

@@ -24,9 +24,15 @@ def peak_hz(samples: np.ndarray, rate: int) -> float:
 
 @pytest.mark.parametrize(
     ("fmt", "subtype", "rate", "channels"),
-    [("WAV", "PCM_24", 44100, 2), ("WAV", "PCM_16", 16000, 1), ("WAV", "PCM_U8", 8000, 1),
-     ("WAV", "FLOAT", 48000, 1), ("FLAC", "PCM_16", 22050, 2), ("OGG", "VORBIS", 32000, 1),
-     ("MP3", "MPEG_LAYER_III", 44100, 1)],
+    [
+        ("WAV", "PCM_24", 44100, 2),
+        ("WAV", "PCM_16", 16000, 1),
+        ("WAV", "PCM_U8", 8000, 1),
+        ("WAV", "FLOAT", 48000, 1),
+        ("FLAC", "PCM_16", 22050, 2),
+        ("OGG", "VORBIS", 32000, 1),
+        ("MP3", "MPEG_LAYER_III", 44100, 1),
+    ],
 )
 def test_decodes_to_mono_at_target_rate(tmp_path: Path, fmt: str, subtype: str, rate: int, channels: int) -> None:
     if fmt not in sf.available_formats():
@@ -50,7 +56,7 @@ def test_window_offset_duration(tmp_path: Path) -> None:
     ramp = np.linspace(-1, 1, 44100)
     sf.write(tmp_path / "r.wav", ramp, 44100, subtype="FLOAT")
     part = load_audio(tmp_path / "r.wav", 44100, offset=0.25, duration=0.5)
-    np.testing.assert_allclose(part, ramp[11025:11025 + 22050], atol=1e-6)
+    np.testing.assert_allclose(part, ramp[11025 : 11025 + 22050], atol=1e-6)
 
 
 def test_resample_and_fit_length() -> None:

@@ -141,7 +141,8 @@ def test_never_overwrites_a_study_yaml_the_study_did_not_write(tmp_path: Path) -
 
 
 def test_task_without_test_clips_is_refused_and_empty_classes_warned(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from audiotransfer.study.prepare import prepare_manifests
 
     rows = []
@@ -149,8 +150,10 @@ def test_task_without_test_clips_is_refused_and_empty_classes_warned(
         noise(tmp_path / "t" / f"{i}.wav", seed=i)
         rows.append(f"{i}.wav,{'ab'[i % 2]},{'train' if i < 4 else 'dev'}")
     (tmp_path / "t" / "labels.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
-    spec = {"pretraining": {"states": None, "corpus": None, "root": None, "metadata": None},
-            "downstream": {"scenes": {"corpus": "csv", "root": "t", "options": {"labels": ["a", "b", "c"]}}}}
+    spec = {
+        "pretraining": {"states": None, "corpus": None, "root": None, "metadata": None},
+        "downstream": {"scenes": {"corpus": "csv", "root": "t", "options": {"labels": ["a", "b", "c"]}}},
+    }
     study = load_study(write_spec(tmp_path, **spec))
     with pytest.raises(UserError, match=r"'downstream.scenes': the task has no 'test' clips"):
         prepare_manifests(study)
@@ -162,7 +165,9 @@ def test_task_without_test_clips_is_refused_and_empty_classes_warned(
 
 @pytest.mark.slow
 def test_refused_spec_change_writes_nothing_and_deleting_the_runs_redoes_them(
-        tmp_path: Path, small_world: Path) -> None:  # noqa: F811
+    tmp_path: Path,
+    small_world: Path,  # noqa: F811 - the fixture imported by name
+) -> None:
     path = study_file(tmp_path, small_world)
     out = tmp_path / "out"
     assert run(path, run_fn=fast_train, progress=False).ok

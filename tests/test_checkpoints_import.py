@@ -12,13 +12,18 @@ from audiotransfer.models import create_model, load_pretrained, model_from_check
 
 
 def _bn(prefix: str, n: int) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.weight": torch.rand(n), f"{prefix}.bias": torch.randn(n),
-            f"{prefix}.running_mean": torch.randn(n), f"{prefix}.running_var": torch.rand(n) + 0.5,
-            f"{prefix}.num_batches_tracked": torch.tensor(1000)}
+    return {
+        f"{prefix}.weight": torch.rand(n),
+        f"{prefix}.bias": torch.randn(n),
+        f"{prefix}.running_mean": torch.randn(n),
+        f"{prefix}.running_var": torch.rand(n) + 0.5,
+        f"{prefix}.num_batches_tracked": torch.tensor(1000),
+    }
 
 
-def published_layout(blocks: list[int], kernel: int, two_convs: bool, head: str, classes: int,
-                     mels: int = 64) -> dict[str, torch.Tensor]:
+def published_layout(
+    blocks: list[int], kernel: int, two_convs: bool, head: str, classes: int, mels: int = 64
+) -> dict[str, torch.Tensor]:
     """Random tensors under the key names and shapes of the PANNs / autrainer CNN state dicts."""
     state = _bn("bn0", mels)
     previous = 1
@@ -36,9 +41,11 @@ def published_layout(blocks: list[int], kernel: int, two_convs: bool, head: str,
 
 def panns_file(path: Path, state: dict[str, torch.Tensor]) -> Path:
     """A PANNs checkpoint: {'iteration', 'model'} with the STFT and mel front end inside `model`."""
-    front = {"spectrogram_extractor.stft.conv_real.weight": torch.randn(513, 1, 1024),
-             "spectrogram_extractor.stft.conv_imag.weight": torch.randn(513, 1, 1024),
-             "logmel_extractor.melW": torch.rand(513, 64)}
+    front = {
+        "spectrogram_extractor.stft.conv_real.weight": torch.randn(513, 1, 1024),
+        "spectrogram_extractor.stft.conv_imag.weight": torch.randn(513, 1, 1024),
+        "logmel_extractor.melW": torch.rand(513, 64),
+    }
     torch.save({"iteration": 660000, "model": {**front, **state}}, path)
     return path
 

@@ -27,17 +27,28 @@ def test_study_dir_names_every_path_and_resolves_a_yaml_to_its_out(tmp_path: Pat
 
 def test_study_dir_of_a_study_yaml_is_its_out_folder(tmp_path: Path) -> None:
     (tmp_path / "scenes").mkdir()
-    spec = {"name": "tiny", "out": "elsewhere", "features": "demo",
-            "pretraining": {"states": {"ckpt": {"checkpoint": "scenes", "format": "audiotransfer"}}},
-            "downstream": {"scenes": {"corpus": "folder", "root": "scenes"}}, "protocols": ["linear"]}
+    spec = {
+        "name": "tiny",
+        "out": "elsewhere",
+        "features": "demo",
+        "pretraining": {"states": {"ckpt": {"checkpoint": "scenes", "format": "audiotransfer"}}},
+        "downstream": {"scenes": {"corpus": "folder", "root": "scenes"}},
+        "protocols": ["linear"],
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     assert StudyDir.of(path).root == tmp_path / "elsewhere"
 
 
 def test_run_result_round_trips_metrics_json_and_keeps_unknown_fields() -> None:
-    data = {"status": "done", "kind": "pretrain", "best_epoch": 2, "test": {"mAP": 0.5},
-            "epochs": [{"epoch": 1, "train_loss": 0.3, "dev": None}], "from_a_newer_version": [1, 2]}
+    data = {
+        "status": "done",
+        "kind": "pretrain",
+        "best_epoch": 2,
+        "test": {"mAP": 0.5},
+        "epochs": [{"epoch": 1, "train_loss": 0.3, "dev": None}],
+        "from_a_newer_version": [1, 2],
+    }
     result = RunResult.from_json(data)
     assert result.kind == "pretrain" and result.test == {"mAP": 0.5}
     assert result.extra == {"from_a_newer_version": [1, 2]}

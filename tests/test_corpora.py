@@ -35,7 +35,8 @@ def esc50_tree(root: Path, per_class: int = 5, classes: int = 4, audio: bool = F
     (root / "meta").mkdir(parents=True)
     (root / "audio").mkdir(exist_ok=True)
     pd.DataFrame(rows, columns=["filename", "fold", "target", "category", "esc10", "src_file", "take"]).to_csv(
-        root / "meta" / "esc50.csv", index=False)
+        root / "meta" / "esc50.csv", index=False
+    )
 
 
 def test_registry_errors(tmp_path: Path) -> None:
@@ -89,8 +90,13 @@ def test_folder_of_ogg_and_flac(tmp_path: Path) -> None:
     m = load_corpus("folder", tmp_path, seed=1)
     assert m.labels == ["dog", "rain"] and m.num_clips == 20
     assert m.clips.groupby(["split", "label"]).size().to_dict() == {
-        ("dev", "dog"): 1, ("dev", "rain"): 1, ("test", "dog"): 2, ("test", "rain"): 2,
-        ("train", "dog"): 7, ("train", "rain"): 7}
+        ("dev", "dog"): 1,
+        ("dev", "rain"): 1,
+        ("test", "dog"): 2,
+        ("test", "rain"): 2,
+        ("train", "dog"): 7,
+        ("train", "rain"): 7,
+    }
     assert m.meta["clip_seconds"] == pytest.approx(0.245, abs=0.006)
     assert "dog/3" in set(m.clips["clip_id"])
     assert extract_features(m, tmp_path / "store", RECIPES["demo"], progress=False).num_clips == 20
@@ -143,8 +149,7 @@ def test_cli_describe_and_extract(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "sample_rates: {44100: 20}" in out and "class04" in out
     store = tmp_path / "store"
-    args = ["features", "extract", "esc50", "--root", str(tmp_path / "esc"), "--store", str(store),
-            "--recipe", "demo"]
+    args = ["features", "extract", "esc50", "--root", str(tmp_path / "esc"), "--store", str(store), "--recipe", "demo"]
     assert main(args) == 0
     assert FeatureStore(store).num_clips == 20 and "20 clips" in capsys.readouterr().out
     (tmp_path / "esc" / "audio" / "1-1000-A-0.wav").write_bytes(b"")

@@ -25,19 +25,22 @@ def audioset_tree(root: Path, metadata: Path, pattern: str, present: int = 4) ->
     for name, n in (("balanced_train_segments.csv", 6), ("eval_segments.csv", 4)):
         lines = (metadata / name).read_text().splitlines()
         (root / name).write_text("\n".join(lines[: 3 + n]) + "\n")
-        for line in lines[3: 3 + min(n, present)]:
+        for line in lines[3 : 3 + min(n, present)]:
             ytid, start, end = (x.strip() for x in line.split(",")[:3])
             segments.append((ytid, float(start), float(end)))
-            file = root / "audio" / ("train" if "balanced" in name else "eval") / pattern.format(
-                ytid=ytid, start=start, end=end, start_s=int(float(start)), end_s=int(float(end)))
+            file = (
+                root
+                / "audio"
+                / ("train" if "balanced" in name else "eval")
+                / pattern.format(ytid=ytid, start=start, end=end, start_s=int(float(start)), end_s=int(float(end)))
+            )
             file.parent.mkdir(parents=True, exist_ok=True)
             sf.write(file, np.zeros(4410), 44100, format="FLAC")
     return segments
 
 
 @pytest.mark.parametrize("pattern", ["Y{ytid}.flac", "{ytid}_{start}_{end}.flac", "{ytid}_{start_s}.flac"])
-def test_file_name_patterns(tmp_path: Path, audioset_dir: Path, pattern: str,
-                            caplog: pytest.LogCaptureFixture) -> None:
+def test_file_name_patterns(tmp_path: Path, audioset_dir: Path, pattern: str, caplog: pytest.LogCaptureFixture) -> None:
     segments = audioset_tree(tmp_path, audioset_dir, pattern)
     m = load_corpus("audioset", tmp_path, pattern=pattern)
     assert m.task_type == "multilabel" and m.num_classes == 527 and m.label_names[0] == "Speech"

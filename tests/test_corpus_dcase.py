@@ -113,7 +113,11 @@ def test_birds_protocol(tmp_path: Path) -> None:
     assert set(clips.loc[clips["split"] == "test", "corpus"]) == {"warblrb10k"}
     dev = clips[clips["split"] == "dev"]
     assert dev.groupby(["corpus", "hasbird"]).size().to_dict() == {
-        ("BirdVox-DCASE-20k", "0"): 4, ("BirdVox-DCASE-20k", "1"): 2, ("ff1010bird", "0"): 2, ("ff1010bird", "1"): 1}
+        ("BirdVox-DCASE-20k", "0"): 4,
+        ("BirdVox-DCASE-20k", "1"): 2,
+        ("ff1010bird", "0"): 2,
+        ("ff1010bird", "1"): 1,
+    }
     assert "ff1010bird/1000" in set(clips["clip_id"]) and clips["path"].iloc[0] == "ff1010bird/wav/1000.wav"
     np.testing.assert_array_equal(np.asarray(m.labels)[m.class_indices()], clips["hasbird"])
     swapped = load_corpus("dcase2018_task3", tmp_path, train=["warblrb10k"], test="ff1010bird", dev_fraction=0.2)
@@ -122,8 +126,12 @@ def test_birds_protocol(tmp_path: Path) -> None:
         load_corpus("dcase2018_task3", tmp_path, train=["warblrb10k"], test=["warblrb10k"])
     with pytest.raises(UserError, match="did you mean warblrb10k"):
         load_corpus("dcase2018_task3", tmp_path, test=["warblr10k"])
-    store = extract_features(m.take(np.flatnonzero(clips["clip_id"].isin(["ff1010bird/1000", "warblrb10k/war0"]))),
-                             tmp_path / "store", RECIPES["demo"], progress=False)
+    store = extract_features(
+        m.take(np.flatnonzero(clips["clip_id"].isin(["ff1010bird/1000", "warblrb10k/war0"]))),
+        tmp_path / "store",
+        RECIPES["demo"],
+        progress=False,
+    )
     assert store.num_clips == 2
 
 

@@ -18,10 +18,21 @@ from audiotransfer.ontology import Ontology, SubsetSpec, build_subset
 FRAGMENT = Path(__file__).resolve().parents[1] / "src/audiotransfer/data/synthetic/fragment.json"
 # (label, mid) in FSD50K's spelling; ancestors are propagated in the ground truth as in the real files
 VOCABULARY = [
-    ("Bark", "/m/05tny_"), ("Dog", "/m/0bt9lr"), ("Domestic_animals_and_pets", "/m/068hy"), ("Animal", "/m/0jbk"),
-    ("Meow", "/m/07qrkrw"), ("Cat", "/m/01yrx"), ("Guitar", "/m/0342h"), ("Plucked_string_instrument", "/m/0fx80y"),
-    ("Musical_instrument", "/m/04szw"), ("Music", "/m/04rlf"), ("Speech", "/m/09x0r"), ("Human_voice", "/m/09l8g"),
-    ("Clapping", "/m/0l15bq"), ("Hands", "/m/0k65p"), ("Human_group_actions", "/t/dd00012"),
+    ("Bark", "/m/05tny_"),
+    ("Dog", "/m/0bt9lr"),
+    ("Domestic_animals_and_pets", "/m/068hy"),
+    ("Animal", "/m/0jbk"),
+    ("Meow", "/m/07qrkrw"),
+    ("Cat", "/m/01yrx"),
+    ("Guitar", "/m/0342h"),
+    ("Plucked_string_instrument", "/m/0fx80y"),
+    ("Musical_instrument", "/m/04szw"),
+    ("Music", "/m/04rlf"),
+    ("Speech", "/m/09x0r"),
+    ("Human_voice", "/m/09l8g"),
+    ("Clapping", "/m/0l15bq"),
+    ("Hands", "/m/0k65p"),
+    ("Human_group_actions", "/t/dd00012"),
 ]
 MID = dict(VOCABULARY)
 LEAVES = {  # leaf -> propagated label list
@@ -131,17 +142,27 @@ def fsd50k_study(folder: Path, root: Path, states: dict | None = None, **extra: 
     import yaml
 
     spec = {
-        "name": "fsd", "out": "out", "features": "demo",
+        "name": "fsd",
+        "out": "out",
+        "features": "demo",
         "pretraining": {
-            "corpus": "fsd50k", "root": str(root), "options": {"clip_seconds": 1.0},
+            "corpus": "fsd50k",
+            "root": str(root),
+            "options": {"clip_seconds": 1.0},
             "metadata": {"ontology": str(root / "ontology.json")},
-            "states": states or {"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5, "seed": 3},
-                                 "budget": {"max_samples_per_class": 3}},
+            "states": states
+            or {
+                "animal": {"categories": ["Animal"]},
+                "half": {"fraction": 0.5, "seed": 3},
+                "budget": {"max_samples_per_class": 3},
+            },
         },
         "downstream": {"tags": {"corpus": "fsd50k", "root": str(root)}},
         "seeds": [1],
-        "recipes": {"pretrain": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8},
-                    "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8}},
+        "recipes": {
+            "pretrain": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8},
+            "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8},
+        },
         **extra,
     }
     folder.mkdir(parents=True, exist_ok=True)

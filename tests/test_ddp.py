@@ -13,16 +13,39 @@ import pytest
 from test_training import make_task
 
 
-def two_process_finetune(tmp_path: Path, name: str, batch_size: int, timeout: int,
-                         nan_clip: bool = False) -> subprocess.CompletedProcess:
+def two_process_finetune(
+    tmp_path: Path, name: str, batch_size: int, timeout: int, nan_clip: bool = False
+) -> subprocess.CompletedProcess:
     """`audiotransfer finetune` from scratch under torchrun: 2 gloo processes, 20 training clips, 2 epochs."""
     manifest, store = make_task(tmp_path, name, "multiclass", {"train": 20, "dev": 6, "test": 6}, nan_clip=nan_clip)
     manifest.save(tmp_path / "m")
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "audiotransfer.cli", "finetune", "--from", "scratch", "--manifest", str(tmp_path / "m" / name),
-        "--store", str(store.root), "--model", "cnn6", "--width", "0.125", "--epochs", "2",
-        "--batch-size", str(batch_size), "--no-progress", "--out", str(tmp_path / "run"),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "audiotransfer.cli",
+        "finetune",
+        "--from",
+        "scratch",
+        "--manifest",
+        str(tmp_path / "m" / name),
+        "--store",
+        str(store.root),
+        "--model",
+        "cnn6",
+        "--width",
+        "0.125",
+        "--epochs",
+        "2",
+        "--batch-size",
+        str(batch_size),
+        "--no-progress",
+        "--out",
+        str(tmp_path / "run"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)

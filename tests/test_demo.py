@@ -47,7 +47,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     advisor = printed.split("before fine-tuning (audiotransfer advise):")[1].strip().splitlines()[:3]
     assert all("the advisor would have picked" in line and "the grid's best" in line for line in advisor)
     summary = json.loads((out / "report" / "summary.json").read_text())
-    (title, lines), = summary["sections"].items()
+    ((title, lines),) = summary["sections"].items()
     assert title.startswith("Against the world's ground truth") and len(lines) == 13
     from audiotransfer.advise.rank import NAMES
 
@@ -59,8 +59,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.slow
-def test_demo_removes_the_world_audio_and_resumes_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+def test_demo_removes_the_world_audio_and_resumes_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny demo spec: the world's audio goes once the features are extracted; a rerun of the same study
     neither renders it again nor retrains (the report is left out: it needs the demo's full design)."""
     import yaml
@@ -69,13 +68,26 @@ def test_demo_removes_the_world_audio_and_resumes_without_it(tmp_path: Path, mon
     from audiotransfer.demo import run_demo
 
     raw = yaml.safe_load(demo_run.DEMO_SPEC.read_text())
-    raw["world"] = {"seed": 0, "num_pretrain": 60, "num_eval": 20, "num_scenes": 60, "num_birds": 20,
-                    "num_commands": 24, "num_speakers": 8}
-    raw["study"].update(seeds=[1], protocols=["finetune"], include_scratch=False,
-                        downstream={"scenes": raw["study"]["downstream"]["scenes"]})
+    raw["world"] = {
+        "seed": 0,
+        "num_pretrain": 60,
+        "num_eval": 20,
+        "num_scenes": 60,
+        "num_birds": 20,
+        "num_commands": 24,
+        "num_speakers": 8,
+    }
+    raw["study"].update(
+        seeds=[1],
+        protocols=["finetune"],
+        include_scratch=False,
+        downstream={"scenes": raw["study"]["downstream"]["scenes"]},
+    )
     raw["study"]["pretraining"]["states"] = {"all": {"description": "every clip"}}
-    raw["study"]["recipes"] = {"pretrain": {"model": "cnn6", "width": 0.125, "steps": 2, "batch_size": 16},
-                               "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 16}}
+    raw["study"]["recipes"] = {
+        "pretrain": {"model": "cnn6", "width": 0.125, "steps": 2, "batch_size": 16},
+        "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 16},
+    }
     spec = tmp_path / "tiny.yaml"
     spec.write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(demo_run, "_report", lambda *args: ({}, [], []))

@@ -44,11 +44,24 @@ def _stand_in(path: Path, tmp: Path) -> Path:
 
 def _data(study, root: Path) -> DataIndex:  # type: ignore[no-untyped-def]
     def dataset(name: str, clips: int) -> Dataset:
-        return Dataset(name, root / "manifests" / name, root / "stores" / name, f"hash-{name}", "c",
-                       "multiclass", clips + 10, clips, 5, ["a", "b"], 10.0)
+        return Dataset(
+            name,
+            root / "manifests" / name,
+            root / "stores" / name,
+            f"hash-{name}",
+            "c",
+            "multiclass",
+            clips + 10,
+            clips,
+            5,
+            ["a", "b"],
+            10.0,
+        )
 
-    return DataIndex({s: dataset(s, 100 * (i + 1)) for i, s in enumerate(study.subset_states)},
-                     {t: dataset(t, 50) for t in study.spec.downstream})
+    return DataIndex(
+        {s: dataset(s, 100 * (i + 1)) for i, s in enumerate(study.subset_states)},
+        {t: dataset(t, 50) for t in study.spec.downstream},
+    )
 
 
 def test_every_example_is_tested() -> None:

@@ -44,7 +44,8 @@ class Payload:
 
 # ------------------------------------------------------------------------------------------ feature shards
 def test_truncated_shard_is_refused_then_reextracted_never_zero_filled(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     manifest = audio_manifest(tmp_path / "audio", 12)
     store = extract_features(manifest, tmp_path / "store", DEMO, progress=False)
     before = all_features(store)
@@ -166,23 +167,41 @@ def test_disk_full_during_extraction_is_one_clear_error(tmp_path: Path, monkeypa
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from audiotransfer.data.synthetic import generate_world
 
-    return generate_world(tmp_path_factory.mktemp("world"), num_pretrain=60, num_eval=20, num_scenes=0,
-                          num_birds=40, num_commands=0, num_speakers=7, jobs=1, progress=False)
+    return generate_world(
+        tmp_path_factory.mktemp("world"),
+        num_pretrain=60,
+        num_eval=20,
+        num_scenes=0,
+        num_birds=40,
+        num_commands=0,
+        num_speakers=7,
+        jobs=1,
+        progress=False,
+    )
 
 
 def study_file(folder: Path, world: Path) -> Path:
     spec = {
-        "name": "faults", "out": "out", "features": "demo",
+        "name": "faults",
+        "out": "out",
+        "features": "demo",
         "pretraining": {
-            "corpus": "synthetic", "root": str(world),
-            "metadata": {"ontology": str(world / "ontology.json"), "labels": str(world / "class_labels_indices.csv"),
-                         "train": [str(world / "train_segments.csv")], "eval": [str(world / "eval_segments.csv")]},
+            "corpus": "synthetic",
+            "root": str(world),
+            "metadata": {
+                "ontology": str(world / "ontology.json"),
+                "labels": str(world / "class_labels_indices.csv"),
+                "train": [str(world / "train_segments.csv")],
+                "eval": [str(world / "eval_segments.csv")],
+            },
             "states": {"all": {}},
         },
         "downstream": {"birds": {"corpus": "synthetic_birds", "root": str(world)}},
         "seeds": [1],
-        "recipes": {"pretrain": {"model": "cnn6", "width": 0.125, "epochs": 2, "batch_size": 8, "frames": 64},
-                    "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8, "frames": 64}},
+        "recipes": {
+            "pretrain": {"model": "cnn6", "width": 0.125, "epochs": 2, "batch_size": 8, "frames": 64},
+            "finetune": {"model": "cnn6", "width": 0.125, "epochs": 1, "batch_size": 8, "frames": 64},
+        },
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -224,8 +243,10 @@ def test_study_killed_at_several_points_resumes_to_a_whole_result(tmp_path: Path
     assert finished.returncode == 0, finished.stderr
     assert set(statuses(out).values()) == {"done"} and len(statuses(out)) == 3
     with sqlite3.connect(out / "results.sqlite") as db:
-        epochs = db.execute("SELECT run_id, epoch, split, metric, COUNT(*) FROM epochs "
-                            "GROUP BY run_id, epoch, split, metric HAVING COUNT(*) > 1").fetchall()
+        epochs = db.execute(
+            "SELECT run_id, epoch, split, metric, COUNT(*) FROM epochs "
+            "GROUP BY run_id, epoch, split, metric HAVING COUNT(*) > 1"
+        ).fetchall()
         pre_epochs = db.execute("SELECT COUNT(DISTINCT epoch) FROM epochs WHERE run_id='pretrain/all'").fetchone()
     assert epochs == [] and pre_epochs == (2,)  # no epoch recorded twice or lost
     assert json.loads((pre / "metrics.json").read_text())["status"] == "done"

@@ -27,10 +27,12 @@ def test_matches_torchlibrosa(name: str) -> None:
 
     r = RECIPES[name]
     x = torch.from_numpy(signals(r.sample_rate))
-    spectrogram = Spectrogram(n_fft=r.n_fft, hop_length=r.hop_length, win_length=r.win_length,
-                              window="hann", center=True, pad_mode="reflect")
-    logmel = LogmelFilterBank(sr=r.sample_rate, n_fft=r.n_fft, n_mels=r.n_mels, fmin=r.fmin, fmax=r.fmax,
-                              ref=r.ref, amin=r.amin, top_db=None)
+    spectrogram = Spectrogram(
+        n_fft=r.n_fft, hop_length=r.hop_length, win_length=r.win_length, window="hann", center=True, pad_mode="reflect"
+    )
+    logmel = LogmelFilterBank(
+        sr=r.sample_rate, n_fft=r.n_fft, n_mels=r.n_mels, fmin=r.fmin, fmax=r.fmax, ref=r.ref, amin=r.amin, top_db=None
+    )
     expected = logmel(spectrogram(x))[:, 0].numpy()
     ours = LogMel(r)(x).numpy()
     assert ours.shape == expected.shape == (4, x.shape[1] // r.hop_length + 1, r.n_mels)

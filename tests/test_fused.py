@@ -47,8 +47,7 @@ def test_fused_group_gives_the_numbers_of_runs_one_by_one(tmp_path: Path) -> Non
     seeds = SEEDS[:2]
     recipes = [FINETUNE.replace(**TINY, epochs=2, batch_size=8, seed=s) for s in seeds]
     assert fusable(recipes)
-    alone = finetune_group(manifest, store, recipes, [tmp_path / f"alone{s}" for s in seeds], [None] * 2,
-                           fuse=False)
+    alone = finetune_group(manifest, store, recipes, [tmp_path / f"alone{s}" for s in seeds], [None] * 2, fuse=False)
     fused = finetune_group(manifest, store, recipes, [tmp_path / f"fused{s}" for s in seeds], [None] * 2)
     for seed, a, f in zip(seeds, alone, fused, strict=True):
         assert [e["epoch"] for e in f.epochs] == [1, 2] and f.best_epoch == a.best_epoch
@@ -62,8 +61,7 @@ def test_fused_group_gives_the_numbers_of_runs_one_by_one(tmp_path: Path) -> Non
     assert alone[0].test != alone[1].test or alone[0].epochs != alone[1].epochs  # the seeds differ
 
 
-def test_interrupted_fused_group_resumes_to_the_same_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_interrupted_fused_group_resumes_to_the_same_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     manifest, store = make_task(tmp_path, "task", "multiclass", {"train": 24, "dev": 8, "test": 8})
     recipes = [FINETUNE.replace(**TINY, epochs=2, batch_size=8, seed=s) for s in SEEDS[:2]]
     whole = finetune_group(manifest, store, recipes, [tmp_path / f"w{s}" for s in SEEDS[:2]], [None, None])

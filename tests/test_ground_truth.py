@@ -7,8 +7,13 @@ import pandas as pd
 from audiotransfer.data.synthetic import SHARES
 from audiotransfer.demo.ground_truth import check_ground_truth
 
-STATES = {"all": {}, "human": {"categories": ["Human sounds"], "fraction": 0.3}, "animal": {"categories": ["Animal"]},
-          "things_nature": {"categories": ["Sounds of things", "Natural sounds"]}, "fraction_15pc": {"fraction": 0.15}}
+STATES = {
+    "all": {},
+    "human": {"categories": ["Human sounds"], "fraction": 0.3},
+    "animal": {"categories": ["Animal"]},
+    "things_nature": {"categories": ["Sounds of things", "Natural sounds"]},
+    "fraction_15pc": {"fraction": 0.15},
+}
 BEST = {"commands": "human", "birds": "animal", "scenes": "things_nature"}
 
 
@@ -21,8 +26,7 @@ def tables(best: dict[str, str], coef: tuple[float, float, float]) -> tuple[pd.D
             for protocol in ("finetune", "linear"):
                 scores.append({"state": state, "task": task, "protocol": protocol, "mean": 0.9 if top else 0.7})
             sims.append({"state": state, "task": task, "frechet": 10.0 if top else 30.0, "label_share": 0.5})
-    factors = pd.DataFrame([coef], columns=["coef", "ci_low", "ci_high"],
-                           index=pd.Index(["similarity"], name="factor"))
+    factors = pd.DataFrame([coef], columns=["coef", "ci_low", "ci_high"], index=pd.Index(["similarity"], name="factor"))
     return pd.DataFrame(scores), pd.DataFrame(sims), factors
 
 
@@ -56,8 +60,11 @@ def test_nothing_to_check_without_scores() -> None:
 def test_advisor_top1_against_shares() -> None:
     from audiotransfer.demo.ground_truth import check_advisor
 
-    rows = [{"task": task, "candidate": state, "estimator": "knn", "score": 0.9 if state == best else 0.5}
-            for task, best in {**BEST, "birds": "all"}.items() for state in STATES]
+    rows = [
+        {"task": task, "candidate": state, "estimator": "knn", "score": 0.9 if state == best else 0.5}
+        for task, best in {**BEST, "birds": "all"}.items()
+        for state in STATES
+    ]
     rows = [dict(r, score=0.7) if r["task"] == "birds" and r["candidate"] == "animal" else r for r in rows]
     checks = {c.subject: c for c in check_advisor(pd.DataFrame(rows), "knn", STATES)}
     assert len(checks) == 3 and checks["commands (advisor, before fine-tuning)"].agrees

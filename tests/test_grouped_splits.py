@@ -12,8 +12,7 @@ from audiotransfer.cli import main
 from audiotransfer.data.corpora import describe_corpus, load_corpus
 from audiotransfer.errors import UserError
 
-SPEAKERS = ["jackson", "nicolas", "theo", "yweweler", "george", "lucas", "ana", "bea", "carl", "dora",
-            "emil", "fay"]
+SPEAKERS = ["jackson", "nicolas", "theo", "yweweler", "george", "lucas", "ana", "bea", "carl", "dora", "emil", "fay"]
 
 
 def touch(path: Path) -> None:

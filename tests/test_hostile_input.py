@@ -58,8 +58,9 @@ def fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) ->
 
 
 # ------------------------------------------------------------------------------------------------- losses
-def test_results_out_never_overwrites_the_database_or_the_yaml(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_results_out_never_overwrites_the_database_or_the_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = write_spec(tmp_path)
     out = tmp_path / "out"
     ResultStore(out / "results.sqlite")
@@ -67,10 +68,14 @@ def test_results_out_never_overwrites_the_database_or_the_yaml(tmp_path: Path,
     other.write_text("my,own\nfile,1\n")
     before = hashes(tmp_path)
     for target in (out / "results.sqlite", spec):
-        fails(["study", "results", str(spec), "--format", "csv", "--out", str(target)], capsys,
-              "would overwrite an input")
-        fails(["study", "results", str(spec), "--format", "csv", "--out", str(target), "--force"], capsys,
-              "would overwrite an input")
+        fails(
+            ["study", "results", str(spec), "--format", "csv", "--out", str(target)], capsys, "would overwrite an input"
+        )
+        fails(
+            ["study", "results", str(spec), "--format", "csv", "--out", str(target), "--force"],
+            capsys,
+            "would overwrite an input",
+        )
     fails(["study", "results", str(out), "--format", "csv", "--out", str(other)], capsys, "--force")
     fails(["study", "results", str(out), "--out", str(tmp_path)], capsys, "is a folder")
     assert hashes(tmp_path) == before
@@ -81,8 +86,9 @@ def test_results_out_never_overwrites_the_database_or_the_yaml(tmp_path: Path,
     assert other.read_text().startswith("run_id")
 
 
-def test_store_refuses_an_existing_folder_that_is_not_a_store(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_store_refuses_an_existing_folder_that_is_not_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     noise(tmp_path / "clips" / "dog" / "a.wav")
     noise(tmp_path / "clips" / "cat" / "b.wav", seed=1)
     mine = tmp_path / "mine"
@@ -90,8 +96,19 @@ def test_store_refuses_an_existing_folder_that_is_not_a_store(tmp_path: Path,
     (mine / "shards" / "00000.bin").write_bytes(b"precious" * 100)
     (mine / "errors.csv").write_text("my,notes\n")
     before = hashes(mine)
-    argv = ["features", "extract", "folder", "--root", str(tmp_path / "clips"), "--recipe", "demo",
-            "-o", "test_fraction=0", "-o", "dev_fraction=0"]
+    argv = [
+        "features",
+        "extract",
+        "folder",
+        "--root",
+        str(tmp_path / "clips"),
+        "--recipe",
+        "demo",
+        "-o",
+        "test_fraction=0",
+        "-o",
+        "dev_fraction=0",
+    ]
     fails([*argv, "--store", str(mine)], capsys, "not a feature store", str(mine))
     assert hashes(mine) == before
     fails([*argv, "--store", str(mine / "errors.csv")], capsys, "is a file")
@@ -144,8 +161,12 @@ def test_fifo_in_a_labels_csv_is_refused_not_waited_on(tmp_path: Path, capsys: p
     started = time.monotonic()
     assert main(["data", "describe", "csv", "--root", str(tmp_path)]) == 0
     assert "audio_unreadable: 1" in capsys.readouterr().out
-    assert main(["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"),
-                 "--recipe", "demo"]) == 0
+    assert (
+        main(
+            ["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"), "--recipe", "demo"]
+        )
+        == 0
+    )
     errors = (tmp_path / "s" / "errors.csv").read_text()
     assert "FIFO" in errors and "not found" not in errors
     assert time.monotonic() - started < 30
@@ -181,8 +202,12 @@ def test_a_csv_whose_files_all_fail_is_an_error(tmp_path: Path, capsys: pytest.C
     for name in ("a.wav", "b.wav"):
         (tmp_path / name).write_bytes(b"RIFF not really")
     (tmp_path / "labels.csv").write_text("path,label,split\na.wav,x,train\nb.wav,y,test\n")
-    fails(["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"),
-           "--recipe", "demo"], capsys, "none of the 2 clips", "errors.csv")
+    fails(
+        ["features", "extract", "csv", "--root", str(tmp_path), "--store", str(tmp_path / "s"), "--recipe", "demo"],
+        capsys,
+        "none of the 2 clips",
+        "errors.csv",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ tracebacks
@@ -193,32 +218,47 @@ def task_only_spec(tmp_path: Path, classes: tuple[str, ...] = ("dog", "cat"), **
             noise(tmp_path / "scenes" / label / f"{j}.wav", seconds=0.2, seed=10 * i + j)
     (tmp_path / "world").mkdir(parents=True, exist_ok=True)
     save_model(tmp_path / "world" / "mine.pt", create_model("cnn6", 3, width=0.125, n_mels=64), labels=["a"] * 3)
-    pre = {"corpus": None, "root": None, "metadata": None,
-           "states": {"all": None, "human": None, "half": None, "panns": {"checkpoint": "world/mine.pt",
-                                                                           "format": "audiotransfer"}}}
+    pre = {
+        "corpus": None,
+        "root": None,
+        "metadata": None,
+        "states": {
+            "all": None,
+            "human": None,
+            "half": None,
+            "panns": {"checkpoint": "world/mine.pt", "format": "audiotransfer"},
+        },
+    }
     return write_spec(tmp_path, **deep_merge({"pretraining": pre}, changes))
 
 
-def test_study_plan_catches_short_crops_and_one_class_tasks(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_study_plan_catches_short_crops_and_one_class_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short = task_only_spec(tmp_path / "a", downstream={"scenes": {"recipe": {"frames": 8}}})
     fails(["study", "plan", str(short)], capsys, "8 frames", "at least 16", "downstream.scenes")
     one = task_only_spec(tmp_path / "b", classes=("dog",))
     fails(["study", "plan", str(one)], capsys, "1 class(es)", "downstream.scenes")
     wrong = task_only_spec(tmp_path / "c", pretraining={"states": {"panns": {"format": "autrainer"}}})
-    fails(["study", "plan", str(wrong)], capsys, "pretraining.states.panns.format", "declared format 'autrainer'",
-          "an audiotransfer model.pt")
+    fails(
+        ["study", "plan", str(wrong)],
+        capsys,
+        "pretraining.states.panns.format",
+        "declared format 'autrainer'",
+        "an audiotransfer model.pt",
+    )
     model = create_model("cnn6", 2, width=0.125, n_mels=64)
     with pytest.raises(UserError, match="at least 16 frames"):
         model(torch.zeros(1, 8, 64))
 
 
-@pytest.mark.parametrize(("changes", "needles"), [
-    ({"pretraining": {"states": {"panns": {"checkpoint": 5}}}}, ["panns.checkpoint", "not a valid path"]),
-    ({"seeds": [True]}, ["seeds.0", "yes/no"]),
-    ({"resources": {"num_cpus": -1}}, ["resources.num_cpus", "greater than or equal to 0"]),
-    ({"resources": {"num_gpus": float("nan")}}, ["resources.num_gpus", "finite"]),
-])
+@pytest.mark.parametrize(
+    ("changes", "needles"),
+    [
+        ({"pretraining": {"states": {"panns": {"checkpoint": 5}}}}, ["panns.checkpoint", "not a valid path"]),
+        ({"seeds": [True]}, ["seeds.0", "yes/no"]),
+        ({"resources": {"num_cpus": -1}}, ["resources.num_cpus", "greater than or equal to 0"]),
+        ({"resources": {"num_gpus": float("nan")}}, ["resources.num_gpus", "finite"]),
+    ],
+)
 def test_spec_fields_of_the_wrong_type_or_range(tmp_path: Path, changes: dict[str, Any], needles: list[str]) -> None:
     with pytest.raises(UserError) as caught:
         load_study(write_spec(tmp_path, **changes))
@@ -301,9 +341,24 @@ def test_file_size_limit_while_writing_a_shard(tmp_path: Path) -> None:
     for i in range(4):
         noise(tmp_path / "clips" / "ab"[i % 2] / f"{i}.wav", seconds=1.0, seed=i)
     store = tmp_path / "store"
-    argv = [sys.executable, "-m", "audiotransfer.cli", "features", "extract", "folder", "--root",
-            str(tmp_path / "clips"), "--store", str(store), "--recipe", "demo", "-o", "test_fraction=0",
-            "-o", "dev_fraction=0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "audiotransfer.cli",
+        "features",
+        "extract",
+        "folder",
+        "--root",
+        str(tmp_path / "clips"),
+        "--store",
+        str(store),
+        "--recipe",
+        "demo",
+        "-o",
+        "test_fraction=0",
+        "-o",
+        "dev_fraction=0",
+    ]
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
@@ -317,14 +372,18 @@ def test_file_size_limit_while_writing_a_shard(tmp_path: Path) -> None:
     assert FeatureStore(store).num_clips == 4
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["features", "extract", "folder", "--root", ".", "--store", "s", "--clips-per-task", "0"], "below 1"),
-    (["synth", "generate", "--out", "w", "--seed", "-1"], "negative"),
-    (["study", "plan", "x.yaml", "--clips-per-second", "nan"], "finite number above 0"),
-    (["study", "plan", "x.yaml", "--clips-per-second", "-3"], "finite number above 0"),
-])
-def test_bad_numbers_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["features", "extract", "folder", "--root", ".", "--store", "s", "--clips-per-task", "0"], "below 1"),
+        (["synth", "generate", "--out", "w", "--seed", "-1"], "negative"),
+        (["study", "plan", "x.yaml", "--clips-per-second", "nan"], "finite number above 0"),
+        (["study", "plan", "x.yaml", "--clips-per-second", "-3"], "finite number above 0"),
+    ],
+)
+def test_bad_numbers_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as caught:
         main(argv)
@@ -388,8 +447,9 @@ def test_csv_labels_duplicates_and_lonely_classes(tmp_path: Path, caplog: pytest
 
 
 # ------------------------------------------------------------------------------------------------- advise
-def test_advise_writes_under_the_study_or_out_never_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_advise_writes_under_the_study_or_out_never_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from test_advise import _wavs, make_study
 
     cwd = tmp_path / "cwd"
@@ -398,14 +458,38 @@ def test_advise_writes_under_the_study_or_out_never_the_cwd(tmp_path: Path, monk
     clips = tmp_path / "clips"
     _wavs(clips, per_class=3, classes=2)
     root = make_study(tmp_path / "study")
-    assert main(["advise", str(root), "--task", "folder", "--root", str(clips), "--estimators", "knn",
-                 "-o", "test_fraction=0", "-o", "dev_fraction=0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "advise",
+                str(root),
+                "--task",
+                "folder",
+                "--root",
+                str(clips),
+                "--estimators",
+                "knn",
+                "-o",
+                "test_fraction=0",
+                "-o",
+                "dev_fraction=0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (root / "advise" / "advice.json").exists() and not any(cwd.iterdir())
     capsys.readouterr()
-    fails(["advise", "--task", "folder", "--root", str(clips), "--checkpoint", f"s0={root / 'runs/pretrain/s0'}"],
-          capsys, "--out")
-    fails(["advise", str(root), "--estimators", "knn", "logme", "--default", "leep"], capsys,
-          "--default leep is not among --estimators")
+    fails(
+        ["advise", "--task", "folder", "--root", str(clips), "--checkpoint", f"s0={root / 'runs/pretrain/s0'}"],
+        capsys,
+        "--out",
+    )
+    fails(
+        ["advise", str(root), "--estimators", "knn", "logme", "--default", "leep"],
+        capsys,
+        "--default leep is not among --estimators",
+    )
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
@@ -413,8 +497,9 @@ def test_advise_writes_under_the_study_or_out_never_the_cwd(tmp_path: Path, monk
     assert not any(cwd.iterdir()) and [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
-def test_world_and_run_folders_are_not_written_over_user_files(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_world_and_run_folders_are_not_written_over_user_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from audiotransfer.data.synthetic import generate_world
 
     mine = tmp_path / "mine"
@@ -434,8 +519,11 @@ def test_world_and_run_folders_are_not_written_over_user_files(tmp_path: Path,
     m.save(tmp_path / "m")
     extract_features(m, tmp_path / "s", RECIPES["demo"], progress=False)
     before = hashes(mine)
-    fails(["pretrain", "--manifest", str(tmp_path / "m" / "folder"), "--store", str(tmp_path / "s"),
-           "--out", str(mine)], capsys, "not a run folder")
+    fails(
+        ["pretrain", "--manifest", str(tmp_path / "m" / "folder"), "--store", str(tmp_path / "s"), "--out", str(mine)],
+        capsys,
+        "not a run folder",
+    )
     assert hashes(mine) == before
 
 

@@ -45,9 +45,15 @@ def audio_task(root: Path) -> tuple[Manifest, FeatureStore]:
         sf.write(root / "audio" / f"c{i}.wav", tone(label, seconds, rng), RATE, subtype="FLOAT")
         rows.append({"clip_id": f"c{i}", "split": split, "path": f"audio/c{i}.wav"})
         lists.append([str(label)])
-    manifest = from_label_lists("tones", pd.DataFrame(rows), lists, labels=["0", "1", "2"],
-                                label_names=["low", "mid", "high"], task_type="multiclass",
-                                meta={"clip_seconds": 0.5, "root": str(root)})
+    manifest = from_label_lists(
+        "tones",
+        pd.DataFrame(rows),
+        lists,
+        labels=["0", "1", "2"],
+        label_names=["low", "mid", "high"],
+        task_type="multiclass",
+        meta={"clip_seconds": 0.5, "root": str(root)},
+    )
     return manifest, extract_features(manifest, root / "store", RECIPE, progress=False)
 
 
@@ -113,8 +119,14 @@ def test_linear_probe_keeps_a_head_and_a_checked_backbone_reference(
     backbone = tmp_path / "backbone.pt"
     backbone.write_bytes((run / "model.pt").read_bytes())
     probe = tmp_path / "probe"
-    finetune(manifest, store, FINETUNE.replace(**TINY, protocol="linear", epochs=3, batch_size=8), probe,
-             init=backbone, progress=False)
+    finetune(
+        manifest,
+        store,
+        FINETUNE.replace(**TINY, protocol="linear", epochs=3, batch_size=8),
+        probe,
+        init=backbone,
+        progress=False,
+    )
     saved = torch.load(probe / "model.pt", weights_only=True)
     assert set(saved["model"]) == {"fc_audioset.weight", "fc_audioset.bias"}
     assert not any(k.startswith("conv") for k in torch.load(probe / "checkpoint.pt", weights_only=False)["model"])
@@ -172,15 +184,40 @@ class RefBlock(torch.nn.Module):
 class RefCnn14(torch.nn.Module):
     """The PANNs Cnn14 forward (waveform -> torchlibrosa log-mel -> bn0 -> 6 blocks -> clipwise sigmoid)."""
 
-    def __init__(self, sr: int, window: int, hop: int, mels: int, fmin: float, fmax: float, classes: int,
-                 channels: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        sr: int,
+        window: int,
+        hop: int,
+        mels: int,
+        fmin: float,
+        fmax: float,
+        classes: int,
+        channels: tuple[int, ...],
+    ) -> None:
         from torchlibrosa.stft import LogmelFilterBank, Spectrogram
 
         super().__init__()
-        self.spectrogram_extractor = Spectrogram(n_fft=window, hop_length=hop, win_length=window, window="hann",
-                                                 center=True, pad_mode="reflect", freeze_parameters=True)
-        self.logmel_extractor = LogmelFilterBank(sr=sr, n_fft=window, n_mels=mels, fmin=fmin, fmax=fmax, ref=1.0,
-                                                 amin=1e-10, top_db=None, freeze_parameters=True)
+        self.spectrogram_extractor = Spectrogram(
+            n_fft=window,
+            hop_length=hop,
+            win_length=window,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+            freeze_parameters=True,
+        )
+        self.logmel_extractor = LogmelFilterBank(
+            sr=sr,
+            n_fft=window,
+            n_mels=mels,
+            fmin=fmin,
+            fmax=fmax,
+            ref=1.0,
+            amin=1e-10,
+            top_db=None,
+            freeze_parameters=True,
+        )
         self.bn0 = torch.nn.BatchNorm2d(mels)
         for i, (cin, cout) in enumerate(zip((1, *channels[:-1]), channels, strict=True), start=1):
             self.add_module(f"conv_block{i}", RefBlock(cin, cout))
@@ -201,8 +238,16 @@ def panns_cnn14(path: Path, rate: int, width: float = 0.25) -> RefCnn14:
     """A narrow CNN14 in the PANNs layout with random weights and BN statistics, saved at `path`."""
     torch.manual_seed(0)
     r = get_recipe("panns32k" if rate == 32000 else "panns16k")
-    ref = RefCnn14(r.sample_rate, r.n_fft, r.hop_length, r.n_mels, r.fmin, r.fmax, 527,
-                   tuple(int(c * width) for c in (64, 128, 256, 512, 1024, 2048))).eval()
+    ref = RefCnn14(
+        r.sample_rate,
+        r.n_fft,
+        r.hop_length,
+        r.n_mels,
+        r.fmin,
+        r.fmax,
+        527,
+        tuple(int(c * width) for c in (64, 128, 256, 512, 1024, 2048)),
+    ).eval()
     for module in ref.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.5)
@@ -254,8 +299,9 @@ def test_front_end_mismatch_is_a_user_error_naming_both(
     assert "128 mels" in err.value.message and "64 mels" in err.value.message
 
 
-def test_cli_predict_and_embed(trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_predict_and_embed(
+    trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from audiotransfer.cli import main
@@ -286,8 +332,9 @@ def test_cli_predict_and_embed(trained: tuple[Manifest, FeatureStore, Path], tmp
 
 
 @pytest.mark.parametrize("which", ["run", "panns32k"])
-def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hear_validator_passes(
+    which: str, trained: tuple[Manifest, FeatureStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
     import types
 
@@ -298,7 +345,8 @@ def test_hear_validator_passes(which: str, trained: tuple[Manifest, FeatureStore
     monkeypatch.setitem(sys.modules, "tensorflow", stand_in)
     monkeypatch.delitem(sys.modules, "hearvalidator.validate", raising=False)
     ValidateModel = pytest.importorskip(  # installed with --no-deps (it requires tensorflow): scripts/setup.sh
-        "hearvalidator.validate", reason="hearvalidator 2021.0.2 is not installed").ValidateModel
+        "hearvalidator.validate", reason="hearvalidator 2021.0.2 is not installed"
+    ).ValidateModel
 
     if which == "run":
         weights = trained[2]
@@ -342,9 +390,13 @@ def test_waveform_front_end_store_holds_the_samples(tmp_path: Path) -> None:
     waves = [tone(i, s, rng) for i, s in ((0, 0.3), (1, 0.7))]
     for i, wave in enumerate(waves):
         sf.write(tmp_path / "a" / f"w{i}.wav", wave, RATE, subtype="FLOAT")
-    manifest = from_label_lists("w", pd.DataFrame({"clip_id": ["w0", "w1"], "split": "test",
-                                                   "path": ["a/w0.wav", "a/w1.wav"]}), [["0"], ["1"]],
-                                task_type="multiclass", meta={"clip_seconds": 0.5, "root": str(tmp_path)})
+    manifest = from_label_lists(
+        "w",
+        pd.DataFrame({"clip_id": ["w0", "w1"], "split": "test", "path": ["a/w0.wav", "a/w1.wav"]}),
+        [["0"], ["1"]],
+        task_type="multiclass",
+        meta={"clip_seconds": 0.5, "root": str(tmp_path)},
+    )
     store = extract_features(manifest, tmp_path / "store", recipe, progress=False)
     again = FeatureStore(tmp_path / "store")
     assert again.recipe == recipe and again.dtype == np.float32

@@ -9,8 +9,25 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # lowest first; a top-level module (errors.py) or sub-package (data/) is one layer entry
-LAYERS = ["errors", "validation", "files", "progress", "fields", "cluster", "manifest", "ontology", "data", "models",
-          "training", "study", "advise", "analysis", "hear", "demo", "cli"]
+LAYERS = [
+    "errors",
+    "validation",
+    "files",
+    "progress",
+    "fields",
+    "cluster",
+    "manifest",
+    "ontology",
+    "data",
+    "models",
+    "training",
+    "study",
+    "advise",
+    "analysis",
+    "hear",
+    "demo",
+    "cli",
+]
 
 
 def _modules() -> dict[str, Path]:
@@ -45,9 +62,12 @@ def test_every_package_has_a_layer() -> None:
 
 def test_no_upward_import() -> None:
     modules = _modules()
-    upward = [f"{m} -> {t}" for m, path in modules.items()
-              for t in _imports(ast.parse(path.read_text()), modules, top_level=False)
-              if _layer(t) > _layer(m) >= 0]
+    upward = [
+        f"{m} -> {t}"
+        for m, path in modules.items()
+        for t in _imports(ast.parse(path.read_text()), modules, top_level=False)
+        if _layer(t) > _layer(m) >= 0
+    ]
     assert upward == []
 
 

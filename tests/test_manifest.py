@@ -48,9 +48,7 @@ def test_split_and_class_indices():
     m = _manifest()
     train = m.split("train")
     assert train.num_clips == 2 and train.clips_per_class().tolist() == [2, 1, 0]
-    single = from_label_lists(
-        "task", pd.DataFrame({"clip_id": ["p", "q"]}), [["dog"], ["cat"]], task_type="multiclass"
-    )
+    single = from_label_lists("task", pd.DataFrame({"clip_id": ["p", "q"]}), [["dog"], ["cat"]], task_type="multiclass")
     assert single.labels == ["cat", "dog"]
     assert single.class_indices().tolist() == [1, 0]
     with pytest.raises(ValueError, match="multi-label"):

@@ -337,6 +337,19 @@ def test_load_model_serves_public_families_from_files_and_waveforms(tmp_path: Pa
     assert frames.shape == (len(stamps), direct.embedding_dim) and loaded.labels == []
     with pytest.raises(UserError, match="no trained head"):
         loaded.predict(tmp_path / "voice.wav")
-    assert main(["embed", str(tmp_path / "w2v"), str(tmp_path / "voice.wav"), "--model-format", "hf",
-                 "--out", str(tmp_path / "emb.npy"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "w2v"),
+                str(tmp_path / "voice.wav"),
+                "--model-format",
+                "hf",
+                "--out",
+                str(tmp_path / "emb.npy"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "emb.npy").shape == (1, direct.embedding_dim)

@@ -120,8 +120,26 @@ def test_distributed_extraction_reads_like_a_local_one_and_resumes(
     spread = extract_distributed(manifest, tmp_path / "ray", RECIPE, clips_per_task=8, progress=False)
     assert not (tmp_path / "ray" / PARTS).exists() and len(list((tmp_path / "ray" / "shards").glob("*.bin"))) >= 5
     _same_features(local, spread)
-    assert main(["features", "extract", "fsd50k", "--root", str(fsd), "--store", str(tmp_path / "cli"), "--recipe",
-                 "demo", "--backend", "ray", "--clips-per-task", "16"]) == 0  # the connected cluster
+    assert (
+        main(
+            [
+                "features",
+                "extract",
+                "fsd50k",
+                "--root",
+                str(fsd),
+                "--store",
+                str(tmp_path / "cli"),
+                "--recipe",
+                "demo",
+                "--backend",
+                "ray",
+                "--clips-per-task",
+                "16",
+            ]
+        )
+        == 0
+    )  # the connected cluster
     _same_features(local, FeatureStore(tmp_path / "cli"))
 
     # what an interrupted extraction leaves: two finished parts, one with an uncommitted tail, one whose
@@ -143,16 +161,19 @@ def test_distributed_extraction_reads_like_a_local_one_and_resumes(
 
 
 def _attempts(out: Path) -> dict[str, list[dict]]:
-    return {str(p.parent.relative_to(out / "runs")): [json.loads(x) for x in p.read_text().splitlines()]
-            for p in (out / "runs").rglob("attempts.jsonl")}
+    return {
+        str(p.parent.relative_to(out / "runs")): [json.loads(x) for x in p.read_text().splitlines()]
+        for p in (out / "runs").rglob("attempts.jsonl")
+    }
 
 
 def _study(folder: Path, fsd: Path) -> Path:
     """Two FSD50K states (Animal, a fraction) and scratch, fine-tuned on FSD50K tagging: 5 runs."""
     from test_corpus_fsd50k import fsd50k_study
 
-    return fsd50k_study(folder, fsd, states={"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5}},
-                        resources={"num_cpus": 1})
+    return fsd50k_study(
+        folder, fsd, states={"animal": {"categories": ["Animal"]}, "half": {"fraction": 0.5}}, resources={"num_cpus": 1}
+    )
 
 
 def _finished(run_dir: Path) -> bool:
@@ -199,11 +220,25 @@ def test_a_killed_driver_resumes_when_restarted(cluster: object, fsd: Path, tmp_
 
     path = _study(tmp_path, fsd)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "audiotransfer.cli", "study", "run", str(path), "--backend", "ray",
-               "--jobs", "2", "--no-progress", "--ray-address", cluster.address]  # type: ignore[attr-defined]
+    command = [
+        sys.executable,
+        "-m",
+        "audiotransfer.cli",
+        "study",
+        "run",
+        str(path),
+        "--backend",
+        "ray",
+        "--jobs",
+        "2",
+        "--no-progress",
+        "--ray-address",
+        cluster.address,
+    ]  # type: ignore[attr-defined]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    driver = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 150
     recorded = set()
     while time.monotonic() < deadline and driver.poll() is None and not recorded:
@@ -250,14 +285,37 @@ def test_the_readme_recipe_with_token_auth(fsd: Path, tmp_path: Path) -> None:
     token, port = secrets.token_hex(32), _free_port()
     home, temp = tmp_path / "home", Path(f"/tmp/rt{secrets.token_hex(4)}")  # Ray's socket paths must be short
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("RAY_ADDRESS", None)
     head = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--temp-dir", str(temp),
-         "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats", "--block"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--temp-dir",
+            str(temp),
+            "--num-cpus",
+            "1",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -267,8 +325,19 @@ def test_the_readme_recipe_with_token_auth(fsd: Path, tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.5)
         path = fsd50k_small_study(tmp_path / "study", fsd)
-        line = [sys.executable, "-m", "audiotransfer.cli", "study", "run", str(path), "--backend", "ray",
-                "--ray-address", f"127.0.0.1:{port}", "--no-progress"]
+        line = [
+            sys.executable,
+            "-m",
+            "audiotransfer.cli",
+            "study",
+            "run",
+            str(path),
+            "--backend",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+            "--no-progress",
+        ]
         without = {k: v for k, v in env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
         refused = subprocess.run(line, env=without, capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]

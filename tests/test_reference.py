@@ -32,19 +32,25 @@ def test_every_state_and_task_of_paper_yaml_matches_a_published_cell():
     # the fractions are mapped in order of size: the published clip counts fall with the fraction
     sizes = published().drop_duplicates("state").set_index("state")["num_samples"]
     fractions = ["full", "fraction_30pct", "fraction_10pct", "fraction_3pct", "fraction_1pct"]
-    assert list(sizes[[PAPER_STATES[f] for f in fractions]]) == sorted(sizes[[PAPER_STATES[f] for f in fractions]],
-                                                                       reverse=True)
+    assert list(sizes[[PAPER_STATES[f] for f in fractions]]) == sorted(
+        sizes[[PAPER_STATES[f] for f in fractions]], reverse=True
+    )
 
 
 def _scores(states: list[str], value: float = 0.6) -> pd.DataFrame:
-    return pd.DataFrame([dict(state=s, task=t, protocol="finetune", mean=value) for s in states
-                         for t in ("scenes", "words")])
+    return pd.DataFrame(
+        [dict(state=s, task=t, protocol="finetune", mean=value) for s in states for t in ("scenes", "words")]
+    )
 
 
 def test_compare_puts_the_users_numbers_beside_the_published_ones():
     spec = yaml.safe_load(PAPER.read_text())
-    tasks = pd.DataFrame({"task": [*spec["downstream"], "words"],
-                          "corpus": [t["corpus"] for t in spec["downstream"].values()] + ["esc50"]})
+    tasks = pd.DataFrame(
+        {
+            "task": [*spec["downstream"], "words"],
+            "corpus": [t["corpus"] for t in spec["downstream"].values()] + ["esc50"],
+        }
+    )
     out = compare(_scores(["full", "animal", "mine"]), tasks, "uar").set_index(["state", "task"])
     assert list(out.index) == [("full", "scenes"), ("animal", "scenes")]  # 'mine' and esc50 are not published
     assert out.loc[("full", "scenes"), "published"] == pytest.approx(0.6261)

@@ -20,9 +20,33 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
 def _command(manifest: Path, store: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "audiotransfer.cli", "finetune", "--from", "scratch", "--manifest", str(manifest),
-            "--store", str(store), "--model", "cnn6", "--width", "0.125", "--epochs", "5", "--batch-size", "4",
-            "--seed", "7", "--checkpoint-every", "3", "--no-progress", "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "audiotransfer.cli",
+        "finetune",
+        "--from",
+        "scratch",
+        "--manifest",
+        str(manifest),
+        "--store",
+        str(store),
+        "--model",
+        "cnn6",
+        "--width",
+        "0.125",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "4",
+        "--seed",
+        "7",
+        "--checkpoint-every",
+        "3",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
 
 
 def _in_process(command: list[str]) -> None:

@@ -27,8 +27,7 @@ DEMO = RECIPES["demo"]
 
 def random_features(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {f"c{i}": rng.normal(-20, 10, (int(rng.integers(3, 40)), DEMO.n_mels)).astype(np.float32)
-            for i in range(n)}
+    return {f"c{i}": rng.normal(-20, 10, (int(rng.integers(3, 40)), DEMO.n_mels)).astype(np.float32) for i in range(n)}
 
 
 def audio_manifest(root: Path, n: int, seconds: float = 0.3, rate: int = 22050) -> Manifest:
@@ -40,8 +39,13 @@ def audio_manifest(root: Path, n: int, seconds: float = 0.3, rate: int = 22050) 
         (root / "a").mkdir(parents=True, exist_ok=True)
         sf.write(root / paths[-1], 0.1 * rng.standard_normal(round(rate * seconds)), rate, subtype="PCM_16")
     clips = pd.DataFrame({"clip_id": [p[:-4] for p in paths], "split": "train", "path": paths})
-    return from_label_lists("t", clips, [["a"]] * n, task_type="multiclass",
-                            meta={"root": str(root), "corpus": "t", "clip_seconds": seconds})
+    return from_label_lists(
+        "t",
+        clips,
+        [["a"]] * n,
+        task_type="multiclass",
+        meta={"root": str(root), "corpus": "t", "clip_seconds": seconds},
+    )
 
 
 def test_write_and_read(tmp_path: Path) -> None:
@@ -56,10 +60,10 @@ def test_write_and_read(tmp_path: Path) -> None:
         full = feats[clip]
         if len(full) >= 12:
             start = (len(full) - 12) // 2
-            np.testing.assert_allclose(batch[i], full[start:start + 12], atol=0.02)
+            np.testing.assert_allclose(batch[i], full[start : start + 12], atol=0.02)
         else:
-            np.testing.assert_allclose(batch[i, :len(full)], full, atol=0.02)
-            assert np.all(batch[i, len(full):] == DEMO.floor_db)
+            np.testing.assert_allclose(batch[i, : len(full)], full, atol=0.02)
+            assert np.all(batch[i, len(full) :] == DEMO.floor_db)
     a = store.read_batch(rows, 3, rng=np.random.default_rng(5))
     b = store.read_batch(rows, 3, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
@@ -116,8 +120,9 @@ def test_extract_matches_logmel_and_reports_errors(tmp_path: Path) -> None:
     (root / "a" / "002.wav").write_bytes(b"RIFF....garbage")  # unreadable
     sf.write(root / "a" / "003.wav", np.zeros(100), 16000)  # shorter than one frame
     extra = pd.DataFrame({"clip_id": ["a/missing"], "split": "train", "path": ["a/missing.wav"]})
-    manifest = from_label_lists("t", pd.concat([manifest.clips, extra]), [["a"]] * 5, task_type="multiclass",
-                                meta=manifest.meta)
+    manifest = from_label_lists(
+        "t", pd.concat([manifest.clips, extra]), [["a"]] * 5, task_type="multiclass", meta=manifest.meta
+    )
     store = extract_features(manifest, tmp_path / "s", DEMO, progress=False)
     assert list(store.clip_ids) == ["a/000"]
     expected = LogMel(DEMO)(torch.from_numpy(load_audio(root / "a/000.wav", 16000))[None])[0].numpy()
@@ -129,8 +134,9 @@ def test_extract_matches_logmel_and_reports_errors(tmp_path: Path) -> None:
         extract_features(manifest, tmp_path / "s", DEMO, on_error="stop", progress=False)
     assert FeatureStore(tmp_path / "s").num_clips == 1
     with pytest.raises(UserError, match="no audio paths"):
-        extract_features(Manifest("x", manifest.clips[["clip_id"]], manifest.labels, manifest.targets),
-                         tmp_path / "t", DEMO)
+        extract_features(
+            Manifest("x", manifest.clips[["clip_id"]], manifest.labels, manifest.targets), tmp_path / "t", DEMO
+        )
 
 
 @pytest.mark.slow
@@ -140,8 +146,9 @@ def test_parallel_equals_serial(tmp_path: Path) -> None:
     parallel = extract_features(manifest, tmp_path / "two", DEMO, jobs=2, progress=False)
     assert set(serial.clip_ids) == set(parallel.clip_ids) == set(manifest.clips["clip_id"])
     for clip in manifest.clips["clip_id"]:
-        np.testing.assert_allclose(serial.read(int(serial.rows([clip])[0])),
-                                   parallel.read(int(parallel.rows([clip])[0])), atol=1e-2)
+        np.testing.assert_allclose(
+            serial.read(int(serial.rows([clip])[0])), parallel.read(int(parallel.rows([clip])[0])), atol=1e-2
+        )
 
 
 RUN = """
@@ -159,8 +166,7 @@ def test_resume_after_kill(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     manifest = audio_manifest(tmp_path / "audio", n, seconds=3.0, rate=16000)
     manifest.save(tmp_path)
     store_dir = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(tmp_path / "t"), str(store_dir)],
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(tmp_path / "t"), str(store_dir)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not list((store_dir / "index").glob("*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -13,8 +13,13 @@ from audiotransfer.study.cost import add_hours, load_throughput, save_throughput
 
 
 def test_hours_scale_with_clip_epochs_and_crop_length() -> None:
-    table = pd.DataFrame({"clip_epochs": [3_600_000, 360_000, 720_000], "crop_seconds": [10.0, 10.0, 1.0],
-                          "model": ["cnn10", "cnn10", "cnn6"]})
+    table = pd.DataFrame(
+        {
+            "clip_epochs": [3_600_000, 360_000, 720_000],
+            "crop_seconds": [10.0, 10.0, 1.0],
+            "model": ["cnn10", "cnn10", "cnn6"],
+        }
+    )
     hours, source = add_hours(table, clips_per_second=1000)
     assert hours["hours"].tolist() == pytest.approx([1.0, 0.1, 0.02])
     assert "1,000 clips/s" in source
@@ -28,8 +33,13 @@ def test_saved_figures_are_per_model(tmp_path: Path) -> None:
     save_throughput("cnn6", 4000, "NVIDIA H100", path=path)
     saved = load_throughput(path)
     assert saved["cnn10"]["clips_per_second"] == 2000 and saved["cnn10"]["batch"] == 128
-    table = pd.DataFrame({"clip_epochs": [7_200_000, 7_200_000, 10], "crop_seconds": [10.0, 10.0, 10.0],
-                          "model": ["cnn10", "cnn6", "cnn14"]})
+    table = pd.DataFrame(
+        {
+            "clip_epochs": [7_200_000, 7_200_000, 10],
+            "crop_seconds": [10.0, 10.0, 10.0],
+            "model": ["cnn10", "cnn6", "cnn14"],
+        }
+    )
     hours, source = add_hours(table, saved=saved)
     assert hours["hours"].iloc[:2].tolist() == pytest.approx([1.0, 0.5]) and hours["hours"].isna().iloc[2]
     assert "cnn10 2,000 clips/s on NVIDIA H100" in source

@@ -123,8 +123,14 @@ def test_a_checkpoint_state_of_another_front_end_fails_at_plan_time(paper: Path,
     r = get_recipe("panns32k")  # a PANNs 32 kHz file: its mel filter bank says so
     melw = torch.from_numpy(mel_filterbank(r.sample_rate, r.n_fft, r.n_mels, r.fmin, r.fmax))
     torch.save({"model": {"logmel_extractor.melW": melw}}, tmp_path / "Cnn14_mAP=0.431.pth")
-    study = load_study(paper, overrides={"pretraining": {"states": {
-        "panns": {"checkpoint": str(tmp_path / "Cnn14_mAP=0.431.pth"), "format": "panns"}}}})
+    study = load_study(
+        paper,
+        overrides={
+            "pretraining": {
+                "states": {"panns": {"checkpoint": str(tmp_path / "Cnn14_mAP=0.431.pth"), "format": "panns"}}
+            }
+        },
+    )
     with pytest.raises(UserError, match=r"32000 Hz.*16000 Hz") as err:
         make_plan(study, _index(study, study.out))
     assert "state 'panns'" in err.value.message and "features" in (err.value.fix or "")

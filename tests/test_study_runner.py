@@ -33,15 +33,33 @@ def make_plan(
     plan = Plan(SimpleNamespace(path=root / "study.yaml"))  # type: ignore[arg-type]
     folder = StudyDir(root)
     for state in states:
-        pre = Run.pretrain(folder=folder, state=state, recipe=TrainRecipe(epochs=2), manifest=root / "m",
-                           store=root / "s", data_hash="h", num_train_clips=10)
+        pre = Run.pretrain(
+            folder=folder,
+            state=state,
+            recipe=TrainRecipe(epochs=2),
+            manifest=root / "m",
+            store=root / "s",
+            data_hash="h",
+            num_train_clips=10,
+        )
         plan.runs[pre.run_id] = pre
         for task in tasks:
             for seed in seeds:
-                run = Run.finetune(folder=folder, state=state, task=task, protocol="linear", seed=seed,
-                                   recipe=TrainRecipe(epochs=3), manifest=root / "m", store=root / "s",
-                                   data_hash="h", num_train_clips=5, init="ckpt", parent=pre.run_id,
-                                   subset_hash="h")
+                run = Run.finetune(
+                    folder=folder,
+                    state=state,
+                    task=task,
+                    protocol="linear",
+                    seed=seed,
+                    recipe=TrainRecipe(epochs=3),
+                    manifest=root / "m",
+                    store=root / "s",
+                    data_hash="h",
+                    num_train_clips=5,
+                    init="ckpt",
+                    parent=pre.run_id,
+                    subset_hash="h",
+                )
                 plan.runs[run.run_id] = run
     return plan
 

@@ -167,8 +167,9 @@ def test_bad_inputs_are_user_errors(task: tuple[Manifest, FeatureStore], tmp_pat
         finetune(manifest, store, recipe.replace(protocol="freeze:7"), tmp_path / "c", progress=False)
     finetune(manifest, store, recipe, tmp_path / "d", progress=False)
     with pytest.raises(UserError, match="random initialisation"):
-        finetune(manifest, store, recipe.replace(protocol="scratch"), tmp_path / "e", init=tmp_path / "d",
-                 progress=False)
+        finetune(
+            manifest, store, recipe.replace(protocol="scratch"), tmp_path / "e", init=tmp_path / "d", progress=False
+        )
 
 
 def test_nan_loss_stops_with_epoch_and_batch(tmp_path: Path) -> None:
@@ -197,27 +198,75 @@ def test_loader_sharding_balance_and_resume(task: tuple[Manifest, FeatureStore])
     assert (order == 0).sum() >= 90  # seen about once per round of three classes
 
 
-def test_cli_pretrain_and_finetune(pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore],
-                                   tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_pretrain_and_finetune(
+    pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     manifest, store = task
     manifest.save(tmp_path / "m")
     args = ["--store", str(store.root), "--epochs", "1", "--batch-size", "16", "--no-progress"]
-    assert main(["finetune", "--from", str(pretrained[0]), "--manifest", str(tmp_path / "m" / "task"),
-                 "--protocol", "linear", "--out", str(tmp_path / "ft"), *args]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                str(pretrained[0]),
+                "--manifest",
+                str(tmp_path / "m" / "task"),
+                "--protocol",
+                "linear",
+                "--out",
+                str(tmp_path / "ft"),
+                *args,
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["protocol"] == "linear"
-    assert main(["finetune", "--from", "scratch", "--manifest", str(tmp_path / "m" / "task"),
-                 "--protocol", "freeze:0", "--out", str(tmp_path / "x"), *args]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--from",
+                "scratch",
+                "--manifest",
+                str(tmp_path / "m" / "task"),
+                "--protocol",
+                "freeze:0",
+                "--out",
+                str(tmp_path / "x"),
+                *args,
+            ]
+        )
+        == 2
+    )
     assert "protocol" in capsys.readouterr().err
-    assert main(["pretrain", "--manifest", str(tmp_path / "m" / "task"), "--model", "cnn6", "--width", "0.125",
-                 "--out", str(tmp_path / "pt"), *args]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--manifest",
+                str(tmp_path / "m" / "task"),
+                "--model",
+                "cnn6",
+                "--width",
+                "0.125",
+                "--out",
+                str(tmp_path / "pt"),
+                *args,
+            ]
+        )
+        == 0
+    )
     assert "pretrain done" in capsys.readouterr().out
 
 
-def test_backbone_lr_scale_and_scheduler(pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore],
-                                         tmp_path: Path) -> None:
+def test_backbone_lr_scale_and_scheduler(
+    pretrained: tuple[Path, dict], task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
     manifest, store = task
-    recipe = FINETUNE.replace(epochs=2, batch_size=16, backbone_lr_scale=0.0, scheduler="step", step_epochs=1,
-                              step_gamma=0.5)
+    recipe = FINETUNE.replace(
+        epochs=2, batch_size=16, backbone_lr_scale=0.0, scheduler="step", step_epochs=1, step_gamma=0.5
+    )
     finetune(manifest, store, recipe, tmp_path / "r", init=pretrained[0], progress=False)
     before, after = load_model(pretrained[0]).state_dict(), load_model(tmp_path / "r").state_dict()
     assert torch.equal(before["conv_block1.conv1.weight"], after["conv_block1.conv1.weight"])
@@ -264,8 +313,16 @@ def test_study_runs_drop_their_resume_checkpoint_unless_kept(tmp_path: Path, kee
     manifest, store = make_task(tmp_path, "pre", "multilabel", {"train": 16, "test": 8}, classes=3)
     recipe = PRETRAIN.replace(**TINY, epochs=1, batch_size=8)
     out = tmp_path / "runs" / "pretrain" / "pre"
-    run = Run.pretrain(folder=StudyDir(tmp_path), state="pre", recipe=recipe, manifest=manifest.save(tmp_path / "m"),
-                       store=store.root, data_hash=manifest.hash, num_train_clips=16, keep_checkpoint=keep)
+    run = Run.pretrain(
+        folder=StudyDir(tmp_path),
+        state="pre",
+        recipe=recipe,
+        manifest=manifest.save(tmp_path / "m"),
+        store=store.root,
+        data_hash=manifest.hash,
+        num_train_clips=16,
+        keep_checkpoint=keep,
+    )
     result = execute_run(run)
     assert result.status == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
     assert (out / "checkpoint.pt").exists() == keep

@@ -58,8 +58,9 @@ def test_engine_scores_whole_clips(tmp_path: Path) -> None:
     model = load_model(tmp_path / "run").eval()
     test = manifest.split("test")
     with torch.no_grad():
-        probs = clip_outputs(BatchLoader(test, store, 5, 20, crop="whole", shuffle=False),
-                             lambda x: torch.softmax(model(x), dim=1))
+        probs = clip_outputs(
+            BatchLoader(test, store, 5, 20, crop="whole", shuffle=False), lambda x: torch.softmax(model(x), dim=1)
+        )
     accuracy = float((probs.argmax(1).numpy() == test.class_indices()).mean())
     assert metrics.test["accuracy"] == pytest.approx(accuracy, abs=1e-9)
 
@@ -69,8 +70,9 @@ def test_several_readers_give_the_same_batches_in_order(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     features = {f"c{i}": rng.normal(size=(int(rng.integers(30, 90)), MELS)).astype(np.float32) for i in range(50)}
     store = write_store(tmp_path / "s", FeatureRecipe(n_mels=MELS), "t", features)
-    manifest = from_label_lists("t", pd.DataFrame({"clip_id": list(features), "split": "train"}),
-                                [["a"]] * len(features))
+    manifest = from_label_lists(
+        "t", pd.DataFrame({"clip_id": list(features), "split": "train"}), [["a"]] * len(features)
+    )
     batches = {}
     for readers in (1, 4):
         loader = BatchLoader(manifest, store, 8, 40, seed=3, readers=readers)

@@ -83,7 +83,6 @@ __all__ = [  # noqa: RUF022  (in the order of _LAZY)
 ]
 
 
-
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first access (PEP 562) and keep the object in the package."""
     if name == "__version__":

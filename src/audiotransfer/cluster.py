@@ -29,15 +29,18 @@ def _check_answers(address: str, timeout_s: float) -> None:
     """Open a TCP connection to the cluster's GCS (host:port) to see that something answers there."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r} is not host:port",
-                        fix="pass the head node's address as printed by `ray start --head` (e.g. 10.0.0.1:6379)")
+        raise UserError(
+            f"Ray address {address!r} is not host:port",
+            fix="pass the head node's address as printed by `ray start --head` (e.g. 10.0.0.1:6379)",
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise UserError(f"the Ray cluster at {address} does not answer within {timeout_s:.0f} s ({exc})",
-                        fix="start it (`ray start --head` on the head node), or check --ray-address / "
-                            "RAY_ADDRESS and the firewall") from None
+        raise UserError(
+            f"the Ray cluster at {address} does not answer within {timeout_s:.0f} s ({exc})",
+            fix="start it (`ray start --head` on the head node), or check --ray-address / RAY_ADDRESS and the firewall",
+        ) from None
 
 
 # Ray >= 2.60 advertises the host's interface address even for 127.0.0.1 unless this is 0 (read when `ray`
@@ -65,8 +68,7 @@ def _private_token() -> None:
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
-def connect(address: str | None = None, local_cpus: int | None = None,
-            timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+def connect(address: str | None = None, local_cpus: int | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Join the cluster at `address` (or RAY_ADDRESS), else start a local Ray on loopback; True when this
     call started Ray (the caller then shuts it down). An existing connection is kept."""
     address = address or os.environ.get("RAY_ADDRESS")
@@ -85,17 +87,23 @@ def connect(address: str | None = None, local_cpus: int | None = None,
             ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
         if _is_auth_error(exc):
-            raise UserError(f"the Ray cluster at {address} refused this driver: its auth token is missing or "
-                            "does not match the head's (Ray: InvalidAuthToken / AuthenticationError)",
-                            fix=AUTH_FIX) from None
-        raise UserError(f"cannot join the Ray cluster at {address}: {exc}",
-                        fix="check that the address is the head node's and its Ray version matches") from None
+            raise UserError(
+                f"the Ray cluster at {address} refused this driver: its auth token is missing or "
+                "does not match the head's (Ray: InvalidAuthToken / AuthenticationError)",
+                fix=AUTH_FIX,
+            ) from None
+        raise UserError(
+            f"cannot join the Ray cluster at {address}: {exc}",
+            fix="check that the address is the head node's and its Ray version matches",
+        ) from None
     return True
 
 
-AUTH_FIX = ("give this process the cluster's token: set RAY_AUTH_TOKEN (the token itself) or RAY_AUTH_TOKEN_PATH "
-            f"(a file holding it), or put it in {TOKEN_FILE}, and RAY_AUTH_MODE=token; it is the token the head "
-            "was started with (`ray get-auth-token` on the head prints it)")
+AUTH_FIX = (
+    "give this process the cluster's token: set RAY_AUTH_TOKEN (the token itself) or RAY_AUTH_TOKEN_PATH "
+    f"(a file holding it), or put it in {TOKEN_FILE}, and RAY_AUTH_MODE=token; it is the token the head "
+    "was started with (`ray get-auth-token` on the head prints it)"
+)
 
 
 def _is_auth_error(exc: BaseException) -> bool:
@@ -114,5 +122,7 @@ def check_gpus(num_gpus: float) -> None:
         return
     available = ray_module().cluster_resources().get("GPU", 0.0)
     if available < num_gpus:
-        raise UserError(f"each run asks for num_gpus={num_gpus:g} but the Ray cluster has {available:g} GPUs",
-                        fix="add GPU nodes to the cluster, or set resources.num_gpus to 0 in the study")
+        raise UserError(
+            f"each run asks for num_gpus={num_gpus:g} but the Ray cluster has {available:g} GPUs",
+            fix="add GPU nodes to the cluster, or set resources.num_gpus to 0 in the study",
+        )

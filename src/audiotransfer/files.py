@@ -41,9 +41,11 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         if exc.errno == errno.EFBIG:
-            raise UserError(f"{path}: the file-size limit was reached while writing ({os.strerror(exc.errno)}; "
-                            f"limit {_fsize_limit()})",
-                            fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept") from None
+            raise UserError(
+                f"{path}: the file-size limit was reached while writing ({os.strerror(exc.errno)}; "
+                f"limit {_fsize_limit()})",
+                fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept",
+            ) from None
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise UserError(
@@ -52,8 +54,10 @@ def disk_full_is_user_error(path: Path) -> Iterator[None]:
         ) from None
     except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError without the errno
         if "write" in str(exc) and _fsize_limit() not in ("unlimited", "unknown"):
-            raise UserError(f"{path}: write failed under a file-size limit of {_fsize_limit()}",
-                            fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept") from None
+            raise UserError(
+                f"{path}: write failed under a file-size limit of {_fsize_limit()}",
+                fix="raise the limit (`ulimit -f unlimited`) and rerun: finished work is kept",
+            ) from None
         if "write" not in str(exc) or shutil.disk_usage(path.parent).free > LOW_SPACE:
             raise
         raise UserError(
@@ -84,8 +88,10 @@ def check_regular_file(path: Path, what: str) -> None:
     """UserError naming `path` and the reason unless it is a regular file this process may read."""
     reason = unreadable_reason(path)
     if reason:
-        raise UserError(f"{path}: cannot read the {what}: {reason}",
-                        fix="give a regular, readable file (check the path and its permissions)")
+        raise UserError(
+            f"{path}: cannot read the {what}: {reason}",
+            fix="give a regular, readable file (check the path and its permissions)",
+        )
 
 
 def read_sidecar(path: Path, what: str, version: int) -> dict[str, Any]:
@@ -97,11 +103,15 @@ def read_sidecar(path: Path, what: str, version: int) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: the {what} is not JSON ({cut(str(exc), 80)})",
-                        fix="give the file written by audiotransfer, or rebuild it") from None
+        raise UserError(
+            f"{path}: the {what} is not JSON ({cut(str(exc), 80)})",
+            fix="give the file written by audiotransfer, or rebuild it",
+        ) from None
     if not isinstance(info, dict):
-        raise UserError(f"{path}: the {what} is {type(info).__name__}, not a JSON object",
-                        fix="give the file written by audiotransfer, or rebuild it")
+        raise UserError(
+            f"{path}: the {what} is {type(info).__name__}, not a JSON object",
+            fix="give the file written by audiotransfer, or rebuild it",
+        )
     check_version(f"{path}: field 'format_version'", info.get("format_version"), version, what)
     return info
 
@@ -127,16 +137,21 @@ def make_output_folder(folder: Path, markers: Sequence[str], what: str, force: b
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (PermissionError, FileExistsError, NotADirectoryError) as exc:
-        raise UserError(f"{folder}: cannot create the {what} folder ({exc.strerror or exc})",
-                        fix="choose a folder you can write to (check its parent's permissions)") from None
+        raise UserError(
+            f"{folder}: cannot create the {what} folder ({exc.strerror or exc})",
+            fix="choose a folder you can write to (check its parent's permissions)",
+        ) from None
     if not os.access(folder, os.W_OK):
-        raise UserError(f"{folder}: the {what} folder is not writable (permission denied)",
-                        fix="make it writable (chmod u+w) or choose another folder")
+        raise UserError(
+            f"{folder}: the {what} folder is not writable (permission denied)",
+            fix="make it writable (chmod u+w) or choose another folder",
+        )
     return folder
 
 
-def check_output_file(path: Path, inputs: Iterable[Path], what: str, force: bool = False,
-                      ours: Callable[[Path], bool] | None = None) -> None:
+def check_output_file(
+    path: Path, inputs: Iterable[Path], what: str, force: bool = False, ours: Callable[[Path], bool] | None = None
+) -> None:
     """Refuse to write output `path` over an input of the same command (never, even with `force`), over a
     folder, or over an existing file that `ours` does not recognise as this command's earlier output
     (unless `force`)."""
@@ -144,16 +159,22 @@ def check_output_file(path: Path, inputs: Iterable[Path], what: str, force: bool
     target = path.resolve()
     for source in inputs:
         if Path(source).resolve() == target:
-            raise UserError(f"{path}: the {what} output would overwrite an input of this command ({source})",
-                            fix="write the output to another file")
+            raise UserError(
+                f"{path}: the {what} output would overwrite an input of this command ({source})",
+                fix="write the output to another file",
+            )
     if path.is_dir():
         raise UserError(f"{path}: the {what} output path is a folder", fix="give a file path")
     if path.exists() and not force and not (ours is not None and ours(path)):
-        raise UserError(f"{path}: exists and does not look like an earlier {what} output; not overwritten",
-                        fix="give a new file name, or add --force to overwrite it")
+        raise UserError(
+            f"{path}: exists and does not look like an earlier {what} output; not overwritten",
+            fix="give a new file name, or add --force to overwrite it",
+        )
     if not os.access(path.parent if str(path.parent) else Path("."), os.W_OK):
-        raise UserError(f"{path}: cannot write the {what} output (permission denied in {path.parent})",
-                        fix="choose a folder you can write to")
+        raise UserError(
+            f"{path}: cannot write the {what} output (permission denied in {path.parent})",
+            fix="choose a folder you can write to",
+        )
 
 
 def usable_cores() -> int:
@@ -235,5 +256,7 @@ def _check_expansion(root: yaml.Node) -> None:
         return total
 
     if size(root) > MAX_YAML_NODES:
-        raise yaml.YAMLError(f"aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb?); "
-                             "write the values out or use fewer nested aliases")
+        raise yaml.YAMLError(
+            f"aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb?); "
+            "write the values out or use fewer nested aliases"
+        )

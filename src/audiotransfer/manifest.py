@@ -71,8 +71,7 @@ class Manifest:
         self.targets = sparse.csr_matrix(self.targets, dtype=bool)
         if self.targets.shape != (len(self.clips), len(self.labels)):
             raise ValueError(
-                f"targets shape {self.targets.shape} does not match "
-                f"{len(self.clips)} clips x {len(self.labels)} labels"
+                f"targets shape {self.targets.shape} does not match {len(self.clips)} clips x {len(self.labels)} labels"
             )
         if not self.label_names:
             self.label_names = list(self.labels)
@@ -80,8 +79,9 @@ class Manifest:
     def __repr__(self) -> str:
         sizes = self.split_sizes()
         splits = " / ".join(f"{s} {sizes[s]}" for s in (*SPLITS, "") if s in sizes and s)
-        return (f"Manifest({self.name!r}, {self.num_clips} clips x {self.num_classes} labels, {self.task_type}"
-                + (f", splits {splits})" if splits else ")"))
+        return f"Manifest({self.name!r}, {self.num_clips} clips x {self.num_classes} labels, {self.task_type}" + (
+            f", splits {splits})" if splits else ")"
+        )
 
     # ----------------------------------------------------------------- summary
     @property
@@ -242,7 +242,5 @@ def from_label_lists(
         indices = np.fromiter((lookup[lab] for row in lists for lab in row), dtype=np.int64, count=indptr[-1])
     except KeyError as exc:
         raise UserError(f"manifest {name!r}: label {exc.args[0]!r} is not in the label set") from None
-    targets = sparse.csr_matrix(
-        (np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(lists), len(labels))
-    )
+    targets = sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(lists), len(labels)))
     return Manifest(name, clips, list(labels), targets, list(label_names or labels), task_type, meta or {})

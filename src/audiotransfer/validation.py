@@ -22,8 +22,9 @@ def is_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
 
 
-def validation_error(path: Path | str, exc: ValidationError, model: type[BaseModel], prefix: str = "",
-                     subject: str = "") -> UserError:
+def validation_error(
+    path: Path | str, exc: ValidationError, model: type[BaseModel], prefix: str = "", subject: str = ""
+) -> UserError:
     """The first pydantic error as a UserError: "PATH: SUBJECT field 'PREFIX.LOC': what is wrong", with close
     field names for an unknown field. Tags of discriminated unions are left out of the field's path."""
     err = exc.errors()[0]
@@ -88,6 +89,8 @@ def check_version(where: Path | str, found: Any, current: int, what: str) -> int
     one that is not a number, is a UserError naming the file. Returns it, for a reader that migrates."""
     version = 1 if found is None else found
     if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > current:
-        raise UserError(f"{where}: {what} format version {found!r}; this audiotransfer reads versions 1 to {current}",
-                        fix="upgrade audiotransfer (the file was written by a newer one), or write the file again")
+        raise UserError(
+            f"{where}: {what} format version {found!r}; this audiotransfer reads versions 1 to {current}",
+            fix="upgrade audiotransfer (the file was written by a newer one), or write the file again",
+        )
     return version

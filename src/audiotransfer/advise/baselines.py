@@ -53,9 +53,12 @@ def cell_metrics(pred: pd.Series, truth: pd.Series) -> dict[str, float]:
 def _metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     order = np.argsort(-x, kind="stable")
     ok = len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
-    return dict(tau_w=float(stats.weightedtau(x, y).statistic) if ok else np.nan,
-                top1=float(y[order[0]] == y.max()), regret=float(y.max() - y[order[0]]),
-                top3_regret=float(y.max() - y[order[:3]].max()))
+    return dict(
+        tau_w=float(stats.weightedtau(x, y).statistic) if ok else np.nan,
+        top1=float(y[order[0]] == y.max()),
+        regret=float(y.max() - y[order[0]]),
+        top3_regret=float(y.max() - y[order[:3]].max()),
+    )
 
 
 def random_metrics(truth: pd.Series, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -76,8 +79,9 @@ def score_cells(scores: pd.DataFrame, truth: pd.DataFrame, draws: int = 1000) ->
         for name, est in scores[scores["cell"] == cell].groupby("estimator", sort=False):
             rows.append(dict(cell=cell, estimator=name, **cell_metrics(est.set_index("candidate")["score"], actual)))
         rand = random_metrics(actual, draws, seed=len(rows))
-        rows.append(dict(cell=cell, estimator=RANDOM, **rand.mean().to_dict(),
-                         random_draw_tau=rand["tau_w"].to_numpy()))
+        rows.append(
+            dict(cell=cell, estimator=RANDOM, **rand.mean().to_dict(), random_draw_tau=rand["tau_w"].to_numpy())
+        )
     return pd.DataFrame(rows)
 
 
@@ -122,8 +126,10 @@ class Verdict:
             return f"{self.default}: not compared with '{self.baseline}' (no cell where both rank >= 3 states)"
         spread = f"{self.difference:+.2f} weighted tau, 95% interval {self.low:+.2f} to {self.high:+.2f}"
         if self.cells < MIN_CELLS:
-            return (f"{self.default} vs picking the {_words(self.baseline)}: {spread} over only {self.cells} "
-                    f"cell(s), too few to tell (>= {MIN_CELLS} needed)")
+            return (
+                f"{self.default} vs picking the {_words(self.baseline)}: {spread} over only {self.cells} "
+                f"cell(s), too few to tell (>= {MIN_CELLS} needed)"
+            )
         if self.low > 0:
             return f"{self.default} beat picking the {_words(self.baseline)} by {spread} over {self.cells} cells"
         if self.high < 0:
@@ -132,14 +138,16 @@ class Verdict:
 
 
 def _words(baseline: str) -> str:
-    return {"largest": "largest pre-training set", "most_classes": "pre-training set with most classes",
-            "parameters": "biggest model"}.get(baseline, baseline)
+    return {
+        "largest": "largest pre-training set",
+        "most_classes": "pre-training set with most classes",
+        "parameters": "biggest model",
+    }.get(baseline, baseline)
 
 
 def verdict(cells: pd.DataFrame, default: str, baseline: str = "largest", reps: int = 2000) -> Verdict:
     """Paired over the cells both scored: mean(tau_default - tau_baseline) and its bootstrap interval."""
-    wide = cells[cells["estimator"].isin([default, baseline])].pivot(index="cell", columns="estimator",
-                                                                     values="tau_w")
+    wide = cells[cells["estimator"].isin([default, baseline])].pivot(index="cell", columns="estimator", values="tau_w")
     if default not in wide or baseline not in wide:
         return Verdict(default, baseline, np.nan, np.nan, np.nan, 0)
     diff = (wide[default] - wide[baseline]).dropna().to_numpy()
@@ -154,7 +162,8 @@ def study_sizes(res: Any) -> pd.DataFrame:
     if states.empty:
         return pd.DataFrame(columns=["clips", "classes"])
     return states.set_index("state").rename(columns={"num_clips": "clips", "num_classes": "classes"})[
-        ["clips", "classes"]]
+        ["clips", "classes"]
+    ]
 
 
 def parameter_counts(candidates: list[Candidate]) -> pd.Series:

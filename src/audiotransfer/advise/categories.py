@@ -33,15 +33,19 @@ def tagger_labels(path: Path, num_outputs: int, onto: Any) -> list[str]:
     if not labels and num_outputs == len(onto.trainable):
         labels = list(onto.trainable)
     if len(labels) != num_outputs:
-        raise UserError(f"tagger {file}: its {num_outputs} outputs carry no label list and do not match the "
-                        f"ontology's {len(onto.trainable)} trainable classes",
-                        fix="use a state pre-trained on the whole label set (its model.pt lists its labels)")
+        raise UserError(
+            f"tagger {file}: its {num_outputs} outputs carry no label list and do not match the "
+            f"ontology's {len(onto.trainable)} trainable classes",
+            fix="use a state pre-trained on the whole label set (its model.pt lists its labels)",
+        )
     known = {c for c in labels if c in onto}
     if len(known) < len(labels):
         bad = [lab for lab in labels if lab not in known][:5]
-        raise UserError(f"tagger {file}: {len(labels) - len(known)} of its {len(labels)} labels are not AudioSet "
-                        f"ids of the ontology (e.g. {', '.join(map(repr, bad))})",
-                        fix="use a tagger trained on AudioSet labels, with the matching --metadata ontology")
+        raise UserError(
+            f"tagger {file}: {len(labels) - len(known)} of its {len(labels)} labels are not AudioSet "
+            f"ids of the ontology (e.g. {', '.join(map(repr, bad))})",
+            fix="use a tagger trained on AudioSet labels, with the matching --metadata ontology",
+        )
     return labels
 
 
@@ -79,9 +83,16 @@ def top_categories(cmass: pd.Series, onto: Any, level: int = 0, cover: float = 0
     cumulative = share.cumsum()
     reached = int(np.searchsorted(cumulative.to_numpy(), cover - 1e-12)) + 1
     chosen = np.arange(len(at)) < min(reached, most)
-    return pd.DataFrame({"category": [onto.name(c) for c in at.index], "mass": at.to_numpy(),
-                         "share": share.to_numpy(), "cumulative": cumulative.to_numpy(), "chosen": chosen},
-                        index=at.index.rename("id"))
+    return pd.DataFrame(
+        {
+            "category": [onto.name(c) for c in at.index],
+            "mass": at.to_numpy(),
+            "share": share.to_numpy(),
+            "cumulative": cumulative.to_numpy(),
+            "chosen": chosen,
+        },
+        index=at.index.rename("id"),
+    )
 
 
 def subset_spec(task: str, table: pd.DataFrame, budget: int | None, seed: int = 0) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def subset_spec(task: str, table: pd.DataFrame, budget: int | None, seed: int = 
     names = list(table.loc[table["chosen"], "category"])
     spec: dict[str, Any] = {
         "description": f"the categories '{task}' most resembles ({', '.join(names)}; "
-                       f"{table.loc[table['chosen'], 'share'].sum():.0%} of its tagger mass at this level)",
+        f"{table.loc[table['chosen'], 'share'].sum():.0%} of its tagger mass at this level)",
         "categories": names,
         "seed": seed,
     }

@@ -108,8 +108,10 @@ def _default(given: str | None, estimators: list[str]) -> str:
     """The ranking estimator: `--default` (which must be among `--estimators`), else the house default
     when selected, else the first selected."""
     if given is not None and given not in estimators:
-        raise UserError(f"--default {given} is not among --estimators ({', '.join(estimators)})",
-                        fix=f"add {given} to --estimators, or pick --default from them")
+        raise UserError(
+            f"--default {given} is not among --estimators ({', '.join(estimators)})",
+            fix=f"add {given} to --estimators, or pick --default from them",
+        )
     return given or (rank.DEFAULT if rank.DEFAULT in estimators else estimators[0])
 
 
@@ -123,8 +125,10 @@ def _out(args: argparse.Namespace, res: Any) -> Path:
     elif res is not None:
         out = res.study_dir / "advise"
     else:
-        raise UserError("advise writes advice.csv/json and an embedding cache: where?",
-                        fix="pass --out DIR (or a STUDY, whose advise/ folder is the default)")
+        raise UserError(
+            "advise writes advice.csv/json and an embedding cache: where?",
+            fix="pass --out DIR (or a STUDY, whose advise/ folder is the default)",
+        )
     return make_output_folder(out, ["advice.json", "advice.csv", "cache"], "folder of advice")
 
 
@@ -145,13 +149,17 @@ def _tagger(args: argparse.Namespace, res: Any, tasks: list[driver.Task], out: P
         logits = embed_task(cand, task.manifest, task.store, task.frames, out / "cache").logits
         cmass = categories.category_mass(categories.label_mass(logits, labels, args.soft_mass), onto)
         table = categories.top_categories(cmass, onto, args.level, args.cover, args.most)
-        print(f"\n{task.name}: ontology categories (depth {args.level}) by the tagger's mass over "
-              f"{len(labelled_rows(task.manifest))} clips:")
+        print(
+            f"\n{task.name}: ontology categories (depth {args.level}) by the tagger's mass over "
+            f"{len(labelled_rows(task.manifest))} clips:"
+        )
         print(table.head(8).to_string(float_format=lambda v: f"{v:.3f}"))
         spec = categories.subset_spec(task.name, table, args.budget)
         written = categories.write_spec(spec, out / f"subset_like_{task.name}.yaml")
-        print(f"{task.name}: most like {', '.join(spec['subsets'][f'like_{task.name}']['categories'])}; "
-              f"subset spec: {written} (`audiotransfer subsets build {written} ...`)")
+        print(
+            f"{task.name}: most like {', '.join(spec['subsets'][f'like_{task.name}']['categories'])}; "
+            f"subset spec: {written} (`audiotransfer subsets build {written} ...`)"
+        )
     return 0
 
 

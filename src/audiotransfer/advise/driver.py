@@ -49,8 +49,10 @@ class Advice:
     forward_passes: int = 0
 
     def __repr__(self) -> str:
-        return (f"Advice(default {self.default!r}, tasks {list(self.tables)}, {len(self.long)} scores, "
-                f"{self.forward_passes} forward passes)")
+        return (
+            f"Advice(default {self.default!r}, tasks {list(self.tables)}, {len(self.long)} scores, "
+            f"{self.forward_passes} forward passes)"
+        )
 
 
 # ------------------------------------------------------------------------------------------ candidates
@@ -71,8 +73,10 @@ def study_candidates(res: Any) -> list[Candidate]:
     names = [s for s in (res.states["state"] if not res.states.empty else []) if s != SCRATCH]
     found = [Candidate(s, d, "audiotransfer") for s in names if (d := pretrained_dir(res, s)) is not None]
     if not found:
-        raise UserError(f"{res.study_dir}: no pre-trained state has a finished model.pt",
-                        fix="run the study's pre-training first (`audiotransfer study run`)")
+        raise UserError(
+            f"{res.study_dir}: no pre-trained state has a finished model.pt",
+            fix="run the study's pre-training first (`audiotransfer study run`)",
+        )
     return found
 
 
@@ -96,16 +100,22 @@ def study_tasks(res: Any, names: list[str] | None = None) -> list[Task]:
     return tasks
 
 
-def corpus_task(corpus: str, root: str | Path, out: Path, recipe: Any = "panns16k", jobs: int = 1,
-                progress: bool = True, **options: Any) -> Task:
+def corpus_task(
+    corpus: str,
+    root: str | Path,
+    out: Path,
+    recipe: Any = "panns16k",
+    jobs: int = 1,
+    progress: bool = True,
+    **options: Any,
+) -> Task:
     """A registered corpus as a task; its features extracted once into OUT/stores/CORPUS-RECIPEHASH."""
     from audiotransfer.data.corpora import load_corpus
 
     return manifest_task(load_corpus(corpus, root, **options), out, recipe, jobs, progress)
 
 
-def manifest_task(manifest: Any, out: Path, recipe: Any = "panns16k", jobs: int = 1,
-                  progress: bool = True) -> Task:
+def manifest_task(manifest: Any, out: Path, recipe: Any = "panns16k", jobs: int = 1, progress: bool = True) -> Task:
     """A task manifest (object or saved DIR/NAME path) with its features extracted (once) under OUT/stores;
     `recipe` a FeatureRecipe or a recipe name."""
     from audiotransfer.data.features import get_recipe
@@ -118,8 +128,14 @@ def manifest_task(manifest: Any, out: Path, recipe: Any = "panns16k", jobs: int 
     rows = labelled_rows(manifest)
     class_labels(manifest, rows)  # refuse a multi-label task before extracting anything
     name = manifest.name or "task"
-    store = extract_features(manifest.take(rows), out / "stores" / f"{name}-{feats.hash}", feats, jobs=jobs,
-                             on_error="stop", progress=progress)
+    store = extract_features(
+        manifest.take(rows),
+        out / "stores" / f"{name}-{feats.hash}",
+        feats,
+        jobs=jobs,
+        on_error="stop",
+        progress=progress,
+    )
     return Task(name, manifest, store, _frames(manifest, store))
 
 
@@ -130,9 +146,16 @@ def _frames(manifest: Any, store: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- advise
-def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, estimators: list[str] | None = None,
-           default: str = rank.DEFAULT, progress: bool = True, sizes: pd.DataFrame | None = None,
-           intervals: bool = True) -> Advice:
+def advise(
+    candidates: list[Candidate],
+    tasks: list[Task],
+    cache_dir: Path,
+    estimators: list[str] | None = None,
+    default: str = rank.DEFAULT,
+    progress: bool = True,
+    sizes: pd.DataFrame | None = None,
+    intervals: bool = True,
+) -> Advice:
     """Score every candidate on every task with the estimators; candidates that fail to load are listed.
 
     Also `audiotransfer.advise(...)`. A candidate is a run folder or checkpoint; a task is a single-label
@@ -190,9 +213,23 @@ def advise(candidates: list[Candidate], tasks: list[Task], cache_dir: Path, esti
             inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
             seconds[cand.name] = emb.seconds
         long = _headless(rank.score(inputs, names), [c for c, d in inputs.items() if d.logits.shape[1] == 0])
-        long = pd.concat([long, pd.DataFrame([dict(candidate=c, estimator=e, score=np.nan, seconds=0.0,
-                                                    note=f"not loaded: {msg}") for c, msg in failed.items()
-                                               for e in names])], ignore_index=True) if failed else long
+        long = (
+            pd.concat(
+                [
+                    long,
+                    pd.DataFrame(
+                        [
+                            dict(candidate=c, estimator=e, score=np.nan, seconds=0.0, note=f"not loaded: {msg}")
+                            for c, msg in failed.items()
+                            for e in names
+                        ]
+                    ),
+                ],
+                ignore_index=True,
+            )
+            if failed
+            else long
+        )
         table = rank.ranked(long, seconds, default)
         advice.lines[task.name] = rank.recommendation(table, task.name, default)
         notes = _uncertainty(table, inputs, default) if intervals else ""
@@ -240,9 +277,18 @@ def write_advice(advice: Advice, out: Path) -> dict[str, Path]:
     stacked = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["candidate", "task"])
     paths = {"csv": out / "advice.csv", "json": out / "advice.json"}
     stacked.to_csv(paths["csv"], index=False)
-    paths["json"].write_text(json.dumps({
-        "default": advice.default, "recommendations": advice.lines, "forward_passes": advice.forward_passes,
-        "tables": {name: json.loads(t.reset_index().to_json(orient="records")) for name, t in advice.tables.items()},
-        "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-    }, indent=2))
+    paths["json"].write_text(
+        json.dumps(
+            {
+                "default": advice.default,
+                "recommendations": advice.lines,
+                "forward_passes": advice.forward_passes,
+                "tables": {
+                    name: json.loads(t.reset_index().to_json(orient="records")) for name, t in advice.tables.items()
+                },
+                "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            },
+            indent=2,
+        )
+    )
     return paths

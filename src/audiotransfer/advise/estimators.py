@@ -24,26 +24,32 @@ import numpy as np
 from audiotransfer.errors import UserError
 
 
-def check_inputs(x: np.ndarray, y: np.ndarray, what: str = "embeddings", min_per_class: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(
+    x: np.ndarray, y: np.ndarray, what: str = "embeddings", min_per_class: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """float64 (n, d) and int (n,) arrays; UserError for NaN, shape mismatch, one class, or classes with
     fewer than `min_per_class` clips (leave-one-out and cross-validation need two)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     if x.ndim != 2 or len(x) != len(y):
-        raise UserError(f"{what} of shape {x.shape} do not match {len(y)} labels",
-                        fix="pass one row per labelled clip")
+        raise UserError(f"{what} of shape {x.shape} do not match {len(y)} labels", fix="pass one row per labelled clip")
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x).all(axis=1)).sum())
-        raise UserError(f"{what} hold NaN or infinite values in {bad} of {len(x)} clips",
-                        fix="check the candidate's weights (a diverged training gives NaN embeddings)")
+        raise UserError(
+            f"{what} hold NaN or infinite values in {bad} of {len(x)} clips",
+            fix="check the candidate's weights (a diverged training gives NaN embeddings)",
+        )
     counts = np.bincount(y.astype(np.int64))
     counts = counts[counts > 0]
     if len(counts) < 2:
-        raise UserError("the task has only one class among its labelled clips",
-                        fix="a transferability estimate needs at least two classes")
+        raise UserError(
+            "the task has only one class among its labelled clips",
+            fix="a transferability estimate needs at least two classes",
+        )
     if counts.min() < min_per_class:
-        raise UserError(f"{int((counts < min_per_class).sum())} class(es) have a single clip",
-                        fix="give every class at least two training clips")
+        raise UserError(
+            f"{int((counts < min_per_class).sum())} class(es) have a single clip",
+            fix="give every class at least two training clips",
+        )
     return x, y.astype(np.int64)
 
 
@@ -64,8 +70,9 @@ def _evidence(s2: np.ndarray, z2: np.ndarray, res2: float, n: int, d: int, alpha
     return float(ev / n)
 
 
-def logme_target(f: np.ndarray, t: np.ndarray, iters: int = 1000, tol: float = 1e-9,
-                 svd: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+def logme_target(
+    f: np.ndarray, t: np.ndarray, iters: int = 1000, tol: float = 1e-9, svd: tuple[np.ndarray, np.ndarray] | None = None
+) -> float:
     """LogME of one real-valued target `t` on features `f` (n, d): the maximised log evidence per sample."""
     n, d = f.shape
     u, s = svd if svd is not None else np.linalg.svd(f, full_matrices=False)[:2]

@@ -40,8 +40,9 @@ class LayerScore:
         return float(self.scores.max())
 
 
-def layer_embeddings(candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path,
-                     batch_size: int = 64) -> dict[str, np.ndarray]:
+def layer_embeddings(
+    candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path, batch_size: int = 64
+) -> dict[str, np.ndarray]:
     """Per named stage of the candidate, its (clips, channels) activations of the task's labelled clips."""
     import torch
 
@@ -53,8 +54,7 @@ def layer_embeddings(candidate: Candidate, manifest: Any, store: Any, frames: in
             return {k: data[k] for k in data.files}
     model = load_candidate(candidate)
     names = list(model.block_names)
-    loader = BatchLoader(manifest.take(labelled_rows(manifest)), store, batch_size, frames, crop="whole",
-                         shuffle=False)
+    loader = BatchLoader(manifest.take(labelled_rows(manifest)), store, batch_size, frames, crop="whole", shuffle=False)
     widths: list[int] = []
 
     def stacked(x: Any) -> Any:
@@ -66,7 +66,7 @@ def layer_embeddings(candidate: Candidate, manifest: Any, store: Any, frames: in
     with torch.inference_mode():
         flat = clip_outputs(loader, stacked).numpy().astype(np.float64)
     bounds = np.cumsum([0, *widths])
-    out = {n: flat[:, bounds[i]:bounds[i + 1]] for i, n in enumerate(names)}
+    out = {n: flat[:, bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}
     out["_seconds"] = np.array(time.perf_counter() - start)
 
     def save(tmp: Path) -> None:
@@ -81,8 +81,10 @@ def layer_embeddings(candidate: Candidate, manifest: Any, store: Any, frames: in
 def best_layer(name: str, layers: dict[str, np.ndarray], y: np.ndarray, candidate: str = "") -> LayerScore:
     """`name` (a single-candidate estimator reading embeddings) on every layer; the best layer wins."""
     if name not in rank.ESTIMATORS or name in ("leep", "nce"):
-        raise UserError(f"the multi-layer option needs an estimator that reads embeddings, not {name}",
-                        fix="use e.g. knn, logme, hscore, sfda or gbc")
+        raise UserError(
+            f"the multi-layer option needs an estimator that reads embeddings, not {name}",
+            fix="use e.g. knn, logme, hscore, sfda or gbc",
+        )
     scores = {}
     for layer, emb in layers.items():
         if layer.startswith("_"):

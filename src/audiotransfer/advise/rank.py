@@ -128,12 +128,20 @@ def ensemble(long: pd.DataFrame, members: tuple[str, ...] = ENSEMBLE) -> pd.Data
     wide = long[long["estimator"].isin(members)].pivot(index="candidate", columns="estimator", values="score")
     ranks = wide.rank(ascending=False, method="average")
     mean = ranks.mean(axis=1)
-    return pd.DataFrame(dict(candidate=mean.index, estimator="ensemble", score=-mean.to_numpy(), seconds=0.0,
-                             note=["" if np.isfinite(v) else "no member scored it" for v in mean.to_numpy()]))
+    return pd.DataFrame(
+        dict(
+            candidate=mean.index,
+            estimator="ensemble",
+            score=-mean.to_numpy(),
+            seconds=0.0,
+            note=["" if np.isfinite(v) else "no member scored it" for v in mean.to_numpy()],
+        )
+    )
 
 
-def ranked(long: pd.DataFrame, embed_seconds: Mapping[str, float] | None = None,
-           default: str = DEFAULT) -> pd.DataFrame:
+def ranked(
+    long: pd.DataFrame, embed_seconds: Mapping[str, float] | None = None, default: str = DEFAULT
+) -> pd.DataFrame:
     """Wide table, best first by the default estimator: per estimator its score and rank (1 = best),
     the seconds spent (embedding + all estimators) and the notes of skipped estimators."""
     scores = long.pivot(index="candidate", columns="estimator", values="score")
@@ -168,5 +176,7 @@ def recommendation(table: pd.DataFrame, task: str, default: str = DEFAULT) -> st
     best = table[default].idxmax()
     others = [e for e in NAMES if e in table and e != default and table[e].notna().any()]
     agree = [e for e in others if table[e].idxmax() == best]
-    return (f"{task}: start from '{best}' ({default} {table.loc[best, default]:.3f}; "
-            f"{len(agree)} of {len(others)} other estimators agree)")
+    return (
+        f"{task}: start from '{best}' ({default} {table.loc[best, default]:.3f}; "
+        f"{len(agree)} of {len(others)} other estimators agree)"
+    )

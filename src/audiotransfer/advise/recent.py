@@ -77,8 +77,9 @@ def _pca(f: np.ndarray, dims: int = PCA_DIMS) -> np.ndarray:
 def bhattacharyya(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     """Bhattacharyya coefficients (C, C) between diagonal Gaussians with means and variances (C, d)."""
     s = (var[:, None, :] + var[None, :, :]) / 2
-    dist = (0.125 * ((mu[:, None, :] - mu[None, :, :]) ** 2 / s).sum(axis=2)
-            + 0.5 * (np.log(s) - 0.5 * (np.log(var)[:, None, :] + np.log(var)[None, :, :])).sum(axis=2))
+    dist = 0.125 * ((mu[:, None, :] - mu[None, :, :]) ** 2 / s).sum(axis=2) + 0.5 * (
+        np.log(s) - 0.5 * (np.log(var)[:, None, :] + np.log(var)[None, :, :])
+    ).sum(axis=2)
     return np.asarray(np.exp(-dist))
 
 

@@ -41,8 +41,10 @@ class Spread:
         if self.top is None or self.difference is None or self.apart:
             return ""
         d, lo, hi = self.difference
-        return (f"'{self.top[0]}' and '{self.top[1]}' cannot be told apart on this task's clips ({self.estimator} "
-                f"difference {d:+.3f}, 95% interval {lo:+.3f} to {hi:+.3f})")
+        return (
+            f"'{self.top[0]}' and '{self.top[1]}' cannot be told apart on this task's clips ({self.estimator} "
+            f"difference {d:+.3f}, 95% interval {lo:+.3f} to {hi:+.3f})"
+        )
 
 
 def _predictions(name: str, data: rank.Inputs) -> np.ndarray:

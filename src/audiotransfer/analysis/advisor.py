@@ -1,4 +1,4 @@
-""""Could we have known before fine-tuning?": the advisor's estimators checked against a study's grid.
+""" "Could we have known before fine-tuning?": the advisor's estimators checked against a study's grid.
 
 For every task the advisor scores the study's pre-trained states (embeddings of the task's train + dev
 clips, cached in `STUDY/advise/cache/`); for every task x protocol x estimator this compares those scores
@@ -26,14 +26,16 @@ import audiotransfer.analysis.gather as gather
 from audiotransfer.errors import UserError
 
 TITLE = "Could we have known before fine-tuning?"
-METHOD = ("Estimators score each pre-trained state from one forward pass over the task's train + dev clips; "
-          "tau_w = weighted Kendall tau and rho = Spearman rho between an estimator's scores and the states' "
-          "mean test scores; top1_is_best / within_best_ci: the estimator's top state is the actual best, or "
-          "its mean is within the best state's 95% interval; regret = the best state's mean test score minus that "
-          "of the estimator's top state (top-3: of the best of its first three); seconds = forward passes + "
-          "estimator. Baselines need no forward pass: largest = most pre-training clips, most_classes = most "
-          "pre-training classes, random = the expectation over 1,000 random orders. Intervals: 95% bootstrap "
-          "over the task x protocol cells; the verdict's interval is paired (default minus largest, per cell).")
+METHOD = (
+    "Estimators score each pre-trained state from one forward pass over the task's train + dev clips; "
+    "tau_w = weighted Kendall tau and rho = Spearman rho between an estimator's scores and the states' "
+    "mean test scores; top1_is_best / within_best_ci: the estimator's top state is the actual best, or "
+    "its mean is within the best state's 95% interval; regret = the best state's mean test score minus that "
+    "of the estimator's top state (top-3: of the best of its first three); seconds = forward passes + "
+    "estimator. Baselines need no forward pass: largest = most pre-training clips, most_classes = most "
+    "pre-training classes, random = the expectation over 1,000 random orders. Intervals: 95% bootstrap "
+    "over the task x protocol cells; the verdict's interval is paired (default minus largest, per cell)."
+)
 
 
 @dataclass
@@ -66,23 +68,33 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
 
     def run() -> pd.DataFrame:
         advice = advise(candidates, tasks, res.study_dir / "advise" / "cache", progress=progress)
-        made["embed"] = pd.DataFrame([dict(task=t, candidate=c, seconds=s) for t, d in advice.embed_seconds.items()
-                                      for c, s in d.items()], columns=["task", "candidate", "seconds"])
+        made["embed"] = pd.DataFrame(
+            [dict(task=t, candidate=c, seconds=s) for t, d in advice.embed_seconds.items() for c, s in d.items()],
+            columns=["task", "candidate", "seconds"],
+        )
         return advice.long
 
     # the estimators' table is cached beside the report's other measures (the probe takes a while)
-    key = gather.fingerprint({c.name: c.path for c in candidates}, estimators=list(NAMES),
-                       tasks={t.name: t.manifest.hash for t in tasks})
+    key = gather.fingerprint(
+        {c.name: c.path for c in candidates}, estimators=list(NAMES), tasks={t.name: t.manifest.hash for t in tasks}
+    )
     cache = res.study_dir / "report" / "cache"
     long = gather.cached(cache, "advisor_scores", key, run)
-    embed = gather.cached(cache, "advisor_embed", key,
-                          lambda: made["embed"] if "embed" in made else (run(), made["embed"])[1])
+    embed = gather.cached(
+        cache, "advisor_embed", key, lambda: made["embed"] if "embed" in made else (run(), made["embed"])[1]
+    )
     if long.empty:
         return AdvisorCheck(note="no task could be ranked (multi-label tasks are skipped)")
     cells = compare(with_baselines(long, state_sizes(res)), embed, scores)
     flat = bootstrap_cells(cells)
-    return AdvisorCheck(DEFAULT, cells, picks(long, embed, scores, res.runs, DEFAULT), long,
-                        table=bl.summary(flat), verdict=bl.verdict(flat, DEFAULT))
+    return AdvisorCheck(
+        DEFAULT,
+        cells,
+        picks(long, embed, scores, res.runs, DEFAULT),
+        long,
+        table=bl.summary(flat),
+        verdict=bl.verdict(flat, DEFAULT),
+    )
 
 
 def state_sizes(res: Any) -> pd.DataFrame:
@@ -125,24 +137,52 @@ def compare(long: pd.DataFrame, embed: pd.DataFrame, scores: pd.DataFrame, draws
             top = s[common].idxmax() if common else None
             low = actual.loc[best, "ci_low"]
             within = bool(top is not None and (top == best or (np.isfinite(low) and actual.loc[top, "mean"] >= low)))
-            spent = est["seconds"].sum() + (0.0 if estimator in bl.BASELINES
-                                            else embed.loc[embed["task"] == task, "seconds"].sum())
+            spent = est["seconds"].sum() + (
+                0.0 if estimator in bl.BASELINES else embed.loc[embed["task"] == task, "seconds"].sum()
+            )
             m = bl.cell_metrics(s[common], truth)
-            rows.append(dict(task=task, protocol=protocol, estimator=estimator, n_states=len(common),
-                             tau_w=stats.weightedtau(x, y).statistic if ok else np.nan,
-                             rho=stats.spearmanr(x, y).statistic if ok else np.nan,
-                             top1=top, best=best, top1_is_best=top == best, within_best_ci=within,
-                             regret=m["regret"], top3_regret=m["top3_regret"], seconds=spent))
+            rows.append(
+                dict(
+                    task=task,
+                    protocol=protocol,
+                    estimator=estimator,
+                    n_states=len(common),
+                    tau_w=stats.weightedtau(x, y).statistic if ok else np.nan,
+                    rho=stats.spearmanr(x, y).statistic if ok else np.nan,
+                    top1=top,
+                    best=best,
+                    top1_is_best=top == best,
+                    within_best_ci=within,
+                    regret=m["regret"],
+                    top3_regret=m["top3_regret"],
+                    seconds=spent,
+                )
+            )
         rand = bl.random_metrics(truth, draws, seed=len(rows))
-        rows.append(dict(task=task, protocol=protocol, estimator=bl.RANDOM, n_states=len(pool),
-                         tau_w=rand["tau_w"].mean(), rho=np.nan, top1=None, best=best,
-                         top1_is_best=rand["top1"].mean(), within_best_ci=np.nan, regret=rand["regret"].mean(),
-                         top3_regret=rand["top3_regret"].mean(), seconds=0.0, random_draw_tau=rand["tau_w"].to_numpy()))
+        rows.append(
+            dict(
+                task=task,
+                protocol=protocol,
+                estimator=bl.RANDOM,
+                n_states=len(pool),
+                tau_w=rand["tau_w"].mean(),
+                rho=np.nan,
+                top1=None,
+                best=best,
+                top1_is_best=rand["top1"].mean(),
+                within_best_ci=np.nan,
+                regret=rand["regret"].mean(),
+                top3_regret=rand["top3_regret"].mean(),
+                seconds=0.0,
+                random_draw_tau=rand["tau_w"].to_numpy(),
+            )
+        )
     return pd.DataFrame(rows)
 
 
-def picks(long: pd.DataFrame, embed: pd.DataFrame, scores: pd.DataFrame, runs: pd.DataFrame,
-          default: str) -> pd.DataFrame:
+def picks(
+    long: pd.DataFrame, embed: pd.DataFrame, scores: pd.DataFrame, runs: pd.DataFrame, default: str
+) -> pd.DataFrame:
     """Per task: the default estimator's pick and its seconds, the grid's best (per protocol) and seconds."""
     rows = []
     for task, part in long[long["estimator"] == default].groupby("task", sort=True):
@@ -150,8 +190,15 @@ def picks(long: pd.DataFrame, embed: pd.DataFrame, scores: pd.DataFrame, runs: p
         spent = part["seconds"].sum() + embed.loc[embed["task"] == task, "seconds"].sum()
         ft = runs[(runs["kind"] == "finetune") & (runs["task"] == task)] if not runs.empty else runs
         best = {p: g.set_index("state")["mean"].idxmax() for p, g in scores[scores["task"] == task].groupby("protocol")}
-        rows.append(dict(task=task, pick=s.idxmax() if len(s) else None, seconds=spent,
-                         grid_best=best, grid_seconds=float(ft["duration_s"].fillna(0).sum()) if len(ft) else np.nan))
+        rows.append(
+            dict(
+                task=task,
+                pick=s.idxmax() if len(s) else None,
+                seconds=spent,
+                grid_best=best,
+                grid_seconds=float(ft["duration_s"].fillna(0).sum()) if len(ft) else np.nan,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -173,12 +220,17 @@ def summary_lines(check: AdvisorCheck) -> list[str]:
 def ranking_line(name: str, r: Any, default: str, seconds: float) -> str:
     """'knn (default): weighted tau +0.57 [+0.40, +0.70]; top-1 the best in 14 of 18 cells; regret ...'."""
     mark = " (default)" if name == default else " (baseline)" if name in bl.BASELINES else ""
-    sd = f", SD over permutations {r['random_sd']:.2f}" if name == bl.RANDOM and np.isfinite(
-        r.get("random_sd", np.nan)) else ""
+    sd = (
+        f", SD over permutations {r['random_sd']:.2f}"
+        if name == bl.RANDOM and np.isfinite(r.get("random_sd", np.nan))
+        else ""
+    )
     cost = f"; {seconds:.1f} s with the forward passes" if name not in bl.BASELINES else ""
-    return (f"{name}{mark}: weighted tau {r['tau_w']:+.2f} [{r['tau_w_low']:+.2f}, {r['tau_w_high']:+.2f}]{sd}; "
-            f"top-1 the best state in {r['top1']:.0%} of {int(r['cells'])} cells; regret {r['regret']:.3f} "
-            f"[{r['regret_low']:.3f}, {r['regret_high']:.3f}], top-3 regret {r['top3_regret']:.3f}{cost}")
+    return (
+        f"{name}{mark}: weighted tau {r['tau_w']:+.2f} [{r['tau_w_low']:+.2f}, {r['tau_w_high']:+.2f}]{sd}; "
+        f"top-1 the best state in {r['top1']:.0%} of {int(r['cells'])} cells; regret {r['regret']:.3f} "
+        f"[{r['regret_low']:.3f}, {r['regret_high']:.3f}], top-3 regret {r['top3_regret']:.3f}{cost}"
+    )
 
 
 def pick_line(r: Any) -> str:
@@ -195,8 +247,11 @@ def published_baselines(draws: int = 1000) -> pd.DataFrame:
 
     long = published()
     long = long[long["state"] != "scratch"]
-    sizes = long.drop_duplicates("state").set_index("state").rename(
-        columns={"num_samples": "clips", "num_classes": "classes"})
+    sizes = (
+        long.drop_duplicates("state")
+        .set_index("state")
+        .rename(columns={"num_samples": "clips", "num_classes": "classes"})
+    )
     rows = bl.size_scores(sizes)
     scores = pd.concat([rows.assign(cell=corpus) for corpus in long["corpus"].unique()], ignore_index=True)
     truth = long.rename(columns={"corpus": "cell", "state": "candidate", "uar": "value"})

@@ -39,8 +39,11 @@ def mark_advisor(fig: Figure, gains: pd.DataFrame, check: AdvisorCheck | None, p
             state = who.get(task)
             if state in states:
                 ax.plot(j + dx, states.index(state) - 0.3, marker=marker, ms=8, color=colour, mec="black", mew=0.6)
-    ax.set_xlabel(f"{ax.get_xlabel()}\norange triangle: the advisor's top-1 ({check.default}, before fine-tuning); "
-                  "star: the grid's best state", fontsize=6.5)
+    ax.set_xlabel(
+        f"{ax.get_xlabel()}\norange triangle: the advisor's top-1 ({check.default}, before fine-tuning); "
+        "star: the grid's best state",
+        fontsize=6.5,
+    )
     fig.tight_layout()
     return fig
 
@@ -58,8 +61,11 @@ def score_scatter(check: AdvisorCheck, scores: pd.DataFrame, protocol: str, metr
         ax.scatter(both["score"], both["mean"], s=22, color="#4c72b0", zorder=3)
         for r in both.itertuples():
             ax.annotate(str(r.candidate), (r.score, r.mean), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        cell = check.cells[(check.cells["task"] == task) & (check.cells["protocol"] == protocol)
-                           & (check.cells["estimator"] == check.default)]
+        cell = check.cells[
+            (check.cells["task"] == task)
+            & (check.cells["protocol"] == protocol)
+            & (check.cells["estimator"] == check.default)
+        ]
         tau = float(cell["tau_w"].iloc[0]) if len(cell) else np.nan
         ax.set_title(f"{task}: weighted tau {f'{tau:+.2f}' if np.isfinite(tau) else 'n/a (ties)'}", fontsize=8)
         ax.set_xlabel(f"{check.default} score (before fine-tuning)", fontsize=7)

@@ -128,8 +128,15 @@ def factor_table(scores: pd.DataFrame, states: pd.DataFrame, data_sim: pd.DataFr
     return table.merge(sim, on=["state", "task"], how="left")
 
 
-def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY, max_inputs: int = 256,
-            batch_size: int = 64, progress: bool = True, matched: dict[str, set[str]] | None = None) -> Analysis:
+def analyse(
+    study_dir: str | Path,
+    metric: str = "uar",
+    similarity: str = DEFAULT_SIMILARITY,
+    max_inputs: int = 256,
+    batch_size: int = 64,
+    progress: bool = True,
+    matched: dict[str, set[str]] | None = None,
+) -> Analysis:
     """Compute every table of the report from a study directory.
 
     `matched` (task -> states that share its material) is a known ground truth, e.g. the synthetic world's:
@@ -145,58 +152,89 @@ def analyse(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAUL
     published = reference.compare(scores, res.tasks, metric)
     short = scores[scores["n_seeds"] < 2]
     if len(short):
-        res.notes.append(f"{len(short)} state x task x protocol cells have fewer than two finished seeds: "
-                         "their intervals are marked unavailable, not estimated.")
+        res.notes.append(
+            f"{len(short)} state x task x protocol cells have fewer than two finished seeds: "
+            "their intervals are marked unavailable, not estimated."
+        )
     measures = _measure(res, protocols, similarity, max_inputs, batch_size, progress)
     data = factor_table(scores, res.states, measures.data_sim, similarity)
     fits, pooled_fits = _fit(data, protocols, metric, res.notes)
-    return Analysis(res, metric, protocols, similarity, scores, transfer_gain(res.test, metric), measures, fits,
-                    pooled_fits, dict(matched or {}), categories, ontology, full_state, published,
-                    advisor.advisor_check(res, scores, progress))
+    return Analysis(
+        res,
+        metric,
+        protocols,
+        similarity,
+        scores,
+        transfer_gain(res.test, metric),
+        measures,
+        fits,
+        pooled_fits,
+        dict(matched or {}),
+        categories,
+        ontology,
+        full_state,
+        published,
+        advisor.advisor_check(res, scores, progress),
+    )
 
 
-def _measure(res: StudyResults, protocols: list[str], similarity: str, max_inputs: int, batch_size: int,
-             progress: bool) -> Measures:
+def _measure(
+    res: StudyResults, protocols: list[str], similarity: str, max_inputs: int, batch_size: int, progress: bool
+) -> Measures:
     """Weight, CKA and data similarity of the study's pre-trained states, with notes on what is missing."""
     tasks = sorted(res.test["task"].unique())
     known = set(res.tasks["task"]) if not res.tasks.empty else set()
     if set(tasks) - known:
-        res.notes.append(f"Tasks {', '.join(sorted(set(tasks) - known))} are missing from the store's tasks table: "
-                         "no CKA or data similarity for them.")
+        res.notes.append(
+            f"Tasks {', '.join(sorted(set(tasks) - known))} are missing from the store's tasks table: "
+            "no CKA or data similarity for them."
+        )
         tasks = [t for t in tasks if t in known]
     states = [s for s in dict.fromkeys(res.test["state"]) if s != SCRATCH]
     missing = [s for s in states if pretrained_dir(res, s) is None]
     if missing:
-        res.notes.append(f"No pre-trained model file for {', '.join(missing)}: left out of the weight, CKA and "
-                         "data-similarity measures.")
+        res.notes.append(
+            f"No pre-trained model file for {', '.join(missing)}: left out of the weight, CKA and "
+            "data-similarity measures."
+        )
     weights, weight_blocks = gather.weight_similarity(res, states)
-    cka = {task: gather.representation_similarity(res, states, task, protocols[0], max_inputs, batch_size, progress)
-           for task in (tasks if protocols else [])}
+    cka = {
+        task: gather.representation_similarity(res, states, task, protocols[0], max_inputs, batch_size, progress)
+        for task in (tasks if protocols else [])
+    }
     data_sim, tagger = gather.data_similarity(res, tasks, max_inputs, batch_size, progress)
     if data_sim.empty and tasks:
-        res.notes.append("Data similarity is unavailable (no pre-trained tagger model with a label set), so the "
-                         "factor analysis uses samples and classes only.")
+        res.notes.append(
+            "Data similarity is unavailable (no pre-trained tagger model with a label set), so the "
+            "factor analysis uses samples and classes only."
+        )
     elif not data_sim.empty and data_sim[similarity].isna().all():
-        res.notes.append(f"The '{similarity}' similarity could not be computed (tagger and subset label sets "
-                         "do not match).")
+        res.notes.append(
+            f"The '{similarity}' similarity could not be computed (tagger and subset label sets do not match)."
+        )
     return Measures(weights, weight_blocks, cka, data_sim, tagger)
 
 
-def _fit(data: pd.DataFrame, protocols: list[str], metric: str,
-         notes: list[str]) -> tuple[list[FactorFit], dict[str, FactorFit]]:
+def _fit(
+    data: pd.DataFrame, protocols: list[str], metric: str, notes: list[str]
+) -> tuple[list[FactorFit], dict[str, FactorFit]]:
     """Per task x protocol fits and one pooled fit per protocol; the pooled fits of the protocols after
     the first lead the per-task list (the first protocol's is the headline)."""
     unknown = sorted(data.loc[data[["samples", "classes"]].isna().any(axis=1), "state"].unique())
     if unknown:
-        notes.append(f"No sample or class counts recorded for {', '.join(unknown)} (imported checkpoints?): "
-                     "left out of the factor analysis.")
+        notes.append(
+            f"No sample or class counts recorded for {', '.join(unknown)} (imported checkpoints?): "
+            "left out of the factor analysis."
+        )
     fits = []
     for protocol in protocols:
         part = data[data["protocol"] == protocol]
         for task in sorted(part["task"].unique()):
             fits.append(fit_factors(part[part["task"] == task], metric, label=f"{task} ({protocol})"))
-    pooled = [fit_factors(data[data["protocol"] == p], metric, label=f"all tasks pooled ({p}, task effects "
-                          "removed)") for p in protocols]
+    pooled = [
+        fit_factors(data[data["protocol"] == p], metric, label=f"all tasks pooled ({p}, task effects removed)")
+        for p in protocols
+    ]
     return pooled[1:] + fits, dict(zip(protocols, pooled, strict=True))
 
 
@@ -215,9 +253,13 @@ def one_sentence(a: Analysis) -> str:
     else:
         row = a.pooled.table.loc[top]
         ci = f"{row['coef']:+.3f} {a.metric} per SD, 95% CI {row['ci_low']:+.3f} to {row['ci_high']:+.3f}"
-        factor = (f"of samples, classes and similarity, {DESCRIBE[top]} mattered most ({ci})"
-                  if overview.excludes_zero(row["ci_low"], row["ci_high"]) else
-                  f"no factor clearly mattered most (the largest share, {DESCRIBE[top]}, has an interval that "
-                  f"includes zero: {ci})")
-    return (f"Under {proto}, the best pre-training state per task ({'; '.join(wins)} {a.metric} over scratch) beat "
-            f"scratch with an interval above zero on {clear} of {len(best)} tasks, and {factor}.")
+        factor = (
+            f"of samples, classes and similarity, {DESCRIBE[top]} mattered most ({ci})"
+            if overview.excludes_zero(row["ci_low"], row["ci_high"])
+            else f"no factor clearly mattered most (the largest share, {DESCRIBE[top]}, has an interval that "
+            f"includes zero: {ci})"
+        )
+    return (
+        f"Under {proto}, the best pre-training state per task ({'; '.join(wins)} {a.metric} over scratch) beat "
+        f"scratch with an interval above zero on {clear} of {len(best)} tasks, and {factor}."
+    )

@@ -131,16 +131,27 @@ def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", leve
     data, factors = _usable_factors(data, notes)
     tasks = sorted(data["task"].unique()) if "task" in data.columns else []
     n = len(data)
-    table = pd.DataFrame(index=pd.Index(list(FACTORS), name="factor"),
-                         columns=["coef", "ci_low", "ci_high", "p", "vif", "lmg", "rho", "rho_p"], dtype=float)
-    fit = FactorFit(label=label, metric=metric, n_states=n, table=table, notes=notes,
-                    unit="state-task pairs" if len(tasks) > 1 else "states")
+    table = pd.DataFrame(
+        index=pd.Index(list(FACTORS), name="factor"),
+        columns=["coef", "ci_low", "ci_high", "p", "vif", "lmg", "rho", "rho_p"],
+        dtype=float,
+    )
+    fit = FactorFit(
+        label=label,
+        metric=metric,
+        n_states=n,
+        table=table,
+        notes=notes,
+        unit="state-task pairs" if len(tasks) > 1 else "states",
+    )
     if n < 3 or not factors:
         notes.append(f"Only {n} {fit.unit} with scores: too few to relate scores to factors.")
         return fit
     if data["score"].nunique() < 2:
-        notes.append(f"The score is the same ({data['score'].iloc[0]:.3f}) for all {n} {fit.unit}: there is no "
-                     "difference for the factors to explain.")
+        notes.append(
+            f"The score is the same ({data['score'].iloc[0]:.3f}) for all {n} {fit.unit}: there is no "
+            "difference for the factors to explain."
+        )
         return fit
     for f in factors:
         if data[f].nunique() > 1 and data["score"].nunique() > 1:
@@ -160,20 +171,29 @@ def fit_factors(data: pd.DataFrame, metric: str = "score", label: str = "", leve
         fit.clusters = int(clusters.max()) + 1
     with warnings.catch_warnings():  # rank-deficient designs are detected and reported below
         warnings.simplefilter("ignore")
-        model = (sm.OLS(y, design).fit() if clusters is None else
-                 sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True))
+        model = (
+            sm.OLS(y, design).fit()
+            if clusters is None
+            else sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
+        )
         xv = sm.add_constant(x, has_constant="add").to_numpy()
         vifs = {f: variance_inflation_factor(xv, i) for i, f in enumerate(factors, start=1)} if len(factors) > 1 else {}
     ci = model.conf_int(alpha=1 - level)
     for f in factors:
-        table.loc[f, ["coef", "ci_low", "ci_high", "p"]] = [model.params[f], ci.loc[f, 0], ci.loc[f, 1],
-                                                            model.pvalues[f]]
+        table.loc[f, ["coef", "ci_low", "ci_high", "p"]] = [
+            model.params[f],
+            ci.loc[f, 0],
+            ci.loc[f, 1],
+            model.pvalues[f],
+        ]
         table.loc[f, "vif"] = vifs.get(f, np.nan)
     if np.linalg.matrix_rank(design.to_numpy()) < design.shape[1]:
         tied = [f for f in factors if vifs.get(f, 0) > 1e6]
         table.loc[tied, ["coef", "ci_low", "ci_high", "p"]] = np.nan
-        notes.append(f"{' and '.join(DESCRIBE[f] for f in tied).capitalize()} are exactly collinear here: their "
-                     "separate effects are not estimable (shown as n/a); their importance is split between them.")
+        notes.append(
+            f"{' and '.join(DESCRIBE[f] for f in tied).capitalize()} are exactly collinear here: their "
+            "separate effects are not estimable (shown as n/a); their importance is split between them."
+        )
     fit.r2 = float(model.rsquared)
     fit.r2_base = _r2(y, base) if base.shape[1] > 1 else 0.0
     for f, share in lmg(y, x, base).items():
@@ -199,13 +219,18 @@ def _limits(fit: FactorFit) -> list[str]:
     collinear = [f for f in FACTORS if t.loc[f, "vif"] > VIF_LIMIT]  # NaN compares False; inf is collinear
     if len(collinear) >= 2 and t.loc[collinear, "coef"].notna().all():
         names = " and ".join(DESCRIBE[f] for f in collinear)
-        out.append(f"{names.capitalize()} move together across these states (VIF up to "
-                   f"{t.loc[collinear, 'vif'].max():.3g}), so the data cannot separate their effects.")
-    spanning = [f for f in FACTORS if np.isfinite(t.loc[f, "ci_low"]) and t.loc[f, "ci_low"] <= 0
-                <= t.loc[f, "ci_high"]]
+        out.append(
+            f"{names.capitalize()} move together across these states (VIF up to "
+            f"{t.loc[collinear, 'vif'].max():.3g}), so the data cannot separate their effects."
+        )
+    spanning = [
+        f for f in FACTORS if np.isfinite(t.loc[f, "ci_low"]) and t.loc[f, "ci_low"] <= 0 <= t.loc[f, "ci_high"]
+    ]
     if spanning:
-        out.append(f"The intervals for {', '.join(DESCRIBE[f] for f in spanning)} include zero: the data cannot "
-                   "tell whether those factors help or hurt.")
+        out.append(
+            f"The intervals for {', '.join(DESCRIBE[f] for f in spanning)} include zero: the data cannot "
+            "tell whether those factors help or hurt."
+        )
     return out
 
 
@@ -218,31 +243,46 @@ def answer(fit: FactorFit) -> str:
         text = head + " ".join(fit.notes)
         if not ranked.empty:
             top = ranked.abs().idxmax()
-            text += (f" By rank correlation alone, {DESCRIBE[top]} tracks the score most closely "
-                     f"(Spearman rho {ranked[top]:+.2f}).")
+            text += (
+                f" By rank correlation alone, {DESCRIBE[top]} tracks the score most closely "
+                f"(Spearman rho {ranked[top]:+.2f})."
+            )
         return text.strip()[:1].upper() + text.strip()[1:]
     row = t.loc[best]
     share = fit.shares()[best]
-    effect = (f"one standard deviation more goes with {_fmt(row['coef'])} {fit.metric} (95% CI "
-              f"{_fmt(row['ci_low'])} to {_fmt(row['ci_high'])})")
+    effect = (
+        f"one standard deviation more goes with {_fmt(row['coef'])} {fit.metric} (95% CI "
+        f"{_fmt(row['ci_low'])} to {_fmt(row['ci_high'])})"
+    )
     if _clear(row):
-        text = (f"{head}across {fit.n_states} {fit.unit}, {DESCRIBE[best]} mattered most: {effect} and it accounts "
-                f"for {share:.0%} of the variance the factors explain ({fit.r2_text()}).")
+        text = (
+            f"{head}across {fit.n_states} {fit.unit}, {DESCRIBE[best]} mattered most: {effect} and it accounts "
+            f"for {share:.0%} of the variance the factors explain ({fit.r2_text()})."
+        )
         larger = [f for f in FACTORS if f != best and fit.shares().get(f, 0) > share]
         if larger:
             verb = "has" if len(larger) == 1 else "have"
-            text += (f" ({' and '.join(DESCRIBE[f] for f in larger).capitalize()} {verb} a larger share, but an "
-                     "interval that includes zero.)")
+            text += (
+                f" ({' and '.join(DESCRIBE[f] for f in larger).capitalize()} {verb} a larger share, but an "
+                "interval that includes zero.)"
+            )
     else:
-        why = (f"its interval includes zero: {effect}" if np.isfinite(row["coef"])
-               else "its own effect cannot be estimated (see below)")
-        text = (f"{head}across {fit.n_states} {fit.unit}, no factor clearly mattered most: the largest share "
-                f"({share:.0%} of the variance the factors explain, {fit.r2_text()}) goes to {DESCRIBE[best]}, but "
-                f"{why}.")
+        why = (
+            f"its interval includes zero: {effect}"
+            if np.isfinite(row["coef"])
+            else "its own effect cannot be estimated (see below)"
+        )
+        text = (
+            f"{head}across {fit.n_states} {fit.unit}, no factor clearly mattered most: the largest share "
+            f"({share:.0%} of the variance the factors explain, {fit.r2_text()}) goes to {DESCRIBE[best]}, but "
+            f"{why}."
+        )
     others = [f for f in FACTORS if f != best and np.isfinite(t.loc[f, "coef"])]
     if others:
-        parts = [f"{DESCRIBE[f]} {_fmt(t.loc[f, 'coef'])} ({_fmt(t.loc[f, 'ci_low'])} to "
-                 f"{_fmt(t.loc[f, 'ci_high'])})" for f in others]
+        parts = [
+            f"{DESCRIBE[f]} {_fmt(t.loc[f, 'coef'])} ({_fmt(t.loc[f, 'ci_low'])} to {_fmt(t.loc[f, 'ci_high'])})"
+            for f in others
+        ]
         text += " The others: " + "; ".join(parts) + "."
     text = " ".join([text, *_limits(fit), *fit.notes])
     return text[0].upper() + text[1:]
@@ -262,6 +302,8 @@ def headline(fit: FactorFit) -> list[str]:
         mark = ""
         if f == best:
             mark = "  <- mattered most" if _clear(row) else "  <- largest share, interval includes zero"
-        lines.append(f"{f:>10}: {_fmt(row['coef'])} {fit.metric} per SD (95% CI {_fmt(row['ci_low'])} to "
-                     f"{_fmt(row['ci_high'])}), {share:.0%} of the factors' R^2{mark}")
+        lines.append(
+            f"{f:>10}: {_fmt(row['coef'])} {fit.metric} per SD (95% CI {_fmt(row['ci_low'])} to "
+            f"{_fmt(row['ci_high'])}), {share:.0%} of the factors' R^2{mark}"
+        )
     return lines

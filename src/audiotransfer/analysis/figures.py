@@ -39,17 +39,24 @@ def figures(a: Analysis, out_dir: Path) -> list[Drawn]:
         g = a.gains[a.gains["protocol"] == proto]
         if g["gain"].notna().any():
             heat = overview.gain_heatmap(g, a.metric, proto, a.matched)
-            keep(f"heat:{proto}", f"Transfer gain over scratch ({proto})",
-                 advisor_plots.mark_advisor(heat, g, a.advisor, proto), f"gain_{proto.replace(':', '-')}")
+            keep(
+                f"heat:{proto}",
+                f"Transfer gain over scratch ({proto})",
+                advisor_plots.mark_advisor(heat, g, a.advisor, proto),
+                f"gain_{proto.replace(':', '-')}",
+            )
     if any(np.isfinite(f.table["coef"]).any() for f in a.pooled_fits.values()):
         keep("forest", "Pooled factor effects per protocol (95% CI)", overview.forest(a.pooled_fits), "forest")
     if a.ontology is not None and a.categories:
         for proto in a.protocols:
             g = a.gains[a.gains["protocol"] == proto]
             if g["gain"].notna().any():
-                keep(f"ontology:{proto}", f"Ontology view: gain of the state built from each category ({proto})",
-                     overview.ontology_tree(a.ontology, a.categories, g, a.metric, a.full_state, a.matched),
-                     f"ontology_{proto.replace(':', '-')}")
+                keep(
+                    f"ontology:{proto}",
+                    f"Ontology view: gain of the state built from each category ({proto})",
+                    overview.ontology_tree(a.ontology, a.categories, g, a.metric, a.full_state, a.matched),
+                    f"ontology_{proto.replace(':', '-')}",
+                )
     made += _detail_figures(a, out_dir)
     return made
 
@@ -65,42 +72,71 @@ def _detail_figures(a: Analysis, out_dir: Path) -> list[Drawn]:
     if not data.empty and a.protocols:
         proto, bounds = a.protocols[0], metric_range(a.metric)
         seeds = select_metric(a.res.test, a.metric)
-        seeds = seeds[seeds["protocol"] == proto].merge(data[data["protocol"] == proto][
-            ["state", "task", "samples", "classes"]], on=["state", "task"])
+        seeds = seeds[seeds["protocol"] == proto].merge(
+            data[data["protocol"] == proto][["state", "task", "samples", "classes"]], on=["state", "task"]
+        )
         summary = data[data["protocol"] == proto].merge(a.scores, on=["state", "task", "protocol"])
         for factor in ("samples", "classes"):
-            keep(f"{a.metric} vs pre-training {factor} ({proto})",
-                 plots.score_vs_factor(seeds, summary, factor, a.metric, bounds=bounds), f"score_vs_{factor}")
+            keep(
+                f"{a.metric} vs pre-training {factor} ({proto})",
+                plots.score_vs_factor(seeds, summary, factor, a.metric, bounds=bounds),
+                f"score_vs_{factor}",
+            )
         if summary["similarity"].notna().any():
             seeds = seeds.merge(data[data["protocol"] == proto][["state", "task", "similarity"]], on=["state", "task"])
             label = f"data similarity ({a.similarity}{'' if a.similarity == 'label_share' else ', negated'})"
-            keep(f"{a.metric} vs {label} ({proto})",
-                 plots.score_vs_factor(seeds, summary, "similarity", a.metric, log=False, label=label, bounds=bounds),
-                 "score_vs_similarity")
-    scatter = advisor_plots.score_scatter(a.advisor, a.scores, a.protocols[0], a.metric) if (
-        a.advisor and not a.advisor.cells.empty and a.protocols) else None
+            keep(
+                f"{a.metric} vs {label} ({proto})",
+                plots.score_vs_factor(seeds, summary, "similarity", a.metric, log=False, label=label, bounds=bounds),
+                "score_vs_similarity",
+            )
+    scatter = (
+        advisor_plots.score_scatter(a.advisor, a.scores, a.protocols[0], a.metric)
+        if (a.advisor and not a.advisor.cells.empty and a.protocols)
+        else None
+    )
     if scatter is not None:
-        keep(f"The advisor's score vs the fine-tuned {a.metric} per state ({a.protocols[0]})", scatter,
-             "advisor_scatter")
+        keep(
+            f"The advisor's score vs the fine-tuned {a.metric} per state ({a.protocols[0]})", scatter, "advisor_scatter"
+        )
     if not a.weights.empty:
-        keep("Weight distance (1 - cosine, first convolution)",
-             plots.heatmap(a.weights, "1 - cos(first conv weights)", "magma", "{:.2g}"), "weight_distance")
+        keep(
+            "Weight distance (1 - cosine, first convolution)",
+            plots.heatmap(a.weights, "1 - cos(first conv weights)", "magma", "{:.2g}"),
+            "weight_distance",
+        )
     if not a.data_sim.empty:
-        for col, title in (("label_share", "Label share (tagger top-1 in subset labels)"),
-                           ("frechet", "Frechet distance of embeddings")):
+        for col, title in (
+            ("label_share", "Label share (tagger top-1 in subset labels)"),
+            ("frechet", "Frechet distance of embeddings"),
+        ):
             mat = a.data_sim.pivot(index="state", columns="task", values=col)
             if mat.notna().any().any():
-                keep(title, plots.heatmap(mat, title, "viridis" if col == "label_share" else "magma_r",
-                                          "{:.2f}" if col == "label_share" else "{:.0f}"), f"data_{col}")
+                keep(
+                    title,
+                    plots.heatmap(
+                        mat,
+                        title,
+                        "viridis" if col == "label_share" else "magma_r",
+                        "{:.2f}" if col == "label_share" else "{:.0f}",
+                    ),
+                    f"data_{col}",
+                )
     for task, long in a.cka.items():
         between = cka_between(long)
         if not between.empty:
-            keep(f"CKA between pre-trained states on {task} ({between.attrs['block']})",
-                 plots.heatmap(between, f"linear CKA, {between.attrs['block']}, {task}"), f"cka_{task}")
+            keep(
+                f"CKA between pre-trained states on {task} ({between.attrs['block']})",
+                plots.heatmap(between, f"linear CKA, {between.attrs['block']}, {task}"),
+                f"cka_{task}",
+            )
         kept = cka_kept(long)
         if not kept.empty:
-            keep(f"CKA per layer before vs after fine-tuning on {task}",
-                 plots.cka_layers(kept, f"CKA(pre-trained, fine-tuned) on {task}"), f"cka_layers_{task}")
+            keep(
+                f"CKA per layer before vs after fine-tuning on {task}",
+                plots.cka_layers(kept, f"CKA(pre-trained, fine-tuned) on {task}"),
+                f"cka_layers_{task}",
+            )
     return made
 
 

@@ -53,8 +53,10 @@ def _load_models(res: StudyResults, dirs: dict[str, Path]) -> dict[str, Any]:
 
 def fingerprint(dirs: dict[str, Path], **settings: Any) -> str:
     """A key for a cached measure: the model files it used (path, mtime, size) and its settings."""
-    parts = {k: [str(p), (p / "model.pt").stat().st_mtime_ns, (p / "model.pt").stat().st_size]
-             for k, p in sorted(dirs.items())}
+    parts = {
+        k: [str(p), (p / "model.pt").stat().st_mtime_ns, (p / "model.pt").stat().st_size]
+        for k, p in sorted(dirs.items())
+    }
     blob = json.dumps({"models": parts, "settings": settings}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -68,23 +70,33 @@ def cached(cache_dir: Path, name: str, key: str, compute: Callable[[], pd.DataFr
             return pd.DataFrame(stored["records"], columns=stored["columns"])
     table = compute()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"key": key, "columns": list(table.columns), "records": table.to_dict(orient="records")},
-                      default=float)
+    text = json.dumps(
+        {"key": key, "columns": list(table.columns), "records": table.to_dict(orient="records")}, default=float
+    )
     write_atomic(path, lambda tmp: tmp.write_text(text))
     return table
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: str, max_inputs: int,
-                frames: int | None = None, seed: int = 0) -> np.ndarray:
+def clip_inputs(
+    res: StudyResults,
+    manifest_path: Any,
+    store_path: Any,
+    split: str,
+    max_inputs: int,
+    frames: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Up to `max_inputs` centre-cropped log-mels (B, T, M) of a manifest's split (all clips if it has none)."""
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
 
     mpath, spath = res.path(manifest_path), res.path(store_path)
     if mpath is None or spath is None:
-        raise UserError(f"{res.dir.results}: a manifest_path or store_path is empty",
-                        fix="rerun `audiotransfer study run` so the store records its data")
+        raise UserError(
+            f"{res.dir.results}: a manifest_path or store_path is empty",
+            fix="rerun `audiotransfer study run` so the store records its data",
+        )
     manifest = Manifest.load(mpath)
     clips = manifest.clips[manifest.clips["split"] == split]
     if clips.empty:
@@ -95,8 +107,10 @@ def clip_inputs(res: StudyResults, manifest_path: Any, store_path: Any, split: s
     rows = store.rows(clips["clip_id"].to_numpy()[take])
     frames = frames or store.recipe.frames_for(manifest.meta.get("clip_seconds"))
     if frames is None:
-        raise UserError(f"manifest {manifest.name!r}: meta field 'clip_seconds' is missing, so the crop length "
-                        "is unknown", fix="add clip_seconds to the manifest meta")
+        raise UserError(
+            f"manifest {manifest.name!r}: meta field 'clip_seconds' is missing, so the crop length is unknown",
+            fix="add clip_seconds to the manifest meta",
+        )
     return store.read_batch(rows, frames, crop="center")
 
 
@@ -111,7 +125,7 @@ def _inputs_or_note(res: StudyResults, what: str, *args: Any, **kwargs: Any) -> 
 
 def _batches(x: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(x), size):
-        yield x[start:start + size]
+        yield x[start : start + size]
 
 
 def _forward(model: Any, x: np.ndarray, size: int, what: str) -> np.ndarray:
@@ -133,13 +147,24 @@ def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFram
     if len(weights) < 2:
         return pd.DataFrame(), pd.DataFrame(columns=["a", "b", "block", "distance"])
     names = list(weights)
-    rows = [dict(a=a, b=b, block=block, distance=d) for i, a in enumerate(names) for b in names[i + 1:]
-            for block, d in block_weight_distances(weights[a], weights[b]).items()]
+    rows = [
+        dict(a=a, b=b, block=block, distance=d)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        for block, d in block_weight_distances(weights[a], weights[b]).items()
+    ]
     return weight_distance_matrix(weights), pd.DataFrame(rows)
 
 
-def representation_similarity(res: StudyResults, states: list[str], task: str, protocol: str, max_inputs: int,
-                              batch_size: int = 64, progress: bool = True) -> pd.DataFrame:
+def representation_similarity(
+    res: StudyResults,
+    states: list[str],
+    task: str,
+    protocol: str,
+    max_inputs: int,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Layer-wise CKA on the task's test inputs between pre-trained states and their fine-tuned models.
 
     Long table: block, a, b, cka (keys are state names; fine-tuned models carry the suffix "/ft").
@@ -151,15 +176,21 @@ def representation_similarity(res: StudyResults, states: list[str], task: str, p
     row = res.tasks.set_index("task").loc[task]
 
     def compute() -> pd.DataFrame:
-        x = _inputs_or_note(res, f"task '{task}'", row["manifest_path"], row["store_path"], "test", max_inputs,
-                            frames=int(row["frames"]) if pd.notna(row.get("frames")) else None)
+        x = _inputs_or_note(
+            res,
+            f"task '{task}'",
+            row["manifest_path"],
+            row["store_path"],
+            "test",
+            max_inputs,
+            frames=int(row["frames"]) if pd.notna(row.get("frames")) else None,
+        )
         if x is None:
             return pd.DataFrame(columns=["block", "a", "b", "cka"])
         models = _load_models(res, dirs)
         if len(models) < 2:
             return pd.DataFrame(columns=["block", "a", "b", "cka"])
-        acc = model_cka(models, _batches(x, batch_size), progress=progress,
-                        total=int(np.ceil(len(x) / batch_size)))
+        acc = model_cka(models, _batches(x, batch_size), progress=progress, total=int(np.ceil(len(x) / batch_size)))
         return acc.long()
 
     key = fingerprint(dirs, task=task, protocol=protocol, max_inputs=max_inputs, batch_size=batch_size)
@@ -180,8 +211,9 @@ def _labels(value: Any) -> list[str]:
     return list(json.loads(value)) if isinstance(value, str) else list(value)
 
 
-def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_size: int = 64,
-                    progress: bool = True) -> tuple[pd.DataFrame, str | None]:
+def data_similarity(
+    res: StudyResults, tasks: list[str], max_inputs: int, batch_size: int = 64, progress: bool = True
+) -> tuple[pd.DataFrame, str | None]:
     """Per state x task: label share (top-1 of the tagger), Frechet distance and MMD of tagger embeddings."""
     from audiotransfer.progress import progress as show_progress
 
@@ -199,12 +231,16 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
     pretrain_metric = DEFAULT_SELECT["multilabel"]  # what a pre-training run is scored by
     quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == pretrain_metric)]["value"]
     if len(quality) and quality.iloc[-1] < TAGGER_MAP:
-        res.notes.append(f"The tagger '{tagger}' reaches only mAP {quality.iloc[-1]:.2f} on its test clips "
-                         f"(below {TAGGER_MAP}): its label shares are a weak measure of similarity; train it longer "
-                         "or compare with the embedding distances.")
+        res.notes.append(
+            f"The tagger '{tagger}' reaches only mAP {quality.iloc[-1]:.2f} on its test clips "
+            f"(below {TAGGER_MAP}): its label shares are a weak measure of similarity; train it longer "
+            "or compare with the embedding distances."
+        )
     if outside:
-        res.notes.append(f"The tagger '{tagger}' does not know every class of {', '.join(outside)}: their label "
-                         "share counts only the classes it knows.")
+        res.notes.append(
+            f"The tagger '{tagger}' does not know every class of {', '.join(outside)}: their label "
+            "share counts only the classes it knows."
+        )
 
     def compute() -> pd.DataFrame:
         model = _load_models(res, {tagger: tagger_dir}).get(tagger)
@@ -214,29 +250,52 @@ def data_similarity(res: StudyResults, tasks: list[str], max_inputs: int, batch_
         probs, task_emb = {}, {}
         for task in tasks:
             row = task_rows.loc[task]
-            x = _inputs_or_note(res, f"task '{task}'", row["manifest_path"], row["store_path"], "test", max_inputs,
-                                frames=int(row["frames"]) if pd.notna(row.get("frames")) else None)
+            x = _inputs_or_note(
+                res,
+                f"task '{task}'",
+                row["manifest_path"],
+                row["store_path"],
+                "test",
+                max_inputs,
+                frames=int(row["frames"]) if pd.notna(row.get("frames")) else None,
+            )
             if x is not None:
-                probs[task], task_emb[task] = _forward(model, x, batch_size, "probs"), _forward(model, x, batch_size,
-                                                                                               "embed")
+                probs[task], task_emb[task] = (
+                    _forward(model, x, batch_size, "probs"),
+                    _forward(model, x, batch_size, "embed"),
+                )
         rows = []
-        for state, srow in show_progress(states.iterrows(), total=len(states), desc="data similarity",
-                                       enabled=progress):
-            x = _inputs_or_note(res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train",
-                                max_inputs)
+        for state, srow in show_progress(
+            states.iterrows(), total=len(states), desc="data similarity", enabled=progress
+        ):
+            x = _inputs_or_note(res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train", max_inputs)
             if x is None:
                 continue
             emb = _forward(model, x, batch_size, "embed")
             subset = _labels(srow["labels"])
             for task in probs:
-                share = (label_share(probs[task], tagger_labels, subset)
-                         if len(tagger_labels) == probs[task].shape[1] and subset else float("nan"))
-                rows.append(dict(state=state, task=task, label_share=share,
-                                 frechet=frechet_distance(emb, task_emb[task]), mmd=mmd_rbf(emb, task_emb[task])))
+                share = (
+                    label_share(probs[task], tagger_labels, subset)
+                    if len(tagger_labels) == probs[task].shape[1] and subset
+                    else float("nan")
+                )
+                rows.append(
+                    dict(
+                        state=state,
+                        task=task,
+                        label_share=share,
+                        frechet=frechet_distance(emb, task_emb[task]),
+                        mmd=mmd_rbf(emb, task_emb[task]),
+                    )
+                )
         return pd.DataFrame(rows, columns=cols)
 
-    key = fingerprint({"tagger": tagger_dir}, tasks=tasks, max_inputs=max_inputs,
-                       states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()})
+    key = fingerprint(
+        {"tagger": tagger_dir},
+        tasks=tasks,
+        max_inputs=max_inputs,
+        states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()},
+    )
     return cached(res.dir.cache, "data_similarity", key, compute), tagger
 
 
@@ -260,8 +319,11 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
         pre = (yaml.safe_load(path.read_text()) or {}).get("pretraining") or {}
         named = load_subset_file(path.parent / pre["subsets_file"]) if pre.get("subsets_file") else {}
         states = STATES.validate_python(pre.get("states") or {})
-        specs = {name: named[s.subset] if isinstance(s, NamedSubset) else s
-                 for name, s in states.items() if isinstance(s, NamedSubset | SubsetSpec)}
+        specs = {
+            name: named[s.subset] if isinstance(s, NamedSubset) else s
+            for name, s in states.items()
+            if isinstance(s, NamedSubset | SubsetSpec)
+        }
         meta = pre.get("metadata") or {}
         if not meta.get("ontology"):
             return {}, None, None
@@ -280,5 +342,12 @@ def state_categories(res: StudyResults) -> tuple[dict[str, list[str]], Any, str 
 
 def _whole(spec: Any) -> bool:
     """A subset spec that keeps every class and clip."""
-    return (spec.categories is None and not spec.exclude and spec.level is None and spec.num_classes is None
-            and spec.fraction in (None, 1.0) and spec.num_samples is None and spec.max_samples_per_class is None)
+    return (
+        spec.categories is None
+        and not spec.exclude
+        and spec.level is None
+        and spec.num_classes is None
+        and spec.fraction in (None, 1.0)
+        and spec.num_samples is None
+        and spec.max_samples_per_class is None
+    )

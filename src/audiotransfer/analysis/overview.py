@@ -46,8 +46,9 @@ def _ink(rgba: Any) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
-def gain_heatmap(gains: pd.DataFrame, metric: str, protocol: str,
-                 matched: Mapping[str, set[str]] | None = None) -> Figure:
+def gain_heatmap(
+    gains: pd.DataFrame, metric: str, protocol: str, matched: Mapping[str, set[str]] | None = None
+) -> Figure:
     """State x task gain over scratch; each cell `+0.012` over `[-0.003, +0.027]` (or 'too few seeds').
 
     `gains`: the rows of one protocol (state, task, gain, ci_low, ci_high); `matched`: task -> states that
@@ -68,8 +69,16 @@ def gain_heatmap(gains: pd.DataFrame, metric: str, protocol: str,
             clear = excludes_zero(r["ci_low"], r["ci_high"])
             ci = f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" if np.isfinite(r["ci_low"]) else "too few seeds"
             ink = _ink(image.cmap(image.norm(values[i, j])))
-            ax.text(j, i - 0.13, f"{values[i, j]:+.3f}{' *' if clear else ''}", ha="center", va="center",
-                    fontsize=8, color=ink, fontweight="bold" if clear else "normal")
+            ax.text(
+                j,
+                i - 0.13,
+                f"{values[i, j]:+.3f}{' *' if clear else ''}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=ink,
+                fontweight="bold" if clear else "normal",
+            )
             ax.text(j, i + 0.22, ci, ha="center", va="center", fontsize=5.5, color=ink)
             if matched and state in matched.get(task, set()):
                 ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=2.2, ec="#1b7837"))
@@ -100,8 +109,15 @@ def forest(fits: Mapping[str, FactorFit]) -> Figure:
         clear = [excludes_zero(lo, hi) for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)]
         err = np.vstack([t["coef"] - t["ci_low"], t["ci_high"] - t["coef"]]).astype(float)
         ax.errorbar(t["coef"], y, xerr=np.nan_to_num(err), fmt="none", ecolor=f"C{n}", capsize=3, lw=1.4)
-        ax.scatter(t["coef"], y, color=[f"C{n}" if c else "white" for c in clear], edgecolors=f"C{n}", zorder=3,
-                   s=30, label=protocol)
+        ax.scatter(
+            t["coef"],
+            y,
+            color=[f"C{n}" if c else "white" for c in clear],
+            edgecolors=f"C{n}",
+            zorder=3,
+            s=30,
+            label=protocol,
+        )
         for f, yy in zip(FACTORS, y, strict=True):
             if not np.isfinite(t.loc[f, "coef"]):
                 ax.text(0, yy, "not estimable", fontsize=6, ha="center", va="center", color=f"C{n}")
@@ -111,8 +127,15 @@ def forest(fits: Mapping[str, FactorFit]) -> Figure:
     metric = next(iter(fits.values())).metric if fits else "score"
     ax.set_xlabel(f"{metric} change per SD of the factor (95% CI)\nfilled: interval excludes zero", fontsize=7)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=k, frameon=False,
-              title="pooled over tasks, task effects removed", title_fontsize=7)
+    ax.legend(
+        fontsize=7,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=k,
+        frameon=False,
+        title="pooled over tasks, task effects removed",
+        title_fontsize=7,
+    )
     fig.tight_layout()
     return fig
 
@@ -144,8 +167,14 @@ def node_states(categories: Mapping[str, list[str]], ontology: Ontology) -> dict
     return out
 
 
-def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains: pd.DataFrame, metric: str,
-                  full_state: str | None = None, matched: Mapping[str, set[str]] | None = None) -> Figure:
+def ontology_tree(
+    ontology: Ontology,
+    categories: Mapping[str, list[str]],
+    gains: pd.DataFrame,
+    metric: str,
+    full_state: str | None = None,
+    matched: Mapping[str, set[str]] | None = None,
+) -> Figure:
     """The category tree of the states, one panel per task, nodes coloured by their state's gain.
 
     `categories`: state -> category names; `gains`: one protocol's rows; `full_state`: the state of every
@@ -172,9 +201,15 @@ def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains
             if depth >= 0 and (depth > 0 or top):
                 ax.plot([x - 0.045, x - 0.045, x - 0.01], [y - 0.5, y, y], color="#888", lw=0.7)
             hit = bool(matched and state in matched.get(task, set()))
-            ax.text(x, y, text, fontsize=7, va="center", color=_ink(color) if np.isfinite(gain) else "#555",
-                    bbox=dict(boxstyle="round,pad=0.25", fc=color, ec="#1b7837" if hit else "#999",
-                              lw=1.8 if hit else 0.5))
+            ax.text(
+                x,
+                y,
+                text,
+                fontsize=7,
+                va="center",
+                color=_ink(color) if np.isfinite(gain) else "#555",
+                bbox=dict(boxstyle="round,pad=0.25", fc=color, ec="#1b7837" if hit else "#999", lw=1.8 if hit else 0.5),
+            )
         ax.set_xlim(0, 1)
         ax.set_ylim(len(drawn) - 0.5, -0.7)
         ax.set_axis_off()
@@ -183,7 +218,8 @@ def ontology_tree(ontology: Ontology, categories: Mapping[str, list[str]], gains
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=fig.add_axes((0.92, 0.15, 0.012, 0.7)))
     bar.set_label(f"{metric} gain over scratch", fontsize=7)
     if matched:
-        fig.text(0.01, 0.005, "green edge: the state shares the task's material (ground truth)", fontsize=7,
-                 va="bottom")
+        fig.text(
+            0.01, 0.005, "green edge: the state shares the task's material (ground truth)", fontsize=7, va="bottom"
+        )
     bar.ax.tick_params(labelsize=6)
     return fig

@@ -43,8 +43,15 @@ def _usable(values: pd.Series, log: bool) -> pd.Series:
     return values.notna() & (values > 0) if log else values.notna()
 
 
-def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, metric: str, log: bool = True,
-                    label: str | None = None, bounds: tuple[float, float] = (-np.inf, np.inf)) -> Figure:
+def score_vs_factor(
+    seeds: pd.DataFrame,
+    summary: pd.DataFrame,
+    factor: str,
+    metric: str,
+    log: bool = True,
+    label: str | None = None,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> Figure:
     """Score against a factor per task: seed values, mean with 95% CI, least-squares line (on log10 x if `log`).
 
     `seeds`: state, task, value, <factor>; `summary`: state, task, mean, ci_low, ci_high, <factor>. Each state
@@ -67,7 +74,9 @@ def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, met
             xs = np.linspace(x.min(), x.max(), 50)
             unit = "/decade" if log else "/SD"
             per = slope if log else slope * float(np.std(x, ddof=1))  # raw units (a distance) read badly
-            line, = ax.plot(10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}")
+            (line,) = ax.plot(
+                10**xs if log else xs, icept + slope * xs, "--", color="C3", label=f"fit: {per:+.3f}{unit}"
+            )
             ax.legend(handles=[line], fontsize=7, loc="best")
         if log:
             ax.set_xscale("log")
@@ -77,8 +86,16 @@ def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, met
         ax.set_ylabel(metric)
         ax.set_title(task)
     handles = [plt.Line2D([], [], linestyle="", **style) for style in styles.values()]
-    fig.legend(handles, list(styles), loc="lower center", ncol=min(len(styles), 5), fontsize=7, frameon=False,
-               title="state (mean, 95% CI; grey: seeds)", title_fontsize=7)
+    fig.legend(
+        handles,
+        list(styles),
+        loc="lower center",
+        ncol=min(len(styles), 5),
+        fontsize=7,
+        frameon=False,
+        title="state (mean, 95% CI; grey: seeds)",
+        title_fontsize=7,
+    )
     rows = int(np.ceil(len(styles) / 5))
     fig.tight_layout(rect=(0, 0.06 + 0.04 * rows, 1, 1))
     return fig
@@ -87,8 +104,15 @@ def score_vs_factor(seeds: pd.DataFrame, summary: pd.DataFrame, factor: str, met
 def _state_styles(states: list[str]) -> dict[str, dict]:
     """A distinct colour and marker per state, stable in the order given."""
     markers = "osD^vP*Xh<>"
-    return {s: {"color": plt.get_cmap("tab10" if len(states) <= 10 else "tab20")(i % 20),
-                "marker": markers[i % len(markers)], "markersize": 5, "label": s} for i, s in enumerate(states)}
+    return {
+        s: {
+            "color": plt.get_cmap("tab10" if len(states) <= 10 else "tab20")(i % 20),
+            "marker": markers[i % len(markers)],
+            "markersize": 5,
+            "label": s,
+        }
+        for i, s in enumerate(states)
+    }
 
 
 def clip_axis(ax: plt.Axes, bounds: tuple[float, float]) -> None:

@@ -15,15 +15,28 @@ from audiotransfer.analysis.report_model import Report
 from audiotransfer.analysis.report_tables import fmt_value
 
 # the table of contents, in page order of the anchors; a section that is absent is left out of it
-SECTIONS = (("answer", "Answer"), ("ontology", "Ontology view"), ("findings", "Findings"),
-            ("advisor", "Could we have known?"), ("reference", "Published results"), ("figures", "Figures"),
-            ("tables", "Tables"), ("caveats", "Caveats"), ("method", "Method notes"))
+SECTIONS = (
+    ("answer", "Answer"),
+    ("ontology", "Ontology view"),
+    ("findings", "Findings"),
+    ("advisor", "Could we have known?"),
+    ("reference", "Published results"),
+    ("figures", "Figures"),
+    ("tables", "Tables"),
+    ("caveats", "Caveats"),
+    ("method", "Method notes"),
+)
 
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("audiotransfer.analysis", "templates"),
-                              autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("audiotransfer.analysis", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def img(figure: Drawn) -> Markup:
@@ -43,5 +56,6 @@ def render_html(report: Report) -> str:
     absent = set() if report.published else {"reference"}
     absent |= set() if report.advisor else {"advisor"}
     template = _environment().get_template("report.html.j2")
-    return template.render(report=report, sections=[(k, t) for k, t in SECTIONS if k not in absent],
-                           img=img, table=table)
+    return template.render(
+        report=report, sections=[(k, t) for k, t in SECTIONS if k not in absent], img=img, table=table
+    )

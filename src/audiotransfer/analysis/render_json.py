@@ -22,25 +22,43 @@ def _float(v: Any) -> float | None:
 
 def _advisor(part: AdvisorPart) -> dict[str, Any]:
     cells = part.cells.drop(columns=["random_draw_tau"], errors="ignore")
-    return {"default": part.default, "note": part.note, "lines": part.lines, "cells": records(cells),
-            "picks": records(part.picks), "scores": records(part.scores),
-            "table": records(part.summary.reset_index()) if not part.summary.empty else [], "verdict": part.verdict}
+    return {
+        "default": part.default,
+        "note": part.note,
+        "lines": part.lines,
+        "cells": records(cells),
+        "picks": records(part.picks),
+        "scores": records(part.scores),
+        "table": records(part.summary.reset_index()) if not part.summary.empty else [],
+        "verdict": part.verdict,
+    }
 
 
 def summary(report: Report) -> dict[str, Any]:
     """The summary's fields: sentence, headline, paragraph, factor tables, gains, scores, sections, ..."""
     factors = report.factors
-    return {"study": report.study, "metric": report.metric, "metric_display": report.metric_display,
-            "similarity": report.similarity,
-            "headline": report.headline, "sentence": report.sentence, "answer": report.paragraph,
-            "notes": report.notes, "generated": report.generated,
-            "importance": {r["factor"]: _float(r["lmg"]) for r in factors.to_dict("records")},
-            "most_important": report.most_important, "factors": records(factors),
-            "regressions": records(report.regressions.frame.reset_index()), "gains": records(report.gains),
-            "matched": report.matched, "reference": records(report.published.frame) if report.published else [],
-            "scores": records(report.scores), "data_similarity": records(report.data_similarity),
-            "sections": {s.title: s.lines for s in report.sections},
-            "advisor": _advisor(report.advisor) if report.advisor else None}
+    return {
+        "study": report.study,
+        "metric": report.metric,
+        "metric_display": report.metric_display,
+        "similarity": report.similarity,
+        "headline": report.headline,
+        "sentence": report.sentence,
+        "answer": report.paragraph,
+        "notes": report.notes,
+        "generated": report.generated,
+        "importance": {r["factor"]: _float(r["lmg"]) for r in factors.to_dict("records")},
+        "most_important": report.most_important,
+        "factors": records(factors),
+        "regressions": records(report.regressions.frame.reset_index()),
+        "gains": records(report.gains),
+        "matched": report.matched,
+        "reference": records(report.published.frame) if report.published else [],
+        "scores": records(report.scores),
+        "data_similarity": records(report.data_similarity),
+        "sections": {s.title: s.lines for s in report.sections},
+        "advisor": _advisor(report.advisor) if report.advisor else None,
+    }
 
 
 def render_json(report: Report) -> str:

@@ -28,13 +28,18 @@ def _advisor(part: AdvisorPart) -> list[str]:
 
 def render_markdown(report: Report, root: Path) -> str:
     """The Markdown summary, in the page's order; figure paths relative to `root` (the report folder)."""
+
     def link(keys: tuple[str, ...]) -> list[str]:
         return [f"![{f.title}]({f.path.relative_to(root).as_posix()})" for f in report.figures_at(*keys)]
 
-    lines = [f"# {report.study}: what transferred and why", "",
-             f"Generated {report.generated}; metric: test {report.metric_display}; "
-             f"similarity: {report.similarity}.", "",
-             f"**{report.sentence}**", ""]
+    lines = [
+        f"# {report.study}: what transferred and why",
+        "",
+        f"Generated {report.generated}; metric: test {report.metric_display}; similarity: {report.similarity}.",
+        "",
+        f"**{report.sentence}**",
+        "",
+    ]
     lines += [*link(("heat:", "forest", "ontology:")), ""]
     lines += ["## Samples vs classes vs similarity", "", "```", *report.headline, "```", "", report.paragraph, ""]
     lines += [f"- {s}" for s in report.fit_sentences] + ([""] if report.fit_sentences else [])

@@ -21,9 +21,15 @@ from audiotransfer.analysis.report_model import build_report
 __all__ = ["DEFAULT_SIMILARITY", "Analysis", "analyse", "write_analysis", "write_report"]
 
 
-def write_report(study_dir: str | Path, metric: str = "uar", similarity: str = DEFAULT_SIMILARITY,
-                 max_inputs: int = 256, batch_size: int = 64, progress: bool = True,
-                 matched: dict[str, set[str]] | None = None) -> dict[str, Any]:
+def write_report(
+    study_dir: str | Path,
+    metric: str = "uar",
+    similarity: str = DEFAULT_SIMILARITY,
+    max_inputs: int = 256,
+    batch_size: int = 64,
+    progress: bool = True,
+    matched: dict[str, set[str]] | None = None,
+) -> dict[str, Any]:
     """Write `report/index.html`, `report/summary.md` and `report/summary.json` for a study directory.
 
     Returns {"html": Path, "markdown": Path, "json": Path, "headline": [three lines], "answer": paragraph,

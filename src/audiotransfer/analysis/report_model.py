@@ -39,7 +39,7 @@ class Section:
 
 @dataclass(frozen=True)
 class AdvisorPart:
-    """"Could we have known before fine-tuning?": the advisor's lines, its method, its tables."""
+    """ "Could we have known before fine-tuning?": the advisor's lines, its method, its tables."""
 
     title: str
     method: str
@@ -99,57 +99,85 @@ class Report:
 
     def figures_at(self, *keys: str) -> list[Drawn]:
         """The figures whose key is one of `keys` or starts with one ending in ':' ('heat:')."""
-        return [f for f in self.figures if f.key in keys or any(k.endswith(":") and f.key.startswith(k)
-                                                                 for k in keys)]
+        return [f for f in self.figures if f.key in keys or any(k.endswith(":") and f.key.startswith(k) for k in keys)]
 
 
 def method_note(a: Analysis) -> str:
     """How the numbers were made, in two sentences."""
     tagger = f"'{a.tagger}'" if a.tagger else "the state with the most classes"
-    return (f"Data similarity: label share = share of a task's test clips whose top-1 label under the tagger "
-            f"{tagger} is one of the state's classes; Frechet distance and RBF-MMD compare the tagger's "
-            "embeddings of the state's training clips and the task's test clips (with few clips per set the "
-            "Frechet distance is biased upward: compare it across states only). Factors: OLS on standardised "
-            "log samples, log classes and similarity over states (seed means), 95% CIs; pooled over tasks, with "
-            "task effects and intervals clustered by state (a state's rows share its pre-trained model; t with "
-            "states - 1 degrees of freedom, which with few states can still be somewhat narrow); importance = "
-            "LMG share of R^2; a factor mattered most only if its interval excludes zero; transfer-gain "
-            "intervals are paired by seed when seeds match, Welch otherwise. Score and gain intervals respect the "
-            "metric's range: a t-interval that crosses a bound is clipped to it (the tables' note says so), and one "
-            "wider than the whole range is reported as 'too few seeds to tell'.")
+    return (
+        f"Data similarity: label share = share of a task's test clips whose top-1 label under the tagger "
+        f"{tagger} is one of the state's classes; Frechet distance and RBF-MMD compare the tagger's "
+        "embeddings of the state's training clips and the task's test clips (with few clips per set the "
+        "Frechet distance is biased upward: compare it across states only). Factors: OLS on standardised "
+        "log samples, log classes and similarity over states (seed means), 95% CIs; pooled over tasks, with "
+        "task effects and intervals clustered by state (a state's rows share its pre-trained model; t with "
+        "states - 1 degrees of freedom, which with few states can still be somewhat narrow); importance = "
+        "LMG share of R^2; a factor mattered most only if its interval excludes zero; transfer-gain "
+        "intervals are paired by seed when seeds match, Welch otherwise. Score and gain intervals respect the "
+        "metric's range: a t-interval that crosses a bound is clipped to it (the tables' note says so), and one "
+        "wider than the whole range is reported as 'too few seeds to tell'."
+    )
 
 
 def _advisor_part(check: advisor.AdvisorCheck | None) -> AdvisorPart | None:
     if check is None:
         return None
     verdict = vars(check.verdict) | {"line": check.verdict.line()} if check.verdict is not None else None
-    return AdvisorPart(advisor.TITLE, advisor.METHOD, advisor.summary_lines(check), check.default, check.note,
-                       check.cells, check.picks, check.scores, check.table, verdict)
+    return AdvisorPart(
+        advisor.TITLE,
+        advisor.METHOD,
+        advisor.summary_lines(check),
+        check.default,
+        check.note,
+        check.cells,
+        check.picks,
+        check.scores,
+        check.table,
+        verdict,
+    )
 
 
 def _published(a: Analysis) -> Published | None:
     if a.reference.empty:
         return None
     d = a.reference["difference"]
-    return Published(f"Your test {a.metric} beside the published one (Milling et al., CNN10, fine-tuning)",
-                     a.reference, float(d.mean()), float(d.abs().max()))
+    return Published(
+        f"Your test {a.metric} beside the published one (Milling et al., CNN10, fine-tuning)",
+        a.reference,
+        float(d.mean()),
+        float(d.abs().max()),
+    )
 
 
 def build_report(a: Analysis, figures_dir: Path, generated: str) -> Report:
     """The report of an analysis: draws its figures into `figures_dir` and gathers the rest."""
     pooled = a.pooled
     return Report(
-        study=a.res.name, study_dir=str(a.res.study_dir), generated=generated, metric=a.metric,
-        metric_display=METRICS[a.metric].display if a.metric in METRICS else a.metric, similarity=a.similarity,
-        sentence=a.sentence, headline=a.headline, paragraph=a.paragraph,
-        fit_sentences=[answer(f) for f in a.fits], figures=figures(a, figures_dir),
-        regressions=Table("Factors per fit (standardised coefficients, 95% CI, LMG share of the factors' R^2)",
-                          regression_table(a)),
+        study=a.res.name,
+        study_dir=str(a.res.study_dir),
+        generated=generated,
+        metric=a.metric,
+        metric_display=METRICS[a.metric].display if a.metric in METRICS else a.metric,
+        similarity=a.similarity,
+        sentence=a.sentence,
+        headline=a.headline,
+        paragraph=a.paragraph,
+        fit_sentences=[answer(f) for f in a.fits],
+        figures=figures(a, figures_dir),
+        regressions=Table(
+            "Factors per fit (standardised coefficients, 95% CI, LMG share of the factors' R^2)", regression_table(a)
+        ),
         factors=pooled.table.reset_index(names="factor") if pooled else pd.DataFrame(),
         most_important=pooled.most_important() if pooled else None,
         sections=[Section(title, list(lines)) for title, lines in a.sections],
-        advisor=_advisor_part(a.advisor), published=_published(a),
+        advisor=_advisor_part(a.advisor),
+        published=_published(a),
         detail_tables=[Table(title, frame) for title, frame in detail_tables(a)],
-        gains=a.gains, scores=a.scores, data_similarity=a.data_sim,
-        matched={t: sorted(s) for t, s in a.matched.items()}, notes=list(a.notes), method=method_note(a),
+        gains=a.gains,
+        scores=a.scores,
+        data_similarity=a.data_sim,
+        matched={t: sorted(s) for t, s in a.matched.items()},
+        notes=list(a.notes),
+        method=method_note(a),
     )

@@ -46,10 +46,18 @@ def regression_table(a: Analysis) -> pd.DataFrame:
         shares = fit.shares()
         for factor in FACTORS:
             r = fit.table.loc[factor]
-            rows.append({"fit": fit.label, "factor": factor, "coef per SD": _signed(r["coef"]),
-                         "95% CI": _interval(r["ci_low"], r["ci_high"], "", "+") if np.isfinite(r["coef"]) else "n/a",
-                         "share of R^2": f"{shares[factor]:.0%}" if np.isfinite(shares[factor]) else "n/a",
-                         "Spearman rho": _signed(r["rho"], 2), "n": fit.n_states, "R^2": fit.r2})
+            rows.append(
+                {
+                    "fit": fit.label,
+                    "factor": factor,
+                    "coef per SD": _signed(r["coef"]),
+                    "95% CI": _interval(r["ci_low"], r["ci_high"], "", "+") if np.isfinite(r["coef"]) else "n/a",
+                    "share of R^2": f"{shares[factor]:.0%}" if np.isfinite(shares[factor]) else "n/a",
+                    "Spearman rho": _signed(r["rho"], 2),
+                    "n": fit.n_states,
+                    "R^2": fit.r2,
+                }
+            )
     return pd.DataFrame(rows).set_index(["fit", "factor"]) if rows else pd.DataFrame()
 
 
@@ -59,13 +67,16 @@ def detail_tables(a: Analysis) -> list[tuple[str, pd.DataFrame]]:
     for proto in a.protocols:
         s = a.scores[a.scores["protocol"] == proto]
         cells = s.assign(cell=[score_cell(r) for r in s.itertuples()])
-        out.append((f"Test {a.metric}: mean [95% CI] over seeds ({proto})",
-                    cells.pivot(index="state", columns="task", values="cell")))
+        out.append(
+            (
+                f"Test {a.metric}: mean [95% CI] over seeds ({proto})",
+                cells.pivot(index="state", columns="task", values="cell"),
+            )
+        )
         g = a.gains[a.gains["protocol"] == proto]
         if not g.empty:
             g = g.assign(cell=[gain_cell(r) for r in g.itertuples()])
-            out.append((f"Transfer gain over scratch ({proto})", g.pivot(index="state", columns="task",
-                                                                          values="cell")))
+            out.append((f"Transfer gain over scratch ({proto})", g.pivot(index="state", columns="task", values="cell")))
     if not a.data_sim.empty:
         out.append((f"Data similarity (tagger: {a.tagger})", a.data_sim.set_index(["state", "task"])))
     for task, long in a.cka.items():

@@ -78,14 +78,13 @@ def score_table(test_metrics: pd.DataFrame, metric: str, level: float = 0.95) ->
         low, high, note = bounded(low, high, metric_range(metric))
         n = int(grp["value"].notna().sum())
         note = note if n >= 2 else f"{n} seed: interval unavailable"
-        rows.append(dict(zip(KEYS, key, strict=True), n_seeds=n, mean=mean, std=std, ci_low=low,
-                         ci_high=high, note=note))
+        rows.append(
+            dict(zip(KEYS, key, strict=True), n_seeds=n, mean=mean, std=std, ci_low=low, ci_high=high, note=note)
+        )
     return pd.DataFrame(rows, columns=[*KEYS, "n_seeds", "mean", "std", "ci_low", "ci_high", "note"])
 
 
-def transfer_gain(
-    test_metrics: pd.DataFrame, metric: str, control: str = CONTROL, level: float = 0.95
-) -> pd.DataFrame:
+def transfer_gain(test_metrics: pd.DataFrame, metric: str, control: str = CONTROL, level: float = 0.95) -> pd.DataFrame:
     """Score minus the control state's score per state x task x protocol, with its interval and method."""
     cols = [*KEYS, "gain", "ci_low", "ci_high", "n_state", "n_control", "method", "note"]
     data = select_metric(test_metrics, metric).dropna(subset=["value"])
@@ -96,8 +95,16 @@ def transfer_gain(
         base = ctrl[(ctrl["task"] == task) & (ctrl["protocol"] == protocol)]
         row = dict(state=state, task=task, protocol=protocol, n_state=len(grp), n_control=len(base))
         if base.empty:
-            rows.append(row | dict(gain=np.nan, ci_low=np.nan, ci_high=np.nan, method="",
-                                   note=f"no finished '{control}' runs for this task and protocol"))
+            rows.append(
+                row
+                | dict(
+                    gain=np.nan,
+                    ci_low=np.nan,
+                    ci_high=np.nan,
+                    method="",
+                    note=f"no finished '{control}' runs for this task and protocol",
+                )
+            )
             continue
         gain = _gain(grp.set_index("seed")["value"], base.set_index("seed")["value"], level)
         gain["ci_low"], gain["ci_high"], note = bounded(gain["ci_low"], gain["ci_high"], metric_range(metric, True))
@@ -111,11 +118,9 @@ def _gain(state: pd.Series, base: pd.Series, level: float) -> dict:
     if len(common) >= 2:
         diff = (state.loc[common] - base.loc[common]).to_numpy()
         _, _, low, high = t_interval(diff, level)
-        return dict(gain=float(diff.mean()), ci_low=low, ci_high=high, method=f"paired ({len(common)} seeds)",
-                    note="")
+        return dict(gain=float(diff.mean()), ci_low=low, ci_high=high, method=f"paired ({len(common)} seeds)", note="")
     if len(state) >= 2 and len(base) >= 2:
         res = stats.ttest_ind(state.to_numpy(), base.to_numpy(), equal_var=False)
         ci = res.confidence_interval(level)
         return dict(gain=gain, ci_low=float(ci.low), ci_high=float(ci.high), method="Welch", note="")
-    return dict(gain=gain, ci_low=np.nan, ci_high=np.nan, method="",
-                note="fewer than two seeds: interval unavailable")
+    return dict(gain=gain, ci_low=np.nan, ci_high=np.nan, method="", note="fewer than two seeds: interval unavailable")

@@ -23,8 +23,7 @@ from audiotransfer.cli.training import add_training
 from audiotransfer.errors import UserError
 from audiotransfer.progress import log_to
 
-GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo, add_advise,
-          add_inference)
+GROUPS = (add_ontology, add_subsets, add_data, add_synth, add_training, add_study, add_demo, add_advise, add_inference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,11 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio transfer-learning studies: subsets, features, pre-training, fine-tuning, analysis.",
     )
     parser.add_argument("--version", action="version", version=f"audiotransfer {__version__}")
-    parser.add_argument("--no-progress", dest="global_no_progress", action="store_true",
-                        help="no progress bars or progress lines (warnings and results are still shown)")
-    parser.add_argument("--log-file", metavar="FILE",
-                        help="also write every message (with time and level) to FILE; progress goes there as "
-                             "plain lines when stderr is not a terminal")
+    parser.add_argument(
+        "--no-progress",
+        dest="global_no_progress",
+        action="store_true",
+        help="no progress bars or progress lines (warnings and results are still shown)",
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="also write every message (with time and level) to FILE; progress goes there as "
+        "plain lines when stderr is not a terminal",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in GROUPS:
         add(sub)

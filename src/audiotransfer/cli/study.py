@@ -25,18 +25,24 @@ def run_plan(args: argparse.Namespace) -> None:
     show(table[[*columns, "status"]].round({"hours": 2, "disk_mb": 3}), args.format)
     done = int((table["status"] == "done").sum())
     todo = table["status"] != "done"
-    print(f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
-          f"cost {table['clip_epochs'].sum():,} clip-epochs in all, "
-          f"{table.loc[todo, 'clip_epochs'].sum():,} still to run")
+    print(
+        f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
+        f"cost {table['clip_epochs'].sum():,} clip-epochs in all, "
+        f"{table.loc[todo, 'clip_epochs'].sum():,} still to run"
+    )
     if source:
-        print(f"estimated {table['hours'].sum():,.1f} accelerator-hours in all "
-              f"({table.loc[todo, 'hours'].sum():,.1f} still to run; pre-training "
-              f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}")
+        print(
+            f"estimated {table['hours'].sum():,.1f} accelerator-hours in all "
+            f"({table.loc[todo, 'hours'].sum():,.1f} still to run; pre-training "
+            f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}"
+        )
     else:
         print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
     stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
-    print(f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
-          f"run folders {runs / 1e6:,.0f} MB; corpus audio not counted)")
+    print(
+        f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
+        f"run folders {runs / 1e6:,.0f} MB; corpus audio not counted)"
+    )
 
 
 def _plan_hours(table: Any, clips_per_second: float | None) -> tuple[Any, str]:
@@ -50,10 +56,20 @@ def run_study(args: argparse.Namespace) -> int:
     from audiotransfer.study import run
     from audiotransfer.study.runner import error_summary
 
-    outcome = run(args.study, jobs=args.jobs, backend=args.backend, retries=args.retries, mlflow=args.mlflow,
-                  progress=not args.no_progress, ray_address=args.ray_address, force=args.force)
-    print(f"{outcome.study_dir}: {len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
-          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
+    outcome = run(
+        args.study,
+        jobs=args.jobs,
+        backend=args.backend,
+        retries=args.retries,
+        mlflow=args.mlflow,
+        progress=not args.no_progress,
+        ray_address=args.ray_address,
+        force=args.force,
+    )
+    print(
+        f"{outcome.study_dir}: {len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
+        f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked"
+    )
     for run_id, error in outcome.failed.items():
         print(f"  failed {run_id}: {error_summary(error)}")
     return 0 if outcome.ok else 1
@@ -135,9 +151,13 @@ def run_report(args: argparse.Namespace) -> None:
     folder = StudyDir.of(args.study)
     if folder.root.is_dir():
         folder.require_results()  # never write a report into a folder that is not a study
-    out = write_report(folder.root, metric=args.metric,
-                       similarity=args.similarity or DEFAULT_SIMILARITY, max_inputs=args.max_inputs,
-                       progress=not args.no_progress)
+    out = write_report(
+        folder.root,
+        metric=args.metric,
+        similarity=args.similarity or DEFAULT_SIMILARITY,
+        max_inputs=args.max_inputs,
+        progress=not args.no_progress,
+    )
     print(f"report (html): {out['html']}\nreport (markdown): {out['markdown']}")
     print("\nsamples vs classes vs similarity:")
     for line in out["headline"]:
@@ -153,8 +173,12 @@ def add_study(sub: Subparsers) -> None:
     p = study_sub.add_parser("plan", help="list the runs of a study, which are done, and their cost")
     p.add_argument("study", help="study YAML")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
-    p.add_argument("--clips-per-second", type=positive_number, metavar="N",
-                   help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)")
+    p.add_argument(
+        "--clips-per-second",
+        type=positive_number,
+        metavar="N",
+        help="training throughput for 10 s crops on one accelerator (default: bench_gpu.py's saved figure)",
+    )
     p.set_defaults(handler=run_plan)
 
     p = study_sub.add_parser("run", help="run or resume a study (skips finished runs)")
@@ -165,8 +189,11 @@ def add_study(sub: Subparsers) -> None:
     p.add_argument("--mlflow", metavar="URI", help="also log every run to this MLflow tracking URI")
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--force", action="store_true",
-                   help="write into an existing `out` folder that is not a study (its files may be overwritten)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing `out` folder that is not a study (its files may be overwritten)",
+    )
     p.set_defaults(handler=run_study)
 
     p = study_sub.add_parser("status", help="runs by kind and status; failed and blocked runs with their error")
@@ -189,8 +216,11 @@ def add_study(sub: Subparsers) -> None:
     p = study_sub.add_parser("report", help="what transferred and why: scores, similarity, factors (HTML + Markdown)")
     p.add_argument("study", help="study directory or study YAML")
     p.add_argument("--metric", default="uar", help="test metric to analyse (default: uar)")
-    p.add_argument("--similarity", choices=("frechet", "mmd", "label_share"),
-                   help="data-similarity measure used as the regression's similarity factor (default: frechet)")
+    p.add_argument(
+        "--similarity",
+        choices=("frechet", "mmd", "label_share"),
+        help="data-similarity measure used as the regression's similarity factor (default: frechet)",
+    )
     p.add_argument("--max-inputs", type=int, default=256, help="clips per data set for CKA and data similarity")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run_report)

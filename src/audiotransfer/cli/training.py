@@ -13,22 +13,42 @@ if TYPE_CHECKING:
     from audiotransfer.training import RunResult, TrainRecipe
 
 OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (training/recipe.py)
-    "model": str, "width": float, "epochs": int, "steps": int, "batch_size": int, "eval_batch_size": int,
-    "lr": float, "optimizer": str, "weight_decay": float, "scheduler": str, "frames": int, "seed": int,
+    "model": str,
+    "width": float,
+    "epochs": int,
+    "steps": int,
+    "batch_size": int,
+    "eval_batch_size": int,
+    "lr": float,
+    "optimizer": str,
+    "weight_decay": float,
+    "scheduler": str,
+    "frames": int,
+    "seed": int,
     "device": str,
-    "mixup": float, "select_metric": str, "checkpoint_every": int, "readers": int,
+    "mixup": float,
+    "select_metric": str,
+    "checkpoint_every": int,
+    "readers": int,
 }
 
-HELP = {"select_metric": "dev metric that picks the best epoch (default: accuracy for single-label tasks, mAP for "
-                         "multi-label ones; a task without a dev split keeps the last epoch)"}
+HELP = {
+    "select_metric": "dev metric that picks the best epoch (default: accuracy for single-label tasks, mAP for "
+    "multi-label ones; a task without a dev split keeps the last epoch)"
+}
 
 
 def common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="feature store directory holding the manifest's clips")
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     for field, kind in OVERRIDES.items():
-        p.add_argument(f"--{field.replace('_', '-')}", dest=field, type=kind, default=None,
-                       help=HELP.get(field, f"recipe field {field} (default: the study recipe)"))
+        p.add_argument(
+            f"--{field.replace('_', '-')}",
+            dest=field,
+            type=kind,
+            default=None,
+            help=HELP.get(field, f"recipe field {field} (default: the study recipe)"),
+        )
     p.add_argument("--balanced", action="store_true", default=None, help="class-balanced sampling (PANNs)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -42,14 +62,15 @@ def recipe(args: argparse.Namespace, base: TrainRecipe, extra: tuple[str, ...] =
         return base.replace(**changes)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UserError(f"option --{'-'.join(map(str, first['loc']))}: {first['msg']}",
-                        fix="see `audiotransfer pretrain --help` / `finetune --help`") from None
+        raise UserError(
+            f"option --{'-'.join(map(str, first['loc']))}: {first['msg']}",
+            fix="see `audiotransfer pretrain --help` / `finetune --help`",
+        ) from None
 
 
 def report(metrics: RunResult, out: str) -> None:
     test = ", ".join(f"{k} {v:.4f}" for k, v in metrics.test.items() if k != "classes_scored")
-    print(f"{metrics.kind} done in {out}: best epoch {metrics.best_epoch}"
-          + (f"; test {test}" if test else ""))
+    print(f"{metrics.kind} done in {out}: best epoch {metrics.best_epoch}" + (f"; test {test}" if test else ""))
 
 
 def _run_folder(out: str) -> None:
@@ -79,18 +100,18 @@ def run_finetune(args: argparse.Namespace) -> None:
     from audiotransfer.training import FINETUNE, finetune
 
     if (args.manifest is None) == (args.task is None):
-        raise UserError("give the task as either --task CORPUS --root DIR or --manifest M",
-                        fix="e.g. --task dcase2020_task1a --root /data/TAU2020")
+        raise UserError(
+            "give the task as either --task CORPUS --root DIR or --manifest M",
+            fix="e.g. --task dcase2020_task1a --root /data/TAU2020",
+        )
     if args.task is not None and args.root is None:
-        raise UserError(f"--task {args.task} needs --root, the folder that holds the corpus",
-                        fix="add --root DIR")
+        raise UserError(f"--task {args.task} needs --root, the folder that holds the corpus", fix="add --root DIR")
     manifest = Manifest.load(args.manifest) if args.manifest else load_corpus(args.task, args.root)
     init = None if args.init == "scratch" else args.init
     chosen = recipe(args, FINETUNE, ("protocol", "backbone_lr_scale"))
     store = FeatureStore(args.store)
     _run_folder(args.out)
-    metrics = finetune(manifest, store, chosen, args.out, init=init,
-                       progress=not args.no_progress)
+    metrics = finetune(manifest, store, chosen, args.out, init=init, progress=not args.no_progress)
     report(metrics, args.out)
 
 

@@ -35,8 +35,10 @@ def check_readable(path: str | Path) -> None:
 def check_rate(rate: int) -> None:
     """AudioError for a header sample rate outside MIN_RATE..MAX_RATE."""
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(f"sample rate {rate} Hz in the header is outside {MIN_RATE} Hz..{MAX_RATE} Hz "
-                         "(a damaged or mislabelled header?)")
+        raise AudioError(
+            f"sample rate {rate} Hz in the header is outside {MIN_RATE} Hz..{MAX_RATE} Hz "
+            "(a damaged or mislabelled header?)"
+        )
 
 
 def audio_info(path: str | Path) -> tuple[int, int]:
@@ -50,9 +52,7 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     return int(info.frames), int(info.samplerate)
 
 
-def load_audio(
-    path: str | Path, sample_rate: int, offset: float = 0.0, duration: float | None = None
-) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Mono float32 samples of `path` at `sample_rate`, optionally a window [offset, offset+duration) s."""
     check_readable(path)
     try:
@@ -61,8 +61,10 @@ def load_audio(
             check_rate(native)
             cut = TRUNCATED.search(f.extra_info)
             if cut:
-                raise AudioError(f"truncated: the header announces {int(cut.group(1)):,} data bytes, the file "
-                                 f"holds {int(cut.group(2)):,} (an interrupted copy or download?)")
+                raise AudioError(
+                    f"truncated: the header announces {int(cut.group(1)):,} data bytes, the file "
+                    f"holds {int(cut.group(2)):,} (an interrupted copy or download?)"
+                )
             start = round(offset * native)
             if start:
                 f.seek(min(start, f.frames))

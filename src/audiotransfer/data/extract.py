@@ -46,8 +46,7 @@ def _extract_one(task: Task) -> tuple[int, str, np.ndarray | None, str]:
     if not os.path.exists(path):
         return position, path, None, "missing: file not found"
     try:
-        samples = load_audio(path, recipe.sample_rate, offset=offset,
-                             duration=None if np.isnan(duration) else duration)
+        samples = load_audio(path, recipe.sample_rate, offset=offset, duration=None if np.isnan(duration) else duration)
         if len(samples) < recipe.win_length:
             return position, path, None, f"too short: {len(samples)} samples, one frame needs {recipe.win_length}"
         with torch.inference_mode():
@@ -59,8 +58,7 @@ def _extract_one(task: Task) -> tuple[int, str, np.ndarray | None, str]:
     return position, path, logmel.numpy(), ""
 
 
-def _estimate_frames(paths: list[str], durations: np.ndarray, recipe: Frontend,
-                     sample_size: int = 1000) -> int:
+def _estimate_frames(paths: list[str], durations: np.ndarray, recipe: Frontend, sample_size: int = 1000) -> int:
     """Frames the clips will take, from headers (soundfile.info), extrapolated from a sample if many."""
     picked = np.arange(len(paths))
     if len(paths) > sample_size:
@@ -88,18 +86,26 @@ def _tasks(manifest: Manifest, todo: np.ndarray) -> Iterator[Task]:
         yield int(i), str(root / paths[i]), float(offsets[i]), float(durations[i])
 
 
-def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[Task], recipe: Frontend,
-                 num_clips: int) -> None:
+def _check_space(writer: StoreWriter, store_dir: Path, tasks: list[Task], recipe: Frontend, num_clips: int) -> None:
     """Say what is left to extract and the disk it needs; a UserError when the disk is too small."""
     durations = np.array([t[3] for t in tasks], dtype=float)
     need = _estimate_frames([t[1] for t in tasks], durations, recipe) * writer.frame_bytes
     free = shutil.disk_usage(store_dir).free
-    log.info("features: %d of %d clips already in %s; extracting %d (recipe %s), about %s MB needed, %s GB free",
-             num_clips - len(tasks), num_clips, store_dir, len(tasks), recipe.hash, f"{need / 1e6:,.1f}",
-             f"{free / 1e9:,.1f}")
+    log.info(
+        "features: %d of %d clips already in %s; extracting %d (recipe %s), about %s MB needed, %s GB free",
+        num_clips - len(tasks),
+        num_clips,
+        store_dir,
+        len(tasks),
+        recipe.hash,
+        f"{need / 1e6:,.1f}",
+        f"{free / 1e9:,.1f}",
+    )
     if need > free:
-        raise UserError(f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
-                        fix="free disk space or choose another --store directory")
+        raise UserError(
+            f"{store_dir}: about {need / 1e9:.1f} GB needed but {free / 1e9:.1f} GB free",
+            fix="free disk space or choose another --store directory",
+        )
 
 
 def extract_features(
@@ -123,8 +129,10 @@ def extract_features(
     if jobs < 1:
         raise UserError(f"jobs is {jobs}: nothing would be extracted", fix="use jobs >= 1")
     if "path" not in manifest.clips or "root" not in manifest.meta:
-        raise UserError(f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
-                        fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)")
+        raise UserError(
+            f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
+            fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)",
+        )
     store_dir = Path(store_dir)
     errors_path = store_dir / fmt.ERRORS
     with StoreWriter(store_dir, recipe, manifest.meta.get("corpus", "")) as writer:
@@ -142,15 +150,24 @@ def extract_features(
     return store
 
 
-def _extract(writer: StoreWriter, tasks: list[Task], clip_ids: np.ndarray, errors_path: Path, jobs: int,
-             on_error: str, progress: bool, commit_every: int) -> int:
+def _extract(
+    writer: StoreWriter,
+    tasks: list[Task],
+    clip_ids: np.ndarray,
+    errors_path: Path,
+    jobs: int,
+    on_error: str,
+    progress: bool,
+    commit_every: int,
+) -> int:
     """The extraction loop: features into the writer, failures into errors.csv; returns the failures."""
     failures, last_commit = 0, time.monotonic()
     with open(errors_path, "w", newline="") as handle, _results(tasks, writer.recipe, jobs) as results:
         report = csv.writer(handle)
         report.writerow(["clip_id", "path", "error"])
-        for position, path, feats, error in show_progress(results, total=len(tasks), unit="clip",
-                                                          desc="extract", enabled=progress):
+        for position, path, feats, error in show_progress(
+            results, total=len(tasks), unit="clip", desc="extract", enabled=progress
+        ):
             clip_id = str(clip_ids[position])
             if feats is not None:
                 writer.add(clip_id, feats)
@@ -162,15 +179,17 @@ def _extract(writer: StoreWriter, tasks: list[Task], clip_ids: np.ndarray, error
             report.writerow([clip_id, path, error])
             handle.flush()
             if on_error == "stop":
-                raise UserError(f"{path}: {error} (clip {clip_id})",
-                                fix="repair or remove the file, or rerun with --on-error skip; "
-                                    "finished clips are kept")
+                raise UserError(
+                    f"{path}: {error} (clip {clip_id})",
+                    fix="repair or remove the file, or rerun with --on-error skip; finished clips are kept",
+                )
     return failures
 
 
 @contextmanager
-def _results(tasks: list[Task], recipe: Frontend,
-             jobs: int) -> Iterator[Iterator[tuple[int, str, np.ndarray | None, str]]]:
+def _results(
+    tasks: list[Task], recipe: Frontend, jobs: int
+) -> Iterator[Iterator[tuple[int, str, np.ndarray | None, str]]]:
     """Results of `_extract_one` over the tasks, as they finish: from `jobs` worker processes, or from
     this process when jobs == 1. Workers are spawned (not forked: torch's thread pools are not fork-safe)."""
     if jobs <= 1:

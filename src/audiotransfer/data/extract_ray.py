@@ -52,8 +52,12 @@ def merge_parts(writer: StoreWriter) -> int:
         if (part / SIDECAR).exists():
             rows, damaged = intact_rows(part, writer.frame_bytes)
             if damaged:
-                log.warning("features: %s: %d clips' bytes are missing from their shard (a partial file left by "
-                            "a dead worker); they are extracted again", part, damaged)
+                log.warning(
+                    "features: %s: %d clips' bytes are missing from their shard (a partial file left by "
+                    "a dead worker); they are extracted again",
+                    part,
+                    damaged,
+                )
             added += writer.adopt(part, rows)
             _append_errors(writer.root / "errors.csv", part / "errors.csv", writer.done)
         shutil.rmtree(part)
@@ -78,8 +82,9 @@ def _append_errors(target: Path, source: Path, done: set[str]) -> None:
         out.writerows(rows)
 
 
-def extract_part(manifest: Manifest, part: Path, recipe: FeatureRecipe, threads: int,
-                 on_error: Literal["skip", "stop"]) -> dict[str, Any]:
+def extract_part(
+    manifest: Manifest, part: Path, recipe: FeatureRecipe, threads: int, on_error: Literal["skip", "stop"]
+) -> dict[str, Any]:
     """One task: the clips of `manifest` into the part store `part` (resuming it, unless it is damaged)."""
     import torch
 
@@ -108,8 +113,10 @@ def extract_distributed(
 
     recipe = recipe or FeatureRecipe()
     if "path" not in manifest.clips or "root" not in manifest.meta:
-        raise UserError(f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
-                        fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)")
+        raise UserError(
+            f"manifest {manifest.name!r} has no audio paths (column 'path', meta 'root')",
+            fix="build it with a corpus loader (audiotransfer.data.corpora.load_corpus)",
+        )
     ray = ray_module()
     started = connect(address)
     writer = StoreWriter(store_dir, recipe, manifest.meta.get("corpus", ""))
@@ -118,13 +125,22 @@ def extract_distributed(
         resumed = merge_parts(writer)
         todo = np.flatnonzero(~manifest.clips["clip_id"].astype(str).isin(writer.done).to_numpy())
         chunks = [c for c in np.array_split(todo, -(-len(todo) // clips_per_task)) if len(c)] if len(todo) else []
-        log.info("features: %d of %d clips in %s (%d from parts of an interrupted extraction); %d to extract in "
-                 "%d Ray tasks", manifest.num_clips - len(todo), manifest.num_clips, writer.root, resumed, len(todo),
-                 len(chunks))
+        log.info(
+            "features: %d of %d clips in %s (%d from parts of an interrupted extraction); %d to extract in "
+            "%d Ray tasks",
+            manifest.num_clips - len(todo),
+            manifest.num_clips,
+            writer.root,
+            resumed,
+            len(todo),
+            len(chunks),
+        )
         task = ray.remote(num_cpus=num_cpus, max_retries=node_retries)(extract_part)
         parts = writer.root / PARTS
-        refs = [task.remote(manifest.take(chunk), parts / f"{i:05d}", recipe, max(1, int(num_cpus)), on_error)
-                for i, chunk in enumerate(chunks)]
+        refs = [
+            task.remote(manifest.take(chunk), parts / f"{i:05d}", recipe, max(1, int(num_cpus)), on_error)
+            for i, chunk in enumerate(chunks)
+        ]
         _wait_all(ray, refs, progress)
         merge_parts(writer)
     finally:

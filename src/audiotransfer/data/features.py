@@ -51,8 +51,10 @@ class FeatureRecipe(BaseModel):
     @property
     def hash(self) -> str:
         """12 hex chars of SHA-256 over the canonical JSON of the fields (floats as floats)."""
-        fields = {k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-                  for k, v in self.model_dump().items()}
+        fields = {
+            k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+            for k, v in self.model_dump().items()
+        }
         blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -81,8 +83,10 @@ class FeatureRecipe(BaseModel):
 
     def describe(self) -> str:
         """One line naming the front-end (for error messages and reports)."""
-        return (f"log-mel {self.sample_rate} Hz, n_fft {self.n_fft}, hop {self.hop_length}, {self.n_mels} mels "
-                f"{self.fmin:g}-{self.fmax:g} Hz (recipe {self.hash})")
+        return (
+            f"log-mel {self.sample_rate} Hz, n_fft {self.n_fft}, hop {self.hop_length}, {self.n_mels} mels "
+            f"{self.fmin:g}-{self.fmax:g} Hz (recipe {self.hash})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form that `frontend_from_dict` reads back."""
@@ -160,10 +164,12 @@ class Waveform(torch.nn.Module):
 
 RECIPES: dict[str, FeatureRecipe] = {
     "panns16k": FeatureRecipe(),
-    "panns32k": FeatureRecipe(sample_rate=32000, n_fft=1024, win_length=1024, hop_length=320, n_mels=64,
-                              fmin=50.0, fmax=14000.0),
-    "demo": FeatureRecipe(sample_rate=16000, n_fft=512, win_length=512, hop_length=320, n_mels=32,
-                          fmin=50.0, fmax=8000.0),
+    "panns32k": FeatureRecipe(
+        sample_rate=32000, n_fft=1024, win_length=1024, hop_length=320, n_mels=64, fmin=50.0, fmax=14000.0
+    ),
+    "demo": FeatureRecipe(
+        sample_rate=16000, n_fft=512, win_length=512, hop_length=320, n_mels=32, fmin=50.0, fmax=8000.0
+    ),
 }
 
 
@@ -223,10 +229,20 @@ class LogMel(torch.nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         r = self.recipe
         if waveform.shape[-1] <= r.n_fft // 2:
-            raise ValueError(f"waveform of {waveform.shape[-1]} samples is shorter than half a window "
-                             f"({r.n_fft // 2 + 1} samples needed)")
-        spec = torch.stft(waveform, n_fft=r.n_fft, hop_length=r.hop_length, win_length=r.win_length,
-                          window=self.window, center=True, pad_mode="reflect", return_complex=True)
+            raise ValueError(
+                f"waveform of {waveform.shape[-1]} samples is shorter than half a window "
+                f"({r.n_fft // 2 + 1} samples needed)"
+            )
+        spec = torch.stft(
+            waveform,
+            n_fft=r.n_fft,
+            hop_length=r.hop_length,
+            win_length=r.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
         spec = spec.transpose(-1, -2)  # (B, T, F): torch.stft lays frames out this way in memory
         power = spec.real.square() + spec.imag.square()
         mel = torch.matmul(power, self.melw)  # (B, T, M)

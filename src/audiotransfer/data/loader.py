@@ -67,8 +67,9 @@ def clip_windows(lengths: np.ndarray, frames: int, slack: float = 0.1) -> tuple[
     return owner, starts
 
 
-def clip_outputs(loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor],
-                 desc: str | None = None) -> torch.Tensor:
+def clip_outputs(
+    loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor], desc: str | None = None
+) -> torch.Tensor:
     """`fn` over a loader's batches from its start, one row per clip: with `crop="whole"` the outputs of a
     clip's windows are averaged (the CNNs pool globally, so this scores the whole clip). With `desc`, the
     pass shows its progress under that name."""
@@ -76,8 +77,7 @@ def clip_outputs(loader: BatchLoader, fn: Callable[[torch.Tensor], torch.Tensor]
 
     loader.load_state_dict({"epoch": 0, "position": 0})
     parts = []
-    for x, owner in progress(loader, total=len(loader), desc=desc, unit="batch", leave=False,
-                             enabled=desc is not None):
+    for x, owner in progress(loader, total=len(loader), desc=desc, unit="batch", leave=False, enabled=desc is not None):
         out = fn(x)
         if loader.crop == "whole":
             owner = owner.to(out.device)
@@ -199,12 +199,14 @@ class BatchLoader(BatchSource):
         rng = np.random.default_rng([self.seed, self.epoch, batch, self.rank])
         if self.crop == "whole":
             owner, starts = clip_windows(self.store.lengths(self.rows[idx]), self.frames)
-            x = torch.from_numpy(self.store.read_batch(self.rows[idx][owner], self.frames, starts=starts,
-                                                       dtype=self.dtype))
+            x = torch.from_numpy(
+                self.store.read_batch(self.rows[idx][owner], self.frames, starts=starts, dtype=self.dtype)
+            )
             y = torch.from_numpy(owner)
         else:
-            x = torch.from_numpy(self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng,
-                                                       dtype=self.dtype))
+            x = torch.from_numpy(
+                self.store.read_batch(self.rows[idx], self.frames, crop=self.crop, rng=rng, dtype=self.dtype)
+            )
             y = self._targets(idx)
         return (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
 

@@ -12,5 +12,4 @@ from audiotransfer.data.store_format import STORE_VERSION, lost_rows, read_index
 from audiotransfer.data.store_reader import FeatureStore
 from audiotransfer.data.store_writer import StoreWriter, write_store
 
-__all__ = ["STORE_VERSION", "FeatureStore", "StoreWriter", "extract_features", "lost_rows", "read_index",
-           "write_store"]
+__all__ = ["STORE_VERSION", "FeatureStore", "StoreWriter", "extract_features", "lost_rows", "read_index", "write_store"]

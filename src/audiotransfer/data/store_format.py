@@ -30,8 +30,9 @@ INDEX = "index.parquet"
 INDEX_PARTS = "index"
 SHARDS = "shards"
 ERRORS = "errors.csv"
-INDEX_SCHEMA = pa.schema([("clip_id", pa.string()), ("shard", pa.int32()), ("offset", pa.int64()),
-                          ("frames", pa.int64())])
+INDEX_SCHEMA = pa.schema(
+    [("clip_id", pa.string()), ("shard", pa.int32()), ("offset", pa.int64()), ("frames", pa.int64())]
+)
 
 
 def shard_path(root: Path, shard: int) -> Path:
@@ -47,8 +48,10 @@ def read_sidecar(root: Path) -> dict[str, Any]:
     """`store.json` of the store at `root`, its format version checked (a store without one is version 1)."""
     sidecar = root / SIDECAR
     if not sidecar.exists():
-        raise UserError(f"{sidecar}: not a feature store (store.json missing)",
-                        fix="run `audiotransfer features extract` first, or check the --store path")
+        raise UserError(
+            f"{sidecar}: not a feature store (store.json missing)",
+            fix="run `audiotransfer features extract` first, or check the --store path",
+        )
     return read_sidecar_file(sidecar, "feature store", STORE_VERSION)
 
 

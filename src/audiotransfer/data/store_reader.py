@@ -70,7 +70,7 @@ class FeatureStore:
             f"{path}: shard holds {fmt.file_size(path):,} bytes but the store's index needs {need:,} "
             "(the file was truncated or replaced)",
             fix="rerun `audiotransfer features extract` (or `study run`): clips the shard lost are "
-                "dropped from the index and extracted again",
+            "dropped from the index and extracted again",
         )
 
     @property
@@ -128,8 +128,9 @@ class FeatureStore:
             path = fmt.shard_path(self.root, shard)
             n_mels = self.recipe.n_mels
             # copy-on-write map: writable for torch, never written back to the file
-            mm = np.memmap(path, dtype=self.dtype, mode="c", shape=(path.stat().st_size // (
-                self.dtype.itemsize * n_mels), n_mels))
+            mm = np.memmap(
+                path, dtype=self.dtype, mode="c", shape=(path.stat().st_size // (self.dtype.itemsize * n_mels), n_mels)
+            )
             self._maps[shard] = torch.from_numpy(mm)
         return self._maps[shard]
 
@@ -149,7 +150,7 @@ class FeatureStore:
         """All frames of one clip, float32 (frames, n_mels)."""
         shard = self._shard_tensor(int(self._shard[row]))
         start = int(self._offset[row])
-        return shard[start:start + int(self._frames[row])].float().numpy()
+        return shard[start : start + int(self._frames[row])].float().numpy()
 
     def read_batch(
         self,
@@ -186,5 +187,5 @@ class FeatureStore:
             source = self._shard_tensor(shard)
             for a in range(0, n, step):  # pieces below torch's parallel grain: no thread hand-off per crop
                 b = min(a + step, n)
-                target[i, a:b].copy_(source[begin + a:begin + b])
+                target[i, a:b].copy_(source[begin + a : begin + b])
         return out

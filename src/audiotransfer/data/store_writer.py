@@ -31,12 +31,19 @@ SHARD_BYTES = 1 << 30
 
 log = logging.getLogger(__name__)
 
+
 class StoreWriter:
     """Appends clips to a store directory; `commit()` makes the appended clips durable, `close()` (or
     leaving a `with` block, also on an exception) commits, merges the index and releases the lock."""
 
-    def __init__(self, root: str | Path, recipe: Frontend, corpus: str = "",
-                 dtype: str | None = None, shard_bytes: int = SHARD_BYTES) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        recipe: Frontend,
+        corpus: str = "",
+        dtype: str | None = None,
+        shard_bytes: int = SHARD_BYTES,
+    ) -> None:
         self.root = make_output_folder(Path(root), fmt.STORE_MARKERS, "feature store")
         self.recipe = recipe
         dtype = dtype or ("float32" if isinstance(recipe, WaveformRecipe) else "float16")  # samples keep 24 bits
@@ -53,8 +60,10 @@ class StoreWriter:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise UserError(f"{self.root}: another process is writing to this store",
-                            fix="wait for it to finish (or stop it); a rerun then resumes") from None
+            raise UserError(
+                f"{self.root}: another process is writing to this store",
+                fix="wait for it to finish (or stop it); a rerun then resumes",
+            ) from None
         if not (self.root / fmt.SIDECAR).exists():
             self._write_sidecar(num_clips=0, num_frames=0)
         self.index = fmt.read_index(self.root)
@@ -75,8 +84,10 @@ class StoreWriter:
                 fix="use the store's recipe, or a new --store directory for a different recipe",
             )
         if corpus and info.get("corpus") and info["corpus"] != corpus:
-            raise UserError(f"{sidecar}: field 'corpus' is {info['corpus']!r}, not {corpus!r}",
-                            fix="use one store per corpus (clip ids of different corpora may clash)")
+            raise UserError(
+                f"{sidecar}: field 'corpus' is {info['corpus']!r}, not {corpus!r}",
+                fix="use one store per corpus (clip ids of different corpora may clash)",
+            )
         return corpus or info.get("corpus", ""), info.get("dtype", dtype)
 
     def __enter__(self) -> StoreWriter:
@@ -91,8 +102,13 @@ class StoreWriter:
         lost = fmt.lost_rows(self.root, self.index, self.frame_bytes)
         if lost.any():
             damaged = sorted({fmt.shard_path(self.root, s).name for s in self.index["shard"][lost]})
-            log.warning("features: shard(s) %s in %s are shorter than the index says; %d clips dropped from the "
-                        "store, to be extracted again", ", ".join(damaged), self.root / fmt.SHARDS, int(lost.sum()))
+            log.warning(
+                "features: shard(s) %s in %s are shorter than the index says; %d clips dropped from the "
+                "store, to be extracted again",
+                ", ".join(damaged),
+                self.root / fmt.SHARDS,
+                int(lost.sum()),
+            )
             self.index = self.index[~lost].reset_index(drop=True)
             self.done = set(self.index["clip_id"])
             self._write_index()
@@ -114,8 +130,9 @@ class StoreWriter:
     def add(self, clip_id: str, features: np.ndarray) -> None:
         """Append one clip's (frames, n_mels) features; durable after the next `commit()`."""
         if features.ndim != 2 or features.shape[1] != self.recipe.n_mels or len(features) == 0:
-            raise ValueError(f"clip {clip_id!r}: features of shape {features.shape}, "
-                             f"expected (frames > 0, {self.recipe.n_mels})")
+            raise ValueError(
+                f"clip {clip_id!r}: features of shape {features.shape}, expected (frames > 0, {self.recipe.n_mels})"
+            )
         if self.offset and self.offset + len(features) > self.shard_frames:
             self.commit()
             self._file.close()
@@ -159,8 +176,9 @@ class StoreWriter:
         mapping = {shard: first + k for k, shard in enumerate(sorted(rows["shard"].unique()))}
         for old, new in mapping.items():
             os.replace(fmt.shard_path(part, old), fmt.shard_path(self.root, new))
-        self._pending += list(zip(rows["clip_id"], rows["shard"].map(mapping), rows["offset"], rows["frames"],
-                                  strict=True))
+        self._pending += list(
+            zip(rows["clip_id"], rows["shard"].map(mapping), rows["offset"], rows["frames"], strict=True)
+        )
         self.done.update(rows["clip_id"])
         self.shard, self.offset = first + len(mapping), 0
         self._file = open(fmt.shard_path(self.root, self.shard), "ab")  # noqa: SIM115 - closed in close()
@@ -204,8 +222,9 @@ class StoreWriter:
         write_atomic(self.root / fmt.SIDECAR, lambda p: p.write_text(json.dumps(info, indent=1) + "\n"))
 
 
-def write_store(store_dir: str | Path, recipe: Frontend, corpus: str,
-                features: Mapping[str, np.ndarray]) -> FeatureStore:
+def write_store(
+    store_dir: str | Path, recipe: Frontend, corpus: str, features: Mapping[str, np.ndarray]
+) -> FeatureStore:
     """Pack given (frames, n_mels) arrays into a store without audio; clips already in it are kept."""
     with StoreWriter(store_dir, recipe, corpus) as writer:
         for clip_id, array in features.items():

@@ -67,20 +67,34 @@ def check_ground_truth(
         for protocol, part in rows.groupby("protocol", sort=True):
             ranked = part.sort_values("mean", ascending=False, kind="stable")
             best = ranked.iloc[0]
-            found = f"{best['state']} best ({best['mean']:.3f}; " + ", ".join(
-                f"{r.state} {r.mean:.3f}" for r in ranked.iloc[1:].itertuples()
-            ) + ")"
+            found = (
+                f"{best['state']} best ({best['mean']:.3f}; "
+                + ", ".join(f"{r.state} {r.mean:.3f}" for r in ranked.iloc[1:].itertuples())
+                + ")"
+            )
             checks.append(Check(f"{task} ({protocol})", expected, found, best["state"] in matched))
         if not data_sim.empty and measure in data_sim:
             part = data_sim[(data_sim["task"] == task) & data_sim["state"].isin(list(content))].dropna(subset=[measure])
             if not part.empty:
                 closest = part.loc[part[measure].idxmax() if measure == "label_share" else part[measure].idxmin()]
-                checks.append(Check(f"{task} (data similarity, {measure})", expected,
-                                    f"{closest['state']} closest", closest["state"] in matched))
+                checks.append(
+                    Check(
+                        f"{task} (data similarity, {measure})",
+                        expected,
+                        f"{closest['state']} closest",
+                        closest["state"] in matched,
+                    )
+                )
     if factors is not None and "similarity" in factors.index and pd.notna(factors.loc["similarity", "coef"]):
         coef, low, high = factors.loc["similarity", ["coef", "ci_low", "ci_high"]]
-        checks.append(Check("similarity effect (all tasks pooled)", "positive, interval above zero",
-                            f"{coef:+.3f} per SD (95% CI {low:+.3f} to {high:+.3f})", bool(low > 0)))
+        checks.append(
+            Check(
+                "similarity effect (all tasks pooled)",
+                "positive, interval above zero",
+                f"{coef:+.3f} per SD (95% CI {low:+.3f} to {high:+.3f})",
+                bool(low > 0),
+            )
+        )
     return checks
 
 
@@ -95,15 +109,24 @@ def check_advisor(scores: pd.DataFrame, estimator: str, states: dict[str, dict[s
         return checks
     for task, roots in SHARES.items():
         matched = sorted(s for s, cats in content.items() if cats & set(roots))
-        part = scores[(scores["task"] == task) & (scores["estimator"] == estimator)
-                      & scores["candidate"].isin(list(content))].dropna(subset=["score"])
+        part = scores[
+            (scores["task"] == task) & (scores["estimator"] == estimator) & scores["candidate"].isin(list(content))
+        ].dropna(subset=["score"])
         if part.empty or not matched:
             continue
         ranked = part.sort_values("score", ascending=False, kind="stable")
         top = ranked.iloc[0]
-        found = f"{top['candidate']} top-1 ({estimator} {top['score']:.3f}; " + ", ".join(
-            f"{r.candidate} {r.score:.3f}" for r in ranked.iloc[1:].itertuples()) + ")"
-        checks.append(Check(f"{task} (advisor, before fine-tuning)",
-                            f"one of {', '.join(matched)} (shares generators with {' + '.join(roots)})", found,
-                            top["candidate"] in matched))
+        found = (
+            f"{top['candidate']} top-1 ({estimator} {top['score']:.3f}; "
+            + ", ".join(f"{r.candidate} {r.score:.3f}" for r in ranked.iloc[1:].itertuples())
+            + ")"
+        )
+        checks.append(
+            Check(
+                f"{task} (advisor, before fine-tuning)",
+                f"one of {', '.join(matched)} (shares generators with {' + '.join(roots)})",
+                found,
+                top["candidate"] in matched,
+            )
+        )
     return checks

@@ -78,7 +78,8 @@ def run_demo(
     if world_seed is not None:
         config["world"] = {**config["world"], "seed": world_seed}
     default = ("audiotransfer-demo-quick" if quick else "audiotransfer-demo") + (
-        f"-world{world_seed}" if world_seed is not None else "")
+        f"-world{world_seed}" if world_seed is not None else ""
+    )
     study_dir = Path(out or default).resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -113,8 +114,9 @@ def _report(study_dir: Path, states: dict[str, Any], progress: bool) -> tuple[di
         checks += check_advisor(a.advisor.scores, a.advisor.default, states)
     if checks:
         agree = sum(c.agrees for c in checks)
-        a.sections.append((f"Against the world's ground truth ({agree} of {len(checks)} checks agree)",
-                           [c.line() for c in checks]))
+        a.sections.append(
+            (f"Against the world's ground truth ({agree} of {len(checks)} checks agree)", [c.line() for c in checks])
+        )
     lines = [pick_line(r) for r in a.advisor.picks.itertuples()] if a.advisor is not None else []
     lines += [a.advisor.verdict.line()] if a.advisor is not None and a.advisor.verdict is not None else []
     return write_analysis(a), checks, lines

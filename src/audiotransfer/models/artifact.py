@@ -87,8 +87,9 @@ def is_model_file(obj: Mapping[str, Any]) -> bool:
     return obj.get("format") == FORMAT or (isinstance(obj.get("config"), Mapping) and "model" in obj)
 
 
-def read_model_file(obj: Mapping[str, Any], where: Path, backbone: str | Path | None = None
-                    ) -> tuple[dict[str, torch.Tensor], ModelCard]:
+def read_model_file(
+    obj: Mapping[str, Any], where: Path, backbone: str | Path | None = None
+) -> tuple[dict[str, torch.Tensor], ModelCard]:
     """Full weights and card of a loaded `model.pt` (format 1 migrated with a warning, newer refused)."""
     version = int(obj.get("format_version", 1))
     if version > FORMAT_VERSION:
@@ -110,10 +111,15 @@ def read_model_file(obj: Mapping[str, Any], where: Path, backbone: str | Path | 
 
 def _migrate(obj: Mapping[str, Any], where: Path) -> ModelCard:
     """A format-1 card: labels and config from the file, protocol and crop from the run's metrics.json."""
-    card = ModelCard(config=dict(obj["config"]), labels=list(obj.get("labels", [])),
-                     label_names=list(obj.get("label_names", obj.get("labels", []))),
-                     task_type=obj.get("task_type"), kind=obj.get("kind"), best_epoch=obj.get("best_epoch"),
-                     format_version=1)
+    card = ModelCard(
+        config=dict(obj["config"]),
+        labels=list(obj.get("labels", [])),
+        label_names=list(obj.get("label_names", obj.get("labels", []))),
+        task_type=obj.get("task_type"),
+        kind=obj.get("kind"),
+        best_epoch=obj.get("best_epoch"),
+        format_version=1,
+    )
     metrics = where.parent / "metrics.json"
     if where.name == "model.pt" and metrics.is_file():
         run = json.loads(metrics.read_text())
@@ -128,6 +134,7 @@ def _migrate(obj: Mapping[str, Any], where: Path) -> ModelCard:
     warnings.warn(
         f"{where}: an older model.pt (format 1) without {', '.join(card.missing)}; "
         "give the front-end it was trained on (recipe=...) to run it on audio",
-        MigrationWarning, stacklevel=3,
+        MigrationWarning,
+        stacklevel=3,
     )
     return card

@@ -71,9 +71,7 @@ def read_state(
         if isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
             break
-    state = {
-        k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)
-    }
+    state = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     detected = _detect(state, config)
     if source == "auto":
         if detected is None:
@@ -84,8 +82,10 @@ def read_state(
             )
         source = detected
     elif detected is not None and detected != source:
-        raise UserError(f"{where}: declared format {source!r}, but the file is {_SOURCE_SIGNS[detected]}",
-                        fix=f"declare format {detected!r} (or 'auto'), or check that this is the intended file")
+        raise UserError(
+            f"{where}: declared format {source!r}, but the file is {_SOURCE_SIGNS[detected]}",
+            fix=f"declare format {detected!r} (or 'auto'), or check that this is the intended file",
+        )
     if source == "panns":
         state = {k: v for k, v in state.items() if not k.startswith(PANNS_FRONT_END)}
     elif source == "autrainer":
@@ -154,7 +154,8 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         two_convs = "conv_block1.conv2.weight" in state
         kernel = int(first.shape[-1])
         name = next(
-            n for n, s in ARCHITECTURES.items()
+            n
+            for n, s in ARCHITECTURES.items()
             if s.num_blocks == blocks and s.kernel == kernel and (s.convs_per_block == 2) == two_convs
         )
         width = int(state["fc1.weight"].shape[1]) / ARCHITECTURES[name].channels[-1]

@@ -111,8 +111,10 @@ class AudioCNN(nn.Module):
         kept: dict[str, torch.Tensor] = {}
         need = get_spec(self.name).min_size
         if x.shape[1] < need:
-            raise UserError(f"{self.name}: crops of {x.shape[1]} frames are too short; it pools time {need}-fold",
-                            fix=f"use crops of at least {need} frames (recipe field 'frames', or longer clips)")
+            raise UserError(
+                f"{self.name}: crops of {x.shape[1]} frames are too short; it pools time {need}-fold",
+                fix=f"use crops of at least {need} frames (recipe field 'frames', or longer clips)",
+            )
         x = x.unsqueeze(1).transpose(1, 3)  # (B, M, T, 1): BatchNorm over mel bins
         x = self.bn0(x).transpose(1, 3)  # (B, 1, T, M)
         if x.is_cuda:

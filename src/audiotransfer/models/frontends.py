@@ -39,8 +39,15 @@ def panns_frontend(raw: Mapping[str, Any], where: str | Path) -> FeatureRecipe |
     stft = state.get(STFT)
     win = int(stft.shape[-1]) if isinstance(stft, torch.Tensor) else n_fft
     published = PANNS_PUBLISHED[rate]
-    recipe = FeatureRecipe(sample_rate=rate, n_fft=n_fft, win_length=win, hop_length=published[1], n_mels=n_mels,
-                           fmin=50.0, fmax=published[2])
+    recipe = FeatureRecipe(
+        sample_rate=rate,
+        n_fft=n_fft,
+        win_length=win,
+        hop_length=published[1],
+        n_mels=n_mels,
+        fmin=50.0,
+        fmax=published[2],
+    )
     expected = mel_filterbank(rate, n_fft, n_mels, 50.0, published[2])
     if n_fft != published[0] or not np.allclose(melw.float().numpy(), expected, atol=1e-5):
         raise UserError(
@@ -57,6 +64,7 @@ def check_frontend(model: Frontend, store: Frontend, where: str | Path, fix: str
         return
     raise UserError(
         f"{where}: the model was trained on {model.describe()}, but the feature store holds {store.describe()}",
-        fix=fix or "extract the task's features with the model's front-end into a store of its own "
+        fix=fix
+        or "extract the task's features with the model's front-end into a store of its own "
         "(`audiotransfer features extract --recipe ...`) and train on that store",
     )

@@ -47,8 +47,10 @@ def _mono(array: np.ndarray) -> np.ndarray:
     if array.ndim == 1:
         return array
     if array.ndim != 2 or min(array.shape) > MAX_CHANNELS:
-        raise UserError(f"a waveform of shape {array.shape} is neither mono nor a few channels",
-                        fix="pass 1-D samples, (samples, channels) or (channels, samples); several clips as a list")
+        raise UserError(
+            f"a waveform of shape {array.shape} is neither mono nor a few channels",
+            fix="pass 1-D samples, (samples, channels) or (channels, samples); several clips as a list",
+        )
     return array.mean(axis=int(np.argmin(array.shape)))
 
 
@@ -109,8 +111,10 @@ class InferenceModel:
         return hop * 2 ** min(self.network.num_blocks, 5) / self.sample_rate
 
     def __repr__(self) -> str:
-        return (f"InferenceModel({self.network.name}, {len(self.labels)} labels, "
-                f"{self.frontend_recipe.describe()}, {self.source})")
+        return (
+            f"InferenceModel({self.network.name}, {len(self.labels)} labels, "
+            f"{self.frontend_recipe.describe()}, {self.source})"
+        )
 
     # --------------------------------------------------------------------- features
     def clip_features(self, wave: np.ndarray) -> np.ndarray:
@@ -131,8 +135,8 @@ class InferenceModel:
         _, starts = clip_windows(np.array([len(feats)]), frames)
         out = np.full((len(starts), frames, feats.shape[1]), floor, dtype=np.float32)
         for i, start in enumerate(np.minimum(starts, max(len(feats) - frames, 0))):
-            piece = feats[start:start + frames]
-            out[i, :len(piece)] = piece
+            piece = feats[start : start + frames]
+            out[i, : len(piece)] = piece
         return out
 
     def _per_clip(self, clips: Iterator[Clip], fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
@@ -165,8 +169,10 @@ class InferenceModel:
 
     def _require_head(self) -> None:
         if not self.labels:
-            raise UserError(f"{self.card.provenance.get('state') or 'this model'} has no trained head",
-                            fix="use embed() / embed_frames(), or fine-tune it on a task first")
+            raise UserError(
+                f"{self.card.provenance.get('state') or 'this model'} has no trained head",
+                fix="use embed() / embed_frames(), or fine-tune it on a task first",
+            )
 
     def predict(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None) -> np.ndarray:
         """Probabilities (n_clips, n_labels): sigmoid for a multi-label model, softmax otherwise."""
@@ -178,27 +184,37 @@ class InferenceModel:
                 return self._activate(self.network.fc_audioset(torch.from_numpy(embedding))).numpy()
         return self._per_clip(clips, lambda x: self._activate(self.network(x)))
 
-    def embed(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None,
-              layer: str | None = None) -> np.ndarray:
+    def embed(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: str | None = None
+    ) -> np.ndarray:
         """Clip embeddings (n_clips, dim): the head's input, or a named stage's (`network.block_names`)."""
         clips = as_clips(audio, sample_rate, self.sample_rate)
         if layer is None:
             return self._per_clip(clips, self.network.embed)
         if layer not in self.network.block_names:
-            raise UserError(f"layer {layer!r} is not one of {', '.join(self.network.block_names)}",
-                            fix="pick a layer from that list")
+            raise UserError(
+                f"layer {layer!r} is not one of {', '.join(self.network.block_names)}",
+                fix="pick a layer from that list",
+            )
         return self._per_clip(clips, lambda x: self.network.activations(x, [layer])[layer])
 
-    def embed_frames(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def embed_frames(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per clip: (timestamps in ms (T,), frame embeddings (T, channels)) of the whole clip."""
         out = []
         hop_ms = 1000 * self.frame_hop_s
         for clip in as_clips(audio, sample_rate, self.sample_rate):
             feats = self.clip_features(clip.wave)
             if len(feats) < self.min_frames:
-                feats = np.concatenate([feats, np.full((self.min_frames - len(feats), feats.shape[1]),
-                                                       self.frontend_recipe.floor_db, np.float32)])
+                feats = np.concatenate(
+                    [
+                        feats,
+                        np.full(
+                            (self.min_frames - len(feats), feats.shape[1]), self.frontend_recipe.floor_db, np.float32
+                        ),
+                    ]
+                )
             with torch.inference_mode():
                 frames = self.network.frame_embeddings(torch.from_numpy(feats)[None])[0].numpy()
             out.append(((np.arange(len(frames)) + 0.5) * hop_ms, frames))
@@ -243,18 +259,26 @@ class PublicInference:
         return f"PublicInference({self.network.family}, {self.sample_rate} Hz, {self.source})"
 
     def predict(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None) -> np.ndarray:
-        raise UserError(f"{self.source}: a public {self.network.family} model has no trained head",
-                        fix="use embed() / embed_frames(), or train a head on a task first")
+        raise UserError(
+            f"{self.source}: a public {self.network.family} model has no trained head",
+            fix="use embed() / embed_frames(), or train a head on a task first",
+        )
 
-    def embed(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None,
-              layer: int | None = None) -> np.ndarray:
+    def embed(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+    ) -> np.ndarray:
         """Clip embeddings (n_clips, dim): hidden state `layer` (None: the last) averaged over time."""
         with torch.inference_mode():
-            return np.stack([self.network.embed(torch.from_numpy(clip.wave)[None], layer)[0].numpy()
-                             for clip in as_clips(audio, sample_rate, self.sample_rate)])
+            return np.stack(
+                [
+                    self.network.embed(torch.from_numpy(clip.wave)[None], layer)[0].numpy()
+                    for clip in as_clips(audio, sample_rate, self.sample_rate)
+                ]
+            )
 
-    def embed_frames(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None,
-                     layer: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def embed_frames(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per clip: (timestamps in ms (T,), frame embeddings (T, dim)) of hidden state `layer`."""
         out = []
         with torch.inference_mode():
@@ -278,19 +302,22 @@ def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
         else:
             raise UserError(f"{item}: no such file or folder", fix="check the path")
     if not found:
-        raise UserError(f"no audio files in {', '.join(map(str, inputs))}",
-                        fix=f"name audio files or folders holding {', '.join(AUDIO_SUFFIXES)} files")
+        raise UserError(
+            f"no audio files in {', '.join(map(str, inputs))}",
+            fix=f"name audio files or folders holding {', '.join(AUDIO_SUFFIXES)} files",
+        )
     return found
 
 
-def decoded(paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: int = 64
-            ) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
+def decoded(
+    paths: Sequence[Path], rate: int, skip_errors: bool = True, chunk: int = 64
+) -> Iterator[tuple[list[Path], list[np.ndarray]]]:
     """Chunks of (paths, mono samples at `rate`); an unreadable file is named on stderr and skipped, or a
     UserError when `skip_errors` is False."""
 
     for start in range(0, len(paths), chunk):
         names, waves = [], []
-        for path in paths[start:start + chunk]:
+        for path in paths[start : start + chunk]:
             try:
                 waves.append(load_audio(path, rate))
                 names.append(path)

@@ -35,8 +35,7 @@ def _frontend(declared: Frontend | None, given: Frontend | None, where: Path) ->
     return frontend
 
 
-def _own(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None
-         ) -> InferenceModel:
+def _own(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None) -> InferenceModel:
     state, card = read_model_file(raw, where, backbone)
     network = create_model(**card.config)
     _load_strict(network, state, str(where))
@@ -44,8 +43,9 @@ def _own(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone:
 
 
 def _imported(source: str) -> Loader:
-    def load(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None
-             ) -> InferenceModel:
+    def load(
+        raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None
+    ) -> InferenceModel:
         state, _, _ = read_state(raw, source)  # type: ignore[arg-type]  # source is one of SOURCES
         network = create_model(**infer_config(state))
         _load_strict(network, state, str(where))
@@ -55,9 +55,13 @@ def _imported(source: str) -> Loader:
             if recipe is None:
                 raise
             declared = None  # the user names the front-end of an unpublished filter bank
-        card = ModelCard(config=network.config, labels=[f"class_{i}" for i in range(network.num_classes)],
-                         task_type="multilabel" if source == "panns" else "multiclass", kind="imported",
-                         provenance={"state": where.name, "init": str(where)})
+        card = ModelCard(
+            config=network.config,
+            labels=[f"class_{i}" for i in range(network.num_classes)],
+            task_type="multilabel" if source == "panns" else "multiclass",
+            kind="imported",
+            provenance={"state": where.name, "init": str(where)},
+        )
         return InferenceModel(network, _frontend(declared, recipe, where), card, source)
 
     return load
@@ -79,8 +83,9 @@ def declared_frontend(path: str | Path) -> Frontend | None:
 FORMATS: dict[str, Loader] = {"audiotransfer": _own, "panns": _imported("panns"), "autrainer": _imported("autrainer")}
 
 
-def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | None = None,
-               backbone: str | Path | None = None) -> Loaded:
+def load_model(
+    path: str | Path, format: str = "auto", recipe: str | Frontend | None = None, backbone: str | Path | None = None
+) -> Loaded:
     """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth`, an autrainer state dict, or a public
     model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
@@ -107,8 +112,9 @@ def load_model(path: str | Path, format: str = "auto", recipe: str | Frontend | 
     if format in PUBLIC_FORMATS:  # a public family reads its own files (a transformers folder, CREPE's weights)
         return PublicInference(load_public(path, format), str(path))
     if format != "auto" and format not in FORMATS:
-        raise UserError(f"unknown model format {format!r}",
-                        fix=f"use auto or one of: {', '.join([*FORMATS, *PUBLIC_FORMATS])}")
+        raise UserError(
+            f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join([*FORMATS, *PUBLIC_FORMATS])}"
+        )
     file = Path(path)
     file = file / "model.pt" if file.is_dir() else file
     raw, _ = _read(file)

@@ -34,8 +34,9 @@ class OntologyClass:
 class Ontology:
     """Classes by id (in file order) plus the ordered trainable label ids."""
 
-    def __init__(self, classes: Sequence[OntologyClass], trainable: Sequence[str],
-                 files: Sequence[str | Path] = ()) -> None:
+    def __init__(
+        self, classes: Sequence[OntologyClass], trainable: Sequence[str], files: Sequence[str | Path] = ()
+    ) -> None:
         self.files = [str(f) for f in files]
         self._classes = {c.id: c for c in classes}
         self._by_name = {c.name.lower(): c.id for c in classes}

@@ -51,16 +51,25 @@ class SubsetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field("", description="free text, kept in the manifest")
-    categories: list[str] | None = Field(None, min_length=1, description="ontology classes (names or ids) whose "
-                                         "descendants make the label set; None: every trainable label")
+    categories: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="ontology classes (names or ids) whose descendants make the label set; None: every trainable label",
+    )
     exclude: list[str] = Field([], description="classes removed with their descendants")
-    level: int | None = Field(None, ge=0, description="collapse labels to their ancestors at this ontology depth "
-                              "(0: the root categories)")
+    level: int | None = Field(
+        None, ge=0, description="collapse labels to their ancestors at this ontology depth (0: the root categories)"
+    )
     num_classes: int | None = Field(None, ge=1, description="keep this many labels, chosen by class_selection")
     class_selection: Literal["random", "most_frequent", "least_frequent"] = Field(
-        "random", description="how num_classes picks labels")
-    fraction: float | None = Field(None, gt=0, le=1, description="keep round(f x N) clips of lowest seeded hash "
-                                   "(exact and nested: 0.01 lies inside 0.03)")
+        "random", description="how num_classes picks labels"
+    )
+    fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="keep round(f x N) clips of lowest seeded hash (exact and nested: 0.01 lies inside 0.03)",
+    )
     num_samples: int | None = Field(None, ge=1, description="clip budget: at most this many clips")
     max_samples_per_class: int | None = Field(None, ge=1, description="at most this many clips per label")
     seed: int = Field(0, description="seed of the random choices (classes, fraction, budgets)")
@@ -95,8 +104,9 @@ def load_subset_file(path: str | Path) -> dict[str, SubsetSpec]:
     for name, entry in raw["subsets"].items():
         name = str(name)
         if not is_name(name):
-            raise UserError(f"{path}: subset name {name!r} is not usable as a file name",
-                            fix=f"{NAME_RULE} (e.g. fraction_10pct)")
+            raise UserError(
+                f"{path}: subset name {name!r} is not usable as a file name", fix=f"{NAME_RULE} (e.g. fraction_10pct)"
+            )
         if entry is not None and not isinstance(entry, dict):
             raise UserError(f"{path}: subset {name!r} must be a mapping of fields", fix="e.g. 'fraction: 0.1'")
         specs[name] = _validate(path, name, {**defaults, **(entry or {})})

@@ -38,25 +38,31 @@ def load_throughput(path: Path | None = None) -> dict[str, dict[str, Any]]:
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: saved throughput figures cannot be read ({exc})",
-                        fix="delete the file and run benchmarks/bench_gpu.py again") from None
+        raise UserError(
+            f"{path}: saved throughput figures cannot be read ({exc})",
+            fix="delete the file and run benchmarks/bench_gpu.py again",
+        ) from None
 
 
-def save_throughput(model: str, clips_per_second: float, device: str, path: Path | None = None,
-                    **details: Any) -> Path:
+def save_throughput(model: str, clips_per_second: float, device: str, path: Path | None = None, **details: Any) -> Path:
     """Record a model's measured training throughput (10 s crops) for later `study plan` estimates."""
     path = path or throughput_file()
     figures = load_throughput(path)
-    figures[model] = {"clips_per_second": float(clips_per_second), "device": device,
-                      "crop_seconds": REFERENCE_SECONDS,
-                      "measured": datetime.now(UTC).isoformat(timespec="seconds"), **details}
+    figures[model] = {
+        "clips_per_second": float(clips_per_second),
+        "device": device,
+        "crop_seconds": REFERENCE_SECONDS,
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        **details,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda p: p.write_text(json.dumps(figures, indent=1) + "\n"))
     return path
 
 
-def add_hours(table: pd.DataFrame, clips_per_second: float | None = None,
-              saved: dict[str, dict[str, Any]] | None = None) -> tuple[pd.DataFrame, str]:
+def add_hours(
+    table: pd.DataFrame, clips_per_second: float | None = None, saved: dict[str, dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, str]:
     """`table` (plan rows with clip_epochs, crop_seconds, model) plus `hours`, and where the figure came from.
 
     A given `clips_per_second` applies to every model; otherwise each run uses its model's saved figure
@@ -71,8 +77,14 @@ def add_hours(table: pd.DataFrame, clips_per_second: float | None = None,
     else:
         rate = table["model"].map(lambda m: saved.get(m, {}).get("clips_per_second", np.nan)).astype(float)
         known = sorted({m for m in table["model"] if m in saved})
-        source = ", ".join(f"{m} {saved[m]['clips_per_second']:,.0f} clips/s on {saved[m].get('device', '?')}"
-                           for m in known) + " (saved by bench_gpu.py)" if known else ""
+        source = (
+            ", ".join(
+                f"{m} {saved[m]['clips_per_second']:,.0f} clips/s on {saved[m].get('device', '?')}" for m in known
+            )
+            + " (saved by bench_gpu.py)"
+            if known
+            else ""
+        )
     out = table.copy()
     out["hours"] = out["clip_epochs"] * (out["crop_seconds"] / REFERENCE_SECONDS) / rate / 3600
     return out, source
@@ -95,8 +107,9 @@ def model_size(model: str, width: float, n_mels: int, num_classes: int) -> tuple
     return sum(t.numel() * t.element_size() for t in tensors), net.embedding_dim
 
 
-def run_bytes(model: str, width: float, n_mels: int, num_classes: int, linear: bool, embedded_clips: int,
-              keep_checkpoint: bool) -> int:
+def run_bytes(
+    model: str, width: float, n_mels: int, num_classes: int, linear: bool, embedded_clips: int, keep_checkpoint: bool
+) -> int:
     """Disk of one finished run folder: `model.pt`; a linear probe's cached embeddings (float32, every clip
     of the task); a kept resume checkpoint (weights and Adam's two moments)."""
     weights, dim = model_size(model, width, n_mels, num_classes)

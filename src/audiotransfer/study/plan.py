@@ -50,24 +50,77 @@ class Run:
 
     @classmethod
     def pretrain(
-        cls, *, folder: StudyDir, state: str, recipe: TrainRecipe, manifest: Path, store: Path, data_hash: str,
-        num_train_clips: int, keep_checkpoint: bool = False,
+        cls,
+        *,
+        folder: StudyDir,
+        state: str,
+        recipe: TrainRecipe,
+        manifest: Path,
+        store: Path,
+        data_hash: str,
+        num_train_clips: int,
+        keep_checkpoint: bool = False,
     ) -> Run:
         """The pre-training run of a subset state (its data hash is also the state's subset hash)."""
         run_id = pretrain_id(state)
-        return cls(run_id, "pretrain", state, None, None, None, folder.run_dir(run_id), recipe, manifest, store,
-                   None, None, data_hash, data_hash, num_train_clips, keep_checkpoint)
+        return cls(
+            run_id,
+            "pretrain",
+            state,
+            None,
+            None,
+            None,
+            folder.run_dir(run_id),
+            recipe,
+            manifest,
+            store,
+            None,
+            None,
+            data_hash,
+            data_hash,
+            num_train_clips,
+            keep_checkpoint,
+        )
 
     @classmethod
     def finetune(
-        cls, *, folder: StudyDir, state: str, task: str, protocol: str, seed: int, recipe: TrainRecipe,
-        manifest: Path, store: Path, data_hash: str, num_train_clips: int, init: str | None = None,
-        parent: str | None = None, subset_hash: str | None = None, keep_checkpoint: bool = False,
+        cls,
+        *,
+        folder: StudyDir,
+        state: str,
+        task: str,
+        protocol: str,
+        seed: int,
+        recipe: TrainRecipe,
+        manifest: Path,
+        store: Path,
+        data_hash: str,
+        num_train_clips: int,
+        init: str | None = None,
+        parent: str | None = None,
+        subset_hash: str | None = None,
+        keep_checkpoint: bool = False,
     ) -> Run:
         """One fine-tuning run of a state on a task under a protocol and seed."""
         run_id = finetune_id(state, task, protocol, seed)
-        return cls(run_id, "finetune", state, task, protocol, seed, folder.run_dir(run_id), recipe, manifest,
-                   store, init, parent, subset_hash, data_hash, num_train_clips, keep_checkpoint)
+        return cls(
+            run_id,
+            "finetune",
+            state,
+            task,
+            protocol,
+            seed,
+            folder.run_dir(run_id),
+            recipe,
+            manifest,
+            store,
+            init,
+            parent,
+            subset_hash,
+            data_hash,
+            num_train_clips,
+            keep_checkpoint,
+        )
 
     @property
     def cost(self) -> int:
@@ -148,9 +201,16 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
     keep = study.spec.keep_checkpoints
     inits: dict[str, tuple[str | None, str | None]] = {SCRATCH: (None, None)}
     for state, subset in data.states.items():
-        run = Run.pretrain(folder=folder, state=state, recipe=study.pretrain_recipe, manifest=subset.manifest,
-                           store=subset.store, data_hash=subset.hash, num_train_clips=subset.num_train,
-                           keep_checkpoint=keep)
+        run = Run.pretrain(
+            folder=folder,
+            state=state,
+            recipe=study.pretrain_recipe,
+            manifest=subset.manifest,
+            store=subset.store,
+            data_hash=subset.hash,
+            num_train_clips=subset.num_train,
+            keep_checkpoint=keep,
+        )
         _add(plan, run)
         inits[state] = (str(folder.model(run.run_id)), run.run_id)
     for state, ckpt in study.checkpoint_states.items():
@@ -163,12 +223,25 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
             for protocol in study.spec.protocols:
                 base = study.finetune_recipes[task][protocol]
                 for seed in study.spec.seeds:
-                    _add(plan, Run.finetune(
-                        folder=folder, state=state, task=task, protocol=protocol, seed=seed,
-                        recipe=base.replace(seed=seed), manifest=dataset.manifest, store=dataset.store,
-                        data_hash=dataset.hash, num_train_clips=dataset.num_train, init=init, parent=parent,
-                        subset_hash=subset_hash, keep_checkpoint=keep,
-                    ))
+                    _add(
+                        plan,
+                        Run.finetune(
+                            folder=folder,
+                            state=state,
+                            task=task,
+                            protocol=protocol,
+                            seed=seed,
+                            recipe=base.replace(seed=seed),
+                            manifest=dataset.manifest,
+                            store=dataset.store,
+                            data_hash=dataset.hash,
+                            num_train_clips=dataset.num_train,
+                            init=init,
+                            parent=parent,
+                            subset_hash=subset_hash,
+                            keep_checkpoint=keep,
+                        ),
+                    )
     return plan
 
 
@@ -183,9 +256,13 @@ def _check_frontend(study: Study, state: str, checkpoint: Path) -> None:
     except UserError:  # unreadable: the run that loads it reports that
         return
     if declared is not None:
-        check_frontend(declared, study.features, f"{study.path}: state {state!r} ({checkpoint})",
-                       fix="a study extracts one feature store: set its `features` to the state's front-end, "
-                           "or study this state in a study of its own")
+        check_frontend(
+            declared,
+            study.features,
+            f"{study.path}: state {state!r} ({checkpoint})",
+            fix="a study extracts one feature store: set its `features` to the state's front-end, "
+            "or study this state in a study of its own",
+        )
 
 
 def _add(plan: Plan, run: Run) -> None:
@@ -201,7 +278,8 @@ def _add(plan: Plan, run: Run) -> None:
 def check_resumable(plan: Plan, finished: dict[str, str]) -> None:
     """A finished run whose config differs from the plan's means the study changed under its results."""
     changed = [
-        plan.runs[run_id] for run_id, config in finished.items()
+        plan.runs[run_id]
+        for run_id, config in finished.items()
         if run_id in plan.runs and json.loads(config) != json.loads(json.dumps(plan.runs[run_id].config, default=str))
     ]
     if changed:
@@ -211,5 +289,6 @@ def check_resumable(plan: Plan, finished: dict[str, str]) -> None:
             f"{', ...' if len(changed) > 3 else ''}) used another configuration than the study now gives "
             "(recipe, data or initial checkpoint changed); nothing was changed",
             fix="give the changed study a new `out`, or delete these run folders to redo them: "
-            + " ".join(folders[:6]) + (f" (and {len(folders) - 6} more)" if len(folders) > 6 else ""),
+            + " ".join(folders[:6])
+            + (f" (and {len(folders) - 6} more)" if len(folders) > 6 else ""),
         )

@@ -107,8 +107,9 @@ def check_checkpoint_formats(study: Study) -> None:
         try:
             read_state(state.checkpoint, state.format)
         except UserError as exc:
-            raise UserError(f"{study.path}: field 'pretraining.states.{name}.format': {exc.message}",
-                            fix=exc.fix) from None
+            raise UserError(
+                f"{study.path}: field 'pretraining.states.{name}.format': {exc.message}", fix=exc.fix
+            ) from None
 
 
 def check_task(study: Study, name: str, manifest: Manifest) -> None:
@@ -117,25 +118,34 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
     for split in ("train", "test"):
         if not sizes.get(split):
             raise UserError(
-                f"{study.path}: field 'downstream.{name}': the task has no {split!r} clips "
-                f"(splits: {sizes or 'none'})",
+                f"{study.path}: field 'downstream.{name}': the task has no {split!r} clips (splits: {sizes or 'none'})",
                 fix="give the corpus a test split (e.g. a 'split' column, or option test_fraction > 0)"
-                if split == "test" else "check the corpus root and its split column",
+                if split == "test"
+                else "check the corpus root and its split column",
             )
     if manifest.num_classes < 2:
-        raise UserError(f"{study.path}: field 'downstream.{name}': the task has {manifest.num_classes} class(es) "
-                        f"({', '.join(manifest.label_names[:3])}); nothing to tell apart",
-                        fix="give the task at least two classes (check the corpus root and its labels)")
+        raise UserError(
+            f"{study.path}: field 'downstream.{name}': the task has {manifest.num_classes} class(es) "
+            f"({', '.join(manifest.label_names[:3])}); nothing to tell apart",
+            fix="give the task at least two classes (check the corpus root and its labels)",
+        )
     _check_frames(study, name, manifest)
     groups = groups_per_split(manifest.clips)
     if groups:
-        log.info("%s: task %r: groups per split: %s", study.path, name,
-                 ", ".join(f"{k} {v}" for k, v in groups.items()))
+        log.info(
+            "%s: task %r: groups per split: %s", study.path, name, ", ".join(f"{k} {v}" for k, v in groups.items())
+        )
     train = manifest.split("train").clips_per_class()
     empty = [manifest.label_names[i] for i in np.flatnonzero(train == 0)]
     if empty:
-        log.warning("warning: %s: task %r: %d of %d classes have no training clips (%s); the model cannot learn "
-                    "them", study.path, name, len(empty), manifest.num_classes, ", ".join(empty[:5]))
+        log.warning(
+            "warning: %s: task %r: %d of %d classes have no training clips (%s); the model cannot learn them",
+            study.path,
+            name,
+            len(empty),
+            manifest.num_classes,
+            ", ".join(empty[:5]),
+        )
 
 
 def _check_frames(study: Study, name: str, manifest: Manifest) -> None:
@@ -149,7 +159,8 @@ def _check_frames(study: Study, name: str, manifest: Manifest) -> None:
             raise UserError(
                 f"{study.path}: field 'downstream.{name}' ({protocol}): crops of {frames} frames are shorter than "
                 f"{recipe.model} needs ({need} frames: it pools time {need}-fold)",
-                fix=f"set the recipe's frames to at least {need} (or use longer clips)")
+                fix=f"set the recipe's frames to at least {need} (or use longer clips)",
+            )
 
 
 def corpus_manifest(study: Study) -> Manifest:
@@ -219,8 +230,14 @@ def prepare_features(
         if distributed:
             from audiotransfer.data.extract_ray import extract_distributed
 
-            extract_distributed(manifest, store_dir, study.features, num_cpus=study.spec.resources.num_cpus,
-                                on_error="skip", progress=progress)
+            extract_distributed(
+                manifest,
+                store_dir,
+                study.features,
+                num_cpus=study.spec.resources.num_cpus,
+                on_error="skip",
+                progress=progress,
+            )
         else:
             from audiotransfer.data.store import extract_features
 

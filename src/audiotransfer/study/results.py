@@ -44,8 +44,10 @@ class StudyResults:
 
     def __repr__(self) -> str:
         done = int((self.runs["status"] == "done").sum()) if "status" in self.runs else 0
-        return (f"StudyResults({self.name!r}, {len(self.runs)} runs ({done} done), {len(self.test)} test scores, "
-                f"{len(self.states)} states, {len(self.tasks)} tasks, {len(self.notes)} notes)")
+        return (
+            f"StudyResults({self.name!r}, {len(self.runs)} runs ({done} done), {len(self.test)} test scores, "
+            f"{len(self.states)} states, {len(self.tasks)} tasks, {len(self.notes)} notes)"
+        )
 
 
 def load_results(study_dir: str | Path) -> StudyResults:
@@ -67,13 +69,22 @@ def load_results(study_dir: str | Path) -> StudyResults:
 
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
-        raise UserError(f"{study_dir}: study directory not found",
-                        fix="pass the study's output folder (its 'out' field), e.g. `audiotransfer study report out/`")
+        raise UserError(
+            f"{study_dir}: study directory not found",
+            fix="pass the study's output folder (its 'out' field), e.g. `audiotransfer study report out/`",
+        )
     empty = pd.DataFrame(columns=["state", "task", "protocol", "seed", "metric", "value"])
     db = StudyDir(study_dir).results
     if not db.exists():
-        return StudyResults(study_dir, study_dir.name, pd.DataFrame(), empty, pd.DataFrame(), pd.DataFrame(),
-                            [f"{db} does not exist: the study has not been run, so there are no results yet."])
+        return StudyResults(
+            study_dir,
+            study_dir.name,
+            pd.DataFrame(),
+            empty,
+            pd.DataFrame(),
+            pd.DataFrame(),
+            [f"{db} does not exist: the study has not been run, so there are no results yet."],
+        )
     store = ResultStore(db, read_only=True)
     runs, states, tasks = store.runs(), store.states(), store.tasks()
     name = store.identity().get("name", study_dir.name)
@@ -81,8 +92,15 @@ def load_results(study_dir: str | Path) -> StudyResults:
     done = set(runs.loc[runs["status"] == "done", "run_id"]) if not runs.empty else set()
     metrics = metrics[(metrics["split"] == "test") & metrics["run_id"].isin(done)]
     test = metrics[metrics["kind"] == "finetune"].reset_index(drop=True)
-    res = StudyResults(study_dir, name, runs, test, states, tasks,
-                       pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True))
+    res = StudyResults(
+        study_dir,
+        name,
+        runs,
+        test,
+        states,
+        tasks,
+        pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True),
+    )
     _note_missing(res)
     return res
 
@@ -100,8 +118,10 @@ def _note_missing(res: StudyResults) -> None:
             res.notes.append(f"State '{state}' has no finished fine-tuning runs.")
     known = set(res.states["state"]) if not res.states.empty else set()
     for state in sorted(set(res.test["state"]) - known - {SCRATCH}):
-        res.notes.append(f"State '{state}' is missing from the store's states table: its samples and classes "
-                         "are unknown, so it is left out of the factor analysis.")
+        res.notes.append(
+            f"State '{state}' is missing from the store's states table: its samples and classes "
+            "are unknown, so it is left out of the factor analysis."
+        )
     unfinished = ft[ft["status"] != "done"]
     if len(unfinished):
         counts = unfinished["status"].value_counts().to_dict()
@@ -128,8 +148,13 @@ def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Pa
     if res.runs.empty:
         return None
     r = res.runs
-    hits = r[(r["kind"] == "finetune") & (r["state"] == state) & (r["task"] == task) & (r["protocol"] == protocol)
-             & (r["status"] == "done")].sort_values("seed")
+    hits = r[
+        (r["kind"] == "finetune")
+        & (r["state"] == state)
+        & (r["task"] == task)
+        & (r["protocol"] == protocol)
+        & (r["status"] == "done")
+    ].sort_values("seed")
     for run_id in hits["run_id"]:
         if res.dir.model(run_id).exists():
             return res.dir.run_dir(run_id)

@@ -51,8 +51,10 @@ class Outcome:
         return not self.failed and not self.blocked
 
     def __repr__(self) -> str:
-        return (f"Outcome('{self.study_dir}', done {len(self.done)}, skipped {len(self.skipped)} (finished before), "
-                f"failed {len(self.failed)}, blocked {len(self.blocked)})")
+        return (
+            f"Outcome('{self.study_dir}', done {len(self.done)}, skipped {len(self.skipped)} (finished before), "
+            f"failed {len(self.failed)}, blocked {len(self.blocked)})"
+        )
 
 
 def execute_run(run: Run) -> RunResult:
@@ -95,8 +97,9 @@ def _log_attempt(out_dir: Path) -> None:
         handle.write(json.dumps(line) + "\n")
 
 
-def open_study(path: str | Path, overrides: Mapping[str, Any] | None = None,
-               force: bool = False) -> tuple[Study, ResultStore]:
+def open_study(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, force: bool = False
+) -> tuple[Study, ResultStore]:
     """Validate a study and bind its results store (refusing a store of another study). Its `out` folder is
     new, empty, a study's (results.sqlite), or the folder of the study's own YAML (`out: .`); any other
     folder is refused unless `force`."""
@@ -297,8 +300,14 @@ def execute(
 
 
 def _submit_ready(
-    plan: Plan, store: ResultStore, backend: Backend, run_fn: RunFn, jobs: int, pending: list[str],
-    finished: set[str], inflight: dict[Any, str],
+    plan: Plan,
+    store: ResultStore,
+    backend: Backend,
+    run_fn: RunFn,
+    jobs: int,
+    pending: list[str],
+    finished: set[str],
+    inflight: dict[Any, str],
 ) -> None:
     """Start pending runs whose parents are finished, up to `jobs` in flight (updates pending and inflight)."""
     for run_id in list(pending):
@@ -327,7 +336,11 @@ def _fail(
 
 
 def _done(
-    store: ResultStore, outcome: Outcome, run_id: str, result: RunResult, bar: tqdm,
+    store: ResultStore,
+    outcome: Outcome,
+    run_id: str,
+    result: RunResult,
+    bar: tqdm,
     on_done: Callable[[str], None] | None,
 ) -> None:
     """Record a finished run, then call the after-run hook (whose failure only warns)."""
@@ -370,8 +383,7 @@ def _resolved_target(study: Study) -> Path | None:
         return None
     if target.exists() and not _written_by_study(target, study):
         raise UserError(
-            f"{target}: a file the study did not write is in the way of its resolved spec (field 'out' is "
-            f"{study.out})",
+            f"{target}: a file the study did not write is in the way of its resolved spec (field 'out' is {study.out})",
             fix="give the study its own `out` folder, or move that file away",
         )
     return target

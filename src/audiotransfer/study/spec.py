@@ -69,7 +69,8 @@ def _state_kind(value: Any) -> str:
 
 # A pre-training state: a checkpoint, a named subset, or a subset's fields inline (SubsetSpec).
 StateSpec = Annotated[
-    Annotated[CheckpointState, Tag("checkpoint")] | Annotated[NamedSubset, Tag("subset")]
+    Annotated[CheckpointState, Tag("checkpoint")]
+    | Annotated[NamedSubset, Tag("subset")]
     | Annotated[SubsetSpec, Tag("inline")],
     Discriminator(_state_kind),
 ]
@@ -90,14 +91,18 @@ class Metadata(_Strict):
 class Pretraining(_Strict):
     """The pre-training corpus and the model states to build from it (or to import)."""
 
-    corpus: str | None = Field(None, description="registered corpus name of the pre-training audio (audioset, "
-                               "fsd50k, synthetic)")
+    corpus: str | None = Field(
+        None, description="registered corpus name of the pre-training audio (audioset, fsd50k, synthetic)"
+    )
     root: Path | None = Field(None, description="folder holding that corpus in its official layout")
     options: dict[str, Any] = Field({}, description="the corpus loader's options (e.g. pattern, clip_seconds)")
     metadata: Metadata = Field(Metadata(), description="ontology, label index and segment lists")
     subsets_file: Path | None = Field(None, description="a subset spec YAML whose subsets become states")
-    states: dict[str, StateSpec] = Field({}, description="state name -> a subset spec (categories, fraction, "
-                                              "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer}")
+    states: dict[str, StateSpec] = Field(
+        {},
+        description="state name -> a subset spec (categories, fraction, "
+        "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer}",
+    )
 
     @field_serializer("states")
     def _dump_states(self, states: dict[str, BaseModel]) -> dict[str, Any]:
@@ -112,8 +117,9 @@ class Task(_Strict):
     corpus: str = Field(description="registered corpus name (dcase2020_task1a, esc50, folder, csv, ...)")
     root: Path = Field(description="folder holding the corpus (for csv: the CSV file's folder or the file)")
     options: dict[str, Any] = Field({}, description="the corpus loader's options (e.g. test_fold, clip_seconds)")
-    recipe: dict[str, Any] = Field({}, description="TrainRecipe fields for this task's fine-tuning runs (win over "
-                                   "`recipes`)")
+    recipe: dict[str, Any] = Field(
+        {}, description="TrainRecipe fields for this task's fine-tuning runs (win over `recipes`)"
+    )
 
 
 @document_fields
@@ -133,9 +139,11 @@ class Resources(_Strict):
     """What one run needs; the Ray backend schedules each run with these."""
 
     num_cpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = Field(
-        1.0, description="CPU cores one run uses (Ray schedules by it)")
+        1.0, description="CPU cores one run uses (Ray schedules by it)"
+    )
     num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] = Field(
-        0.0, description="GPUs one run uses; a fraction shares a GPU between runs")
+        0.0, description="GPUs one run uses; a fraction shares a GPU between runs"
+    )
 
 
 @document_fields
@@ -144,18 +152,22 @@ class StudySpec(_Strict):
 
     name: str = Field(description="the study's name (recorded in its results store)")
     out: Path = Field(description="the study folder: manifests, stores, runs, results.sqlite, report")
-    features: str | dict[str, Any] = Field("panns16k", description="feature recipe: a name (panns16k, panns32k, "
-                                           "demo) or FeatureRecipe fields")
+    features: str | dict[str, Any] = Field(
+        "panns16k", description="feature recipe: a name (panns16k, panns32k, demo) or FeatureRecipe fields"
+    )
     pretraining: Pretraining = Field(Pretraining(), description="the pre-training corpus and its states")
     downstream: dict[str, Task] = Field(description="task name -> downstream task")
-    protocols: list[str] = Field(["finetune"], description="finetune, linear, freeze:K: each state is fine-tuned "
-                                 "under each")
+    protocols: list[str] = Field(
+        ["finetune"], description="finetune, linear, freeze:K: each state is fine-tuned under each"
+    )
     seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]] = Field(
-        [1, 2, 3], description="fine-tuning seeds (strict: YAML 1.1's `yes` is no 1)")
+        [1, 2, 3], description="fine-tuning seeds (strict: YAML 1.1's `yes` is no 1)"
+    )
     recipes: Recipes = Field(Recipes(), description="recipe overrides")
     include_scratch: bool = Field(True, description="add the random-initialisation control state 'scratch'")
-    keep_checkpoints: bool = Field(False, description="keep a finished run's checkpoint.pt (resume state; "
-                                   "deleted by default)")
+    keep_checkpoints: bool = Field(
+        False, description="keep a finished run's checkpoint.pt (resume state; deleted by default)"
+    )
     resources: Resources = Field(Resources(), description="what one run needs (Ray backend)")
 
     @field_validator("protocols")
@@ -193,8 +205,10 @@ class Study:
 
     def __repr__(self) -> str:
         s = self.spec
-        return (f"Study({self.name!r}, states {self.states}, tasks {list(s.downstream)}, protocols {s.protocols}, "
-                f"seeds {s.seeds}, out '{self.out}')")
+        return (
+            f"Study({self.name!r}, states {self.states}, tasks {list(s.downstream)}, protocols {s.protocols}, "
+            f"seeds {s.seeds}, out '{self.out}')"
+        )
 
     @property
     def states(self) -> list[str]:
@@ -313,9 +327,7 @@ def _check_names(path: Path, spec: StudySpec) -> None:
         seen: dict[str, str] = {}
         for name in names:
             if not is_name(name):
-                raise UserError(
-                    f"{path}: field '{where}.{name}': name is not usable as a folder name", fix=NAME_RULE
-                )
+                raise UserError(f"{path}: field '{where}.{name}': name is not usable as a folder name", fix=NAME_RULE)
             if name.lower() in seen:
                 raise UserError(
                     f"{path}: field '{where}': {seen[name.lower()]!r} and {name!r} would write the same folder",
@@ -418,8 +430,7 @@ def _classify_states(path: Path, study: Study) -> None:
             if state.subset not in named:
                 raise UserError(
                     f"{path}: field '{where}.subset': no subset {state.subset!r} in "
-                    f"{pre.subsets_file or '(no subsets_file given)'}"
-                    + did_you_mean(state.subset, named),
+                    f"{pre.subsets_file or '(no subsets_file given)'}" + did_you_mean(state.subset, named),
                     fix="name a subset of pretraining.subsets_file, or give the subset's fields inline",
                 )
             study.subset_states[name] = named[state.subset]

@@ -37,7 +37,8 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "epochs": r.epochs,
                 "clip_epochs": r.cost,
                 "model": r.recipe.model,
-                "crop_seconds": (r.recipe.frames - 1) * step if r.recipe.frames
+                "crop_seconds": (r.recipe.frames - 1) * step
+                if r.recipe.frames
                 else float(seconds.get(str(r.manifest)) or 10.0),
                 "status": status.get(r.run_id, "pending"),
                 "disk_bytes": _run_disk(r, data, study.features.n_mels),
@@ -53,8 +54,15 @@ def _run_disk(run: Run, data: DataIndex, n_mels: int) -> int:
     from audiotransfer.study.cost import run_bytes
 
     dataset = data.states[run.state] if run.kind == "pretrain" else data.tasks[str(run.task)]
-    return run_bytes(run.recipe.model, run.recipe.width, n_mels, dataset.num_classes, run.protocol == "linear",
-                     dataset.num_clips, run.keep_checkpoint)
+    return run_bytes(
+        run.recipe.model,
+        run.recipe.width,
+        n_mels,
+        dataset.num_classes,
+        run.protocol == "linear",
+        dataset.num_clips,
+        run.keep_checkpoint,
+    )
 
 
 def _store_disk(data: DataIndex, features: FeatureRecipe) -> int:

@@ -50,8 +50,16 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 """
 # the columns `put_state` / `put_task` may set besides the key: names never come from a caller
-STATE_COLUMNS = ("corpus", "num_clips", "num_classes", "subset_hash", "manifest_path", "store_path", "checkpoint",
-                 "labels")
+STATE_COLUMNS = (
+    "corpus",
+    "num_clips",
+    "num_classes",
+    "subset_hash",
+    "manifest_path",
+    "store_path",
+    "checkpoint",
+    "labels",
+)
 TASK_COLUMNS = ("corpus", "task_type", "num_classes", "manifest_path", "store_path", "frames")
 RUN_COLUMNS = (
     "run_id",
@@ -134,25 +142,33 @@ class ResultStore:
         # a folder we cannot write holds no -shm file for WAL readers: read the file as it is
         writable = os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK)
         mode = "mode=ro" if writable else "immutable=1"
-        return sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=self.timeout_s,
-                               isolation_level=None)
+        return sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=self.timeout_s, isolation_level=None
+        )
 
     def _user_error(self, exc: sqlite3.Error) -> UserError:
         """A corrupt, locked, missing or read-only results database as a UserError naming it and the fix."""
         text = str(exc)
         if "locked" in text or "busy" in text:
-            return UserError(f"{self.path}: the results database is locked ({text}) after {self.timeout_s:.0f} s; "
-                             "another process holds it (a running `study run`?)",
-                             fix="wait for it to finish or stop it, then rerun (`fuser FILE` names the holder)")
+            return UserError(
+                f"{self.path}: the results database is locked ({text}) after {self.timeout_s:.0f} s; "
+                "another process holds it (a running `study run`?)",
+                fix="wait for it to finish or stop it, then rerun (`fuser FILE` names the holder)",
+            )
         if "readonly" in text or "read-only" in text:
-            return UserError(f"{self.path}: the results database is read-only ({text})",
-                             fix="make the study folder writable to run it; status, results and report only read")
+            return UserError(
+                f"{self.path}: the results database is read-only ({text})",
+                fix="make the study folder writable to run it; status, results and report only read",
+            )
         if "unable to open" in text:
-            return UserError(f"{self.path}: cannot open the results database ({text})",
-                             fix="check that the study folder exists and is readable")
-        return UserError(f"{self.path}: the results database is damaged ({text})",
-                         fix="restore it from a copy, or move it away and rerun the study (finished run folders "
-                             "are redone)")
+            return UserError(
+                f"{self.path}: cannot open the results database ({text})",
+                fix="check that the study folder exists and is readable",
+            )
+        return UserError(
+            f"{self.path}: the results database is damaged ({text})",
+            fix="restore it from a copy, or move it away and rerun the study (finished run folders are redone)",
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

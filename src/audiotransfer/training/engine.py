@@ -76,8 +76,7 @@ def _check_task(manifest: Manifest) -> None:
         )
     if not (manifest.clips["split"] == "train").any():
         raise UserError(
-            f"manifest {manifest.name!r}: field 'split' has no 'train' clips "
-            f"(splits: {manifest.split_sizes()})",
+            f"manifest {manifest.name!r}: field 'split' has no 'train' clips (splits: {manifest.split_sizes()})",
             fix="assign a train split to the manifest",
         )
     if manifest.task_type != "multilabel":
@@ -105,8 +104,9 @@ def _class_weights(manifest: Manifest) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator, classes: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _mixup(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator, classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix each example with the batch's reversed order, weights Beta(alpha, alpha) (targets too)."""
     lam = torch.from_numpy(rng.beta(alpha, alpha, size=len(x)).astype(np.float32)).to(x.device)
     if y.dtype == torch.long:
@@ -129,13 +129,23 @@ class RunState:
 
     def saved(self, seconds: float) -> dict[str, Any]:
         """The checkpoint entries, with `seconds` of this session added to the elapsed time."""
-        return {"partial": dict(self.partial), "history": self.history, "best": self.best,
-                "elapsed": self.elapsed + seconds, "skipped_dev": self.skipped_dev}
+        return {
+            "partial": dict(self.partial),
+            "history": self.history,
+            "best": self.best,
+            "elapsed": self.elapsed + seconds,
+            "skipped_dev": self.skipped_dev,
+        }
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> RunState:
-        return cls(history=ckpt["history"], best=ckpt["best"], partial=ckpt["partial"], elapsed=ckpt["elapsed"],
-                   skipped_dev=ckpt["skipped_dev"])
+        return cls(
+            history=ckpt["history"],
+            best=ckpt["best"],
+            partial=ckpt["partial"],
+            elapsed=ckpt["elapsed"],
+            skipped_dev=ckpt["skipped_dev"],
+        )
 
 
 class _Run:
@@ -157,8 +167,10 @@ class _Run:
         self.notes: list[str] = []
         self.select = recipe.select_metric or DEFAULT_SELECT[manifest.task_type]
         if self.select not in TASK_METRICS[manifest.task_type]:
-            self._note(f"select_metric {self.select!r} does not apply to a {manifest.task_type} task; the best "
-                       f"epoch is chosen on dev {DEFAULT_SELECT[manifest.task_type]}")
+            self._note(
+                f"select_metric {self.select!r} does not apply to a {manifest.task_type} task; the best "
+                f"epoch is chosen on dev {DEFAULT_SELECT[manifest.task_type]}"
+            )
             self.select = DEFAULT_SELECT[manifest.task_type]
 
     def _note(self, text: str) -> None:
@@ -174,12 +186,13 @@ class _Run:
         self.device = ddp.place(_device(recipe.device))
         self.world = ddp.join(self.device)
         seed_everything(recipe.seed)
-        self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init,
-                                 self.store.recipe)
+        self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init, self.store.recipe)
         self.frozen = frozen_modules(self.model, recipe)
         if (self.model.name, self.model.width) != (recipe.model, recipe.width):
-            self._note(f"the starting state is a {self.model.name} of width {self.model.width:g}, not the recipe's "
-                       f"{recipe.model} of width {recipe.width:g}: that architecture is trained and recorded")
+            self._note(
+                f"the starting state is a {self.model.name} of width {self.model.width:g}, not the recipe's "
+                f"{recipe.model} of width {recipe.width:g}: that architecture is trained and recorded"
+            )
         if not manifest.split("dev").num_clips:
             self._note("the task has no dev split: the last epoch is kept (no best-epoch selection)")
         self.model.to(self.device)
@@ -194,29 +207,49 @@ class _Run:
         per_rank = max(1, recipe.batch_size // self.world.size)
         loaders = {
             s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="whole", shuffle=False)
-            for s, m in self.splits.items() if m.num_clips
+            for s, m in self.splits.items()
+            if m.num_clips
         }
         train_split = self.splits["train"]
         if recipe.protocol == "linear":
             if recipe.balanced:
-                raise UserError("the linear protocol trains on fixed embeddings; 'balanced' does not apply",
-                                fix="set balanced to false for linear probes")
+                raise UserError(
+                    "the linear protocol trains on fixed embeddings; 'balanced' does not apply",
+                    fix="set balanced to false for linear probes",
+                )
             embeddings = self._embeddings(loaders)
             self.train: BatchSource = TensorBatches(
-                embeddings["train"], self._label_tensor(loaders["train"]), per_rank,
-                seed=recipe.seed, rank=self.world.rank, world_size=self.world.size,
+                embeddings["train"],
+                self._label_tensor(loaders["train"]),
+                per_rank,
+                seed=recipe.seed,
+                rank=self.world.rank,
+                world_size=self.world.size,
             )
             self.evals: dict[str, tuple[BatchSource, np.ndarray]] = {
-                s: (TensorBatches(embeddings[s], self._label_tensor(ld), recipe.eval_batch_size, shuffle=False),
-                    ld.labels())
-                for s, ld in loaders.items() if s != "train"
+                s: (
+                    TensorBatches(embeddings[s], self._label_tensor(ld), recipe.eval_batch_size, shuffle=False),
+                    ld.labels(),
+                )
+                for s, ld in loaders.items()
+                if s != "train"
             }
             self.module: nn.Module = self.model.fc_audioset
         else:
             self.train = BatchLoader(
-                train_split, self.store, per_rank, frames, crop="random", shuffle=True, seed=recipe.seed,
-                balanced=recipe.balanced, rank=self.world.rank, world_size=self.world.size,
-                pin_memory=self.device.type == "cuda", readers=recipe.readers, half=self.device.type == "cuda",
+                train_split,
+                self.store,
+                per_rank,
+                frames,
+                crop="random",
+                shuffle=True,
+                seed=recipe.seed,
+                balanced=recipe.balanced,
+                rank=self.world.rank,
+                world_size=self.world.size,
+                pin_memory=self.device.type == "cuda",
+                readers=recipe.readers,
+                half=self.device.type == "cuda",
             )
             self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
             self.module = self.model
@@ -270,24 +303,31 @@ class _Run:
 
     # ------------------------------------------------------------ checkpoints
     def _identity(self) -> dict[str, Any]:
-        return {"recipe_hash": self.recipe.hash, "manifest_hash": self.manifest.hash,
-                "init": str(self.init) if self.init else None, "kind": self.kind}
+        return {
+            "recipe_hash": self.recipe.hash,
+            "manifest_hash": self.manifest.hash,
+            "init": str(self.init) if self.init else None,
+            "kind": self.kind,
+        }
 
     def _checkpoint(self) -> None:
         """Save the resume state (all ranks take part: RNG states are gathered from each)."""
         rngs = ddp.gather(rng_state(), self.world)
         if not self.world.main:
             return
-        atomic_save({
-            **self._identity(),
-            "model": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "loader": self.train.state_dict(),
-            "rng": rngs,
-            **self.state.saved(time.perf_counter() - self.started),
-            "world_size": self.world.size,
-        }, self.out_dir / CHECKPOINT)
+        atomic_save(
+            {
+                **self._identity(),
+                "model": self.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "loader": self.train.state_dict(),
+                "rng": rngs,
+                **self.state.saved(time.perf_counter() - self.started),
+                "world_size": self.world.size,
+            },
+            self.out_dir / CHECKPOINT,
+        )
 
     def _resume(self) -> None:
         self.state = RunState()
@@ -367,8 +407,13 @@ class _Run:
     def _end_epoch(self, seconds: float, data_wait: float) -> dict[str, Any]:
         totals = ddp.gather((self.state.partial["loss_sum"], self.state.partial["batches"]), self.world)
         loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
-        record: dict[str, Any] = {"epoch": self.train.epoch, "train_loss": loss, "dev": None,
-                                  "seconds": round(seconds, 3), "data_wait_s": round(data_wait, 3)}
+        record: dict[str, Any] = {
+            "epoch": self.train.epoch,
+            "train_loss": loss,
+            "dev": None,
+            "seconds": round(seconds, 3),
+            "data_wait_s": round(data_wait, 3),
+        }
         if self.world.main and "dev" in self.evals:
             record["dev"], self.state.skipped_dev = self._score("dev")
         value = (record["dev"] or {}).get(self.select, math.nan)
@@ -415,14 +460,26 @@ class _Run:
         source = self.init if self.init is not None and self.kind == "finetune" else self.out_dir
         state = source.parent.name if source.name == MODEL else source.name  # a study state's run folder
         return ModelCard(
-            config=self.model.config, frontend=self.store.recipe.to_dict(), feature_dtype=self.store.dtype.name,
-            crop_frames=self.frames, pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
-            labels=self.manifest.labels, label_names=self.manifest.label_names, task_type=self.manifest.task_type,
-            kind=self.kind, protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
-            best_epoch=self.state.best["epoch"], select_metric=self.select,
-            provenance={"state": state, "init": str(self.init) if self.init else None,
-                        "manifest": self.manifest.name, "manifest_hash": self.manifest.hash,
-                        "recipe_hash": self.recipe.hash, "frontend_hash": self.store.recipe.hash},
+            config=self.model.config,
+            frontend=self.store.recipe.to_dict(),
+            feature_dtype=self.store.dtype.name,
+            crop_frames=self.frames,
+            pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
+            labels=self.manifest.labels,
+            label_names=self.manifest.label_names,
+            task_type=self.manifest.task_type,
+            kind=self.kind,
+            protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
+            best_epoch=self.state.best["epoch"],
+            select_metric=self.select,
+            provenance={
+                "state": state,
+                "init": str(self.init) if self.init else None,
+                "manifest": self.manifest.name,
+                "manifest_hash": self.manifest.hash,
+                "recipe_hash": self.recipe.hash,
+                "frontend_hash": self.store.recipe.hash,
+            },
             backbone=backbone_reference(self.init) if linear and self.init is not None else None,
         )
 
@@ -441,8 +498,13 @@ class _Run:
         try:
             self._resume()
             show = self.progress and self.world.main
-            with show_progress(total=self.epochs, initial=len(self.state.history), desc=f"{self.kind} epochs",
-                               unit="epoch", enabled=show) as epochs:
+            with show_progress(
+                total=self.epochs,
+                initial=len(self.state.history),
+                desc=f"{self.kind} epochs",
+                unit="epoch",
+                enabled=show,
+            ) as epochs:
                 self._epochs(epochs, show)
             return self._finish()
         finally:
@@ -451,16 +513,24 @@ class _Run:
     def _epochs(self, epochs: tqdm, show: bool) -> None:
         while self.train.epoch < self.epochs:
             t0, wait0 = time.perf_counter(), self.train.wait_s
-            with show_progress(total=len(self.train), initial=self.train.position, leave=False, unit="batch",
-                               desc=f"epoch {self.train.epoch + 1}", enabled=show, mininterval=0.5) as bar:
+            with show_progress(
+                total=len(self.train),
+                initial=self.train.position,
+                leave=False,
+                unit="batch",
+                desc=f"epoch {self.train.epoch + 1}",
+                enabled=show,
+                mininterval=0.5,
+            ) as bar:
                 self._train_epoch(bar)
             record = self._end_epoch(time.perf_counter() - t0, self.train.wait_s - wait0)
             self._checkpoint()
             if self.world.main:
                 self._write_metrics(self._metrics("running"))
             dev = (record["dev"] or {}).get(self.select)
-            epochs.set_postfix({self.select: "-" if dev is None else f"{dev:.4f}",
-                                "loss": f"{record['train_loss']:.4f}"})
+            epochs.set_postfix(
+                {self.select: "-" if dev is None else f"{dev:.4f}", "loss": f"{record['train_loss']:.4f}"}
+            )
             epochs.update()
 
     def _finish(self) -> RunResult:
@@ -489,8 +559,15 @@ def _fold_standardisation(head: nn.Linear, mean: torch.Tensor, std: torch.Tensor
     head.bias.sub_(head.weight @ mean.to(head.weight))
 
 
-def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRecipe, out_dir: str | Path,
-             init: str | Path | None, progress: bool) -> RunResult:
+def _execute(
+    kind: str,
+    manifest: Manifest,
+    store: FeatureStore,
+    recipe: TrainRecipe,
+    out_dir: str | Path,
+    init: str | Path | None,
+    progress: bool,
+) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     init_path = Path(init).resolve() if init is not None else None
@@ -513,18 +590,27 @@ def _execute(kind: str, manifest: Manifest, store: FeatureStore, recipe: TrainRe
     return _Run(kind, manifest, store, recipe, out, init_path, progress).execute()
 
 
-def pretrain(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
-             progress: bool = True) -> RunResult:
+def pretrain(
+    manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path, progress: bool = True
+) -> RunResult:
     """Train a model from scratch on a (multi-label) manifest; resumable; returns the run result."""
     recipe = recipe or PRETRAIN
     if recipe.protocol not in ("scratch", "finetune"):
-        raise UserError(f"pre-training trains every weight from scratch; protocol {recipe.protocol!r} does not apply",
-                        fix="use protocol 'scratch' (the PRETRAIN default) for pre-training")
+        raise UserError(
+            f"pre-training trains every weight from scratch; protocol {recipe.protocol!r} does not apply",
+            fix="use protocol 'scratch' (the PRETRAIN default) for pre-training",
+        )
     return _execute("pretrain", manifest, store, recipe, out_dir, None, progress)
 
 
-def finetune(manifest: Manifest, store: FeatureStore, recipe: TrainRecipe | None, out_dir: str | Path,
-             init: str | Path | None = None, progress: bool = True) -> RunResult:
+def finetune(
+    manifest: Manifest,
+    store: FeatureStore,
+    recipe: TrainRecipe | None,
+    out_dir: str | Path,
+    init: str | Path | None = None,
+    progress: bool = True,
+) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
     recipe's protocol; resumable; returns the run result (also written as metrics.json)."""
     return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress)

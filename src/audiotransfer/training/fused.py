@@ -29,8 +29,14 @@ Index = slice | int | EllipsisType  # a member's part of a fused tensor, along i
 def _stack_conv(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
     first = convs[0]
     kernel, pad = cast(tuple[int, int], first.kernel_size), cast(tuple[int, int], first.padding)
-    fused = nn.Conv2d(first.in_channels * len(convs), first.out_channels * len(convs), kernel, padding=pad,
-                      bias=False, groups=len(convs))
+    fused = nn.Conv2d(
+        first.in_channels * len(convs),
+        first.out_channels * len(convs),
+        kernel,
+        padding=pad,
+        bias=False,
+        groups=len(convs),
+    )
     fused.weight.data.copy_(torch.cat([c.weight.detach() for c in convs]))
     return fused
 
@@ -95,8 +101,10 @@ class FusedCNN(nn.Module):
         per = x.view(b, self.n, -1, *x.shape[2:])
         last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
         layout = torch.channels_last if last else torch.contiguous_format
-        masks = [torch.empty(per[:, i].shape, memory_format=layout).bernoulli_(1 - p, generator=g).div_(1 - p)
-                 for i, g in enumerate(self.generators)]
+        masks = [
+            torch.empty(per[:, i].shape, memory_format=layout).bernoulli_(1 - p, generator=g).div_(1 - p)
+            for i, g in enumerate(self.generators)
+        ]
         return (per * torch.stack(masks, dim=1).to(device=x.device, dtype=x.dtype)).view_as(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -38,13 +38,22 @@ if TYPE_CHECKING:
 def fusable(recipes: Sequence[TrainRecipe]) -> bool:
     """Whether runs with these recipes can train as one fused model (one shape, full-network protocol)."""
     first = recipes[0]
-    return (len(recipes) > 1 and all(r.replace(seed=0) == first.replace(seed=0) for r in recipes)
-            and first.protocol in ("finetune", "scratch") and first.checkpoint_every == 0)
+    return (
+        len(recipes) > 1
+        and all(r.replace(seed=0) == first.replace(seed=0) for r in recipes)
+        and first.protocol in ("finetune", "scratch")
+        and first.checkpoint_every == 0
+    )
 
 
-def finetune_group(manifest: Manifest, store: FeatureStore, recipes: Sequence[TrainRecipe],
-                   out_dirs: Sequence[str | Path], inits: Sequence[str | Path | None],
-                   fuse: bool = True) -> list[RunResult]:
+def finetune_group(
+    manifest: Manifest,
+    store: FeatureStore,
+    recipes: Sequence[TrainRecipe],
+    out_dirs: Sequence[str | Path],
+    inits: Sequence[str | Path | None],
+    fuse: bool = True,
+) -> list[RunResult]:
     """`finetune` of each (recipe, out_dir, init) on one task; fused where `fusable` allows and `fuse` is
     set, one by one otherwise. Returns the results in the given order."""
     results: dict[int, RunResult] = {}
@@ -54,8 +63,9 @@ def finetune_group(manifest: Manifest, store: FeatureStore, recipes: Sequence[Tr
         todo = []
     if todo:
         _check_task(manifest)
-        members = [_Run("finetune", manifest, store, recipes[i], _mkdir(out_dirs[i]),
-                        _resolved(inits[i]), False) for i in todo]
+        members = [
+            _Run("finetune", manifest, store, recipes[i], _mkdir(out_dirs[i]), _resolved(inits[i]), False) for i in todo
+        ]
         fused = _train_fused(members)
         if fused is not None:
             results.update(zip(todo, fused, strict=True))
@@ -132,8 +142,10 @@ def _optimizer(fused: FusedCNN, members: list[_Run]) -> torch.optim.Optimizer:
     lead = members[0].optimizer
     head = list(fused.head.parameters())
     backbone = [p for p in fused.parameters() if all(p is not h for h in head)]
-    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
-              for g, ps in zip(lead.param_groups, (head, backbone), strict=False)]
+    groups = [
+        {**{k: v for k, v in g.items() if k != "params"}, "params": ps}
+        for g, ps in zip(lead.param_groups, (head, backbone), strict=False)
+    ]
     optimizer = type(lead)(groups, **lead.defaults)
     for i, run in enumerate(members):
         params = dict(run.model.named_parameters())
@@ -159,7 +171,8 @@ def _sync_member(fused: FusedCNN, optimizer: torch.optim.Optimizer, run: _Run, i
         if key in params and tensor in optimizer.state:
             run.optimizer.state[params[key]] = {
                 name: value.clone() if value.dim() == 0 else value[shift(index, i)].clone()
-                for name, value in optimizer.state[tensor].items()}
+                for name, value in optimizer.state[tensor].items()
+            }
 
 
 def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: list[_Run]) -> None:
@@ -184,8 +197,11 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
         values = [loss.item() for loss in losses]
         for run, value in zip(members, values, strict=True):
             if not math.isfinite(value):
-                raise UserError(f"{run.out_dir}: loss is {value} in epoch {run.train.epoch + 1}; training stopped "
-                                "(the last good checkpoint is kept)", fix="lower the learning rate")
+                raise UserError(
+                    f"{run.out_dir}: loss is {value} in epoch {run.train.epoch + 1}; training stopped "
+                    "(the last good checkpoint is kept)",
+                    fix="lower the learning rate",
+                )
         optimizer.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
         optimizer.step()

@@ -32,14 +32,17 @@ class Metric:
 
 # The one registry of metrics: training selects epochs by them, the results store records them, the
 # analysis bounds their intervals by their range, the report names them.
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("mAP", "mAP (macro average precision)"),
-    Metric("auc", "ROC AUC"),
-    Metric("d_prime", "d-prime", -math.inf, math.inf),
-    Metric("micro_f1", "micro F1"),
-    Metric("macro_f1", "macro F1"),
-    Metric("accuracy", "accuracy"),
-    Metric("uar", "UAR (unweighted average recall)"),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("mAP", "mAP (macro average precision)"),
+        Metric("auc", "ROC AUC"),
+        Metric("d_prime", "d-prime", -math.inf, math.inf),
+        Metric("micro_f1", "micro F1"),
+        Metric("macro_f1", "macro F1"),
+        Metric("accuracy", "accuracy"),
+        Metric("uar", "UAR (unweighted average recall)"),
+    )
+}
 # the report's choice, in order, when the metric asked for was not recorded
 REPORT_FALLBACK = ("uar", "accuracy", "macro_f1", "auc")

@@ -44,9 +44,11 @@ def multilabel_scores(targets: np.ndarray, probs: np.ndarray) -> Scores:
     predicted = probs >= 0.5
     values["micro_f1"] = float(f1_score(targets, predicted, average="micro", zero_division=0))
     has_pos = positives > 0
-    values["macro_f1"] = float(
-        f1_score(targets[:, has_pos], predicted[:, has_pos], average="macro", zero_division=0)
-    ) if has_pos.any() else 0.0
+    values["macro_f1"] = (
+        float(f1_score(targets[:, has_pos], predicted[:, has_pos], average="macro", zero_division=0))
+        if has_pos.any()
+        else 0.0
+    )
     values["classes_scored"] = float(scorable.sum())
     return Scores(values, skipped)
 

@@ -25,8 +25,9 @@ from audiotransfer.models.load import declared_frontend
 from audiotransfer.training.recipe import TrainRecipe
 
 
-def build_model(recipe: TrainRecipe, num_classes: int, n_mels: int, init: Path | None,
-                frontend: Frontend | None = None) -> AudioCNN:
+def build_model(
+    recipe: TrainRecipe, num_classes: int, n_mels: int, init: Path | None, frontend: Frontend | None = None
+) -> AudioCNN:
     """The starting model: the checkpoint `init` with a new head, or a random recipe-sized model. A
     checkpoint that declares a front-end other than the store's `frontend` is a UserError."""
     if init is None:

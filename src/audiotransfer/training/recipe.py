@@ -63,32 +63,45 @@ class TrainRecipe(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = Field("cnn10", description="architecture: cnn6, cnn10 or cnn14 (PANNs layout)")
-    width: float = Field(1.0, gt=0, description="channel width multiplier (1.0: the PANNs model; 0.125: 1/8 of its "
-                         "channels, for CPUs and tests)")
+    width: float = Field(
+        1.0,
+        gt=0,
+        description="channel width multiplier (1.0: the PANNs model; 0.125: 1/8 of its channels, for CPUs and tests)",
+    )
     epochs: int = Field(50, ge=1, description="passes over the training clips (ignored when `steps` is set)")
-    steps: int | None = Field(None, ge=1, description="train for this many optimiser steps instead: epochs = "
-                              "ceil(steps / batches per epoch), the same compute for every data size (as PANNs "
-                              "counts iterations)")
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="train for this many optimiser steps instead: epochs = "
+        "ceil(steps / batches per epoch), the same compute for every data size (as PANNs "
+        "counts iterations)",
+    )
     batch_size: int = Field(32, ge=1, description="training clips per optimiser step")
     eval_batch_size: int = Field(64, ge=1, description="clips per forward pass when evaluating or embedding")
     lr: float = Field(1e-3, gt=0, description="learning rate (of the head; see backbone_lr_scale)")
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="adam, adamw or sgd (momentum 0.9)")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
-    scheduler: Literal["none", "cosine", "step"] = Field("none", description="learning-rate schedule over epochs: "
-                                                         "none, cosine or step")
+    scheduler: Literal["none", "cosine", "step"] = Field(
+        "none", description="learning-rate schedule over epochs: none, cosine or step"
+    )
     step_epochs: int = Field(10, ge=1, description="'step' scheduler: epochs between decays")
     step_gamma: float = Field(0.1, gt=0, description="'step' scheduler: decay factor")
     frames: int | None = Field(None, ge=1, description="crop length; None: from the manifest's clip_seconds")
-    protocol: str = Field("finetune", description="finetune (all weights), linear (frozen backbone, a new head), "
-                          "freeze:K (first K conv blocks frozen) or scratch (random initialisation)")
+    protocol: str = Field(
+        "finetune",
+        description="finetune (all weights), linear (frozen backbone, a new head), "
+        "freeze:K (first K conv blocks frozen) or scratch (random initialisation)",
+    )
     backbone_lr_scale: float = Field(1.0, ge=0, description="backbone lr = lr * this; the head gets lr")
     class_weights: bool = Field(True, description="single-label: balanced class weights in the loss")
     mixup: float = Field(0.0, ge=0, description="mixup Beta(alpha, alpha); 0 disables (multi-label only)")
     balanced: bool = Field(False, description="class-balanced sampling of training clips, as in PANNs")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds initialisation, data order and crops (0..2^63-1)")
     device: str = Field("cpu", description="auto, cpu, cuda, cuda:N or mps")
-    select_metric: str | None = Field(None, description="dev metric for the best epoch; None: accuracy for "
-                                      "single-label tasks, mAP for multi-label ones")
+    select_metric: str | None = Field(
+        None,
+        description="dev metric for the best epoch; None: accuracy for single-label tasks, mAP for multi-label ones",
+    )
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
     readers: int = Field(2, ge=1, le=64, description="threads reading training batches from the store ahead")
 
@@ -153,5 +166,8 @@ FINETUNE = TrainRecipe(
 # (the study's choice, also FINETUNE's), dev mAP for multi-label ones.
 DEFAULT_SELECT = {"multilabel": "mAP", "multiclass": "accuracy", "binary": "accuracy"}
 # the dev metrics each task type has (training/metrics.py)
-TASK_METRICS = {"multilabel": ("mAP", "auc", "d_prime", "micro_f1", "macro_f1"),
-                "multiclass": ("accuracy", "uar", "macro_f1"), "binary": ("accuracy", "uar", "macro_f1", "auc")}
+TASK_METRICS = {
+    "multilabel": ("mAP", "auc", "d_prime", "micro_f1", "macro_f1"),
+    "multiclass": ("accuracy", "uar", "macro_f1"),
+    "binary": ("accuracy", "uar", "macro_f1", "auc"),
+}

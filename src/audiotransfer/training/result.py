@@ -58,5 +58,6 @@ class RunResult:
     def from_json(cls, data: Mapping[str, Any]) -> RunResult:
         """A result from `metrics.json` content (missing fields default, unknown ones go to `extra`)."""
         known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            **{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known}
+        )

@@ -51,8 +51,10 @@ def load_corpus(name: str, root: str | Path, **options: Any) -> Manifest:
     params = inspect.signature(func).parameters
     unknown = [k for k in options if k not in params]
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        raise UserError(f"corpus {name!r} has no option(s) {unknown}",
-                        fix=f"its options are: {', '.join(list(params)[1:]) or 'none'}")
+        raise UserError(
+            f"corpus {name!r} has no option(s) {unknown}",
+            fix=f"its options are: {', '.join(list(params)[1:]) or 'none'}",
+        )
     return func(root.resolve(), **_typed_options(name, func, options))
 
 
@@ -76,8 +78,10 @@ def _typed_options(name: str, func: Any, options: dict[str, Any]) -> dict[str, A
                     raise
                 typed[key] = adapter.validate_python(str(value))  # YAML read `-o variant=12` as a number
         except ValidationError as exc:
-            raise UserError(f"corpus {name!r}: option {key}={value!r}: {exc.errors()[0]['msg']}",
-                            fix=f"give {key} a value of type {_type_name(hints[key])}") from None
+            raise UserError(
+                f"corpus {name!r}: option {key}={value!r}: {exc.errors()[0]['msg']}",
+                fix=f"give {key} a value of type {_type_name(hints[key])}",
+            ) from None
     return typed
 
 
@@ -124,10 +128,13 @@ def describe_corpus(name: str, root: str | Path, max_files: int = 2000, **option
         "audio_checked": len(picked),
         "audio_unreadable": unreadable,
         "seconds": {
-            "min": round(float(durations.min()), 3), "median": round(float(np.median(durations)), 3),
+            "min": round(float(durations.min()), 3),
+            "median": round(float(np.median(durations)), 3),
             "max": round(float(durations.max()), 3),
             "total_hours_estimated": round(float(durations.mean() * manifest.num_clips / 3600), 3),
-        } if len(durations) else {},
+        }
+        if len(durations)
+        else {},
         "sample_rates": {int(k): v for k, v in sorted(rates.items())},
         "clip_seconds": manifest.meta.get("clip_seconds"),
     }

@@ -35,16 +35,19 @@ def read_table(path: Path, columns: Sequence[str], layout: str, **read_options: 
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
         if isinstance(exc, pd.errors.ParserError) and "Expected" not in str(exc):
             raise UserError(f"{path}: cannot be parsed ({exc})", fix=f"expected layout: {layout}") from None
-        raise UserError(f"{path}: {_long_row(path, read_options.get('sep', ','))}",
-                        fix="quote values that hold the separator, or add the missing column names to the "
-                            f"header; expected layout: {layout}") from None
+        raise UserError(
+            f"{path}: {_long_row(path, read_options.get('sep', ','))}",
+            fix="quote values that hold the separator, or add the missing column names to the "
+            f"header; expected layout: {layout}",
+        ) from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot be parsed ({exc})", fix=f"expected layout: {layout}") from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise UserError(f"{path}: missing field(s) {missing}; found {list(table.columns)}",
-                        fix=f"expected layout: {layout}")
+        raise UserError(
+            f"{path}: missing field(s) {missing}; found {list(table.columns)}", fix=f"expected layout: {layout}"
+        )
     return table
 
 
@@ -73,8 +76,10 @@ def check_values(values: pd.Series, allowed: Sequence[str], path: Path, field: s
     """UserError naming the file, field and first bad values when `values` leave `allowed`."""
     bad = sorted(set(values) - set(allowed))
     if bad:
-        raise UserError(f"{path}: field {field!r} has unknown value(s) {bad[:5]}",
-                        fix=f"allowed values: {', '.join(map(str, allowed))}")
+        raise UserError(
+            f"{path}: field {field!r} has unknown value(s) {bad[:5]}",
+            fix=f"allowed values: {', '.join(map(str, allowed))}",
+        )
 
 
 def stratified_pick(keys: Sequence[str] | pd.Series, fraction: float, seed: int) -> np.ndarray:
@@ -100,8 +105,10 @@ def stratified_pick(keys: Sequence[str] | pd.Series, fraction: float, seed: int)
 def stratified_splits(keys: Sequence[str] | pd.Series, dev: float, test: float, seed: int) -> np.ndarray:
     """'train'/'dev'/'test' per item: test first, then dev from the rest, both stratified by `keys`."""
     if min(dev, test) < 0 or dev + test >= 1:
-        raise UserError(f"options dev_fraction={dev}, test_fraction={test}",
-                        fix="use fractions >= 0 that leave some clips for training (sum < 1)")
+        raise UserError(
+            f"options dev_fraction={dev}, test_fraction={test}",
+            fix="use fractions >= 0 that leave some clips for training (sum < 1)",
+        )
     keys = pd.Series(list(keys), dtype=str)
     split = np.full(len(keys), "train", dtype=object)
     is_test = stratified_pick(keys, test, seed)

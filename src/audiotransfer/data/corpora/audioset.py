@@ -21,8 +21,10 @@ from audiotransfer.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-LAYOUT = ("ROOT/ontology.json, ROOT/class_labels_indices.csv, segment lists (balanced_train_segments.csv, "
-          "unbalanced_train_segments.csv, eval_segments.csv) and an audio folder (ROOT/audio by default)")
+LAYOUT = (
+    "ROOT/ontology.json, ROOT/class_labels_indices.csv, segment lists (balanced_train_segments.csv, "
+    "unbalanced_train_segments.csv, eval_segments.csv) and an audio folder (ROOT/audio by default)"
+)
 TRAIN_LISTS = ("balanced_train_segments.csv", "unbalanced_train_segments.csv")
 TEST_LISTS = ("eval_segments.csv",)
 
@@ -36,22 +38,33 @@ def _lists(root: Path, given: Sequence[str] | str | None, defaults: Sequence[str
 
 def _file_names(ytid: np.ndarray, start: np.ndarray, end: np.ndarray, pattern: str) -> list[str]:
     try:
-        return [pattern.format(ytid=y, start=f"{s:.3f}", end=f"{e:.3f}", start_s=int(s), end_s=int(e))
-                for y, s, e in zip(ytid, start, end, strict=True)]
+        return [
+            pattern.format(ytid=y, start=f"{s:.3f}", end=f"{e:.3f}", start_s=int(s), end_s=int(e))
+            for y, s, e in zip(ytid, start, end, strict=True)
+        ]
     except (KeyError, IndexError, ValueError) as exc:
-        raise UserError(f"option 'pattern' {pattern!r} cannot be formatted ({exc})",
-                        fix="use the fields {ytid}, {start}, {end}, {start_s}, {end_s}") from None
+        raise UserError(
+            f"option 'pattern' {pattern!r} cannot be formatted ({exc})",
+            fix="use the fields {ytid}, {start}, {end}, {start_s}, {end_s}",
+        ) from None
 
 
-def load(root: Path, audio_dir: str = "audio", pattern: str = "Y{ytid}.wav",
-         train_lists: Sequence[str] | str | None = None, test_lists: Sequence[str] | str | None = None,
-         ontology: str = "ontology.json", labels_csv: str = "class_labels_indices.csv") -> Manifest:
+def load(
+    root: Path,
+    audio_dir: str = "audio",
+    pattern: str = "Y{ytid}.wav",
+    train_lists: Sequence[str] | str | None = None,
+    test_lists: Sequence[str] | str | None = None,
+    ontology: str = "ontology.json",
+    labels_csv: str = "class_labels_indices.csv",
+) -> Manifest:
     """Multi-label manifest over the 527 trainable labels of the listed clips that exist locally."""
     from audiotransfer.manifest import from_label_lists
     from audiotransfer.ontology import Ontology, read_segments
 
-    onto = Ontology.load(require(root / ontology, "ontology", LAYOUT),
-                         require(root / labels_csv, "label index", LAYOUT))
+    onto = Ontology.load(
+        require(root / ontology, "ontology", LAYOUT), require(root / labels_csv, "label index", LAYOUT)
+    )
     audio = require(root / audio_dir, "audio folder", LAYOUT)
     splits = {"train": _lists(root, train_lists, TRAIN_LISTS), "test": _lists(root, test_lists, TEST_LISTS)}
     if not any(splits.values()):
@@ -70,28 +83,48 @@ def load(root: Path, audio_dir: str = "audio", pattern: str = "Y{ytid}.wav",
         found = np.array([n in by_name for n in names], dtype=bool)
         listed += len(names)
         rows = np.flatnonzero(found)
-        clips.append(pd.DataFrame({
-            "clip_id": ytid[rows], "split": split,
-            "path": [(Path(audio_dir) / by_name[names[i]]).as_posix() for i in rows],
-            "start": seg.start[rows], "end": seg.end[rows],
-        }))
+        clips.append(
+            pd.DataFrame(
+                {
+                    "clip_id": ytid[rows],
+                    "split": split,
+                    "path": [(Path(audio_dir) / by_name[names[i]]).as_posix() for i in rows],
+                    "start": seg.start[rows],
+                    "end": seg.end[rows],
+                }
+            )
+        )
         labels = seg.labels[rows].tolil().rows
         label_lists += [[onto.trainable[j] for j in row] for row in labels]
     table = pd.concat(clips, ignore_index=True)
     missing = listed - len(table)
     if table.empty:
-        raise UserError(f"{audio}: none of the {listed} listed clips has audio named like "
-                        f"{_file_names(np.array(['YTID']), np.zeros(1), np.full(1, 10.0), pattern)[0]!r}",
-                        fix="set the option 'pattern' to your download tool's naming, or 'audio_dir'")
+        raise UserError(
+            f"{audio}: none of the {listed} listed clips has audio named like "
+            f"{_file_names(np.array(['YTID']), np.zeros(1), np.full(1, 10.0), pattern)[0]!r}",
+            fix="set the option 'pattern' to your download tool's naming, or 'audio_dir'",
+        )
     if missing:
         log.warning("audioset: %d of %d listed clips have no audio under %s (left out)", missing, listed, audio)
     if table["clip_id"].duplicated().any():
-        raise UserError(f"{root}: clip {table['clip_id'][table['clip_id'].duplicated()].iloc[0]!r} is in a "
-                        "train and a test list", fix="pass train and test lists that do not overlap")
+        raise UserError(
+            f"{root}: clip {table['clip_id'][table['clip_id'].duplicated()].iloc[0]!r} is in a train and a test list",
+            fix="pass train and test lists that do not overlap",
+        )
     return from_label_lists(
-        "audioset", table, label_lists, labels=list(onto.trainable),
-        label_names=[onto[i].name for i in onto.trainable], task_type="multilabel",
-        meta={"root": str(root), "corpus": "audioset", "clip_seconds": 10.0, "pattern": pattern,
-              "source": [str(p) for ps in splits.values() for p in ps], "listed_clips": listed,
-              "missing_clips": missing},
+        "audioset",
+        table,
+        label_lists,
+        labels=list(onto.trainable),
+        label_names=[onto[i].name for i in onto.trainable],
+        task_type="multilabel",
+        meta={
+            "root": str(root),
+            "corpus": "audioset",
+            "clip_seconds": 10.0,
+            "pattern": pattern,
+            "source": [str(p) for ps in splits.values() for p in ps],
+            "listed_clips": listed,
+            "missing_clips": missing,
+        },
     )

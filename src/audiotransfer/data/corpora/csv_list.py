@@ -31,13 +31,22 @@ from audiotransfer.manifest import SPLITS, Manifest
 
 log = logging.getLogger(__name__)
 
-LAYOUT = ("a CSV with header path,label[,split][,group] (split in train/dev/test; clips of one group stay in one "
-          "split); paths absolute or relative to the CSV's folder")
+LAYOUT = (
+    "a CSV with header path,label[,split][,group] (split in train/dev/test; clips of one group stay in one "
+    "split); paths absolute or relative to the CSV's folder"
+)
 
 
-def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = None, dev_fraction: float = 0.1,
-         test_fraction: float = 0.2, seed: int = 0, clip_seconds: float | None = None,
-         group: str | None = None) -> Manifest:
+def load(
+    root: Path,
+    file: str = "labels.csv",
+    labels: Sequence[str] | None = None,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    clip_seconds: float | None = None,
+    group: str | None = None,
+) -> Manifest:
     """`root` is the CSV itself or the folder holding `file`; audio paths are absolute or relative to its folder.
 
     `labels`, when given, is the closed label set (in order): other values in the CSV are an error. A clip's
@@ -51,15 +60,19 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
         raise UserError(f"{path}: no rows", fix=f"expected {LAYOUT}")
     empty = table.index[(table["path"].str.strip() == "") | (table["label"].str.strip() == "")]
     if len(empty):
-        raise UserError(f"{path}: empty 'path' or 'label' on line {int(empty[0]) + 2}",
-                        fix="give every row a path and a label")
+        raise UserError(
+            f"{path}: empty 'path' or 'label' on line {int(empty[0]) + 2}", fix="give every row a path and a label"
+        )
     raw = table["path"].copy()
     table["path"], keys = _normalise(table["path"], base)
     if keys.duplicated().any():
         first = keys[keys.duplicated()].iloc[0]
         rows = table.index[keys == first][:2]
-        raise UserError(f"{path}: field 'path' lists one file twice, on lines {rows[0] + 2} and {rows[1] + 2} "
-                        f"({cut(raw[rows[0]], 80)} and {cut(raw[rows[1]], 80)})", fix="list each file once")
+        raise UserError(
+            f"{path}: field 'path' lists one file twice, on lines {rows[0] + 2} and {rows[1] + 2} "
+            f"({cut(raw[rows[0]], 80)} and {cut(raw[rows[1]], 80)})",
+            fix="list each file once",
+        )
     table["label"] = _stripped_labels(table["label"], path)
     if labels is not None:
         check_values(table["label"], labels, path, "label")
@@ -75,8 +88,9 @@ def load(root: Path, file: str = "labels.csv", labels: Sequence[str] | None = No
         clips = split_clips(clips.assign(path=keys), group, dev_fraction, test_fraction, seed, str(path))
         clips["path"] = table["path"]
     seconds = clip_seconds if clip_seconds is not None else median_seconds(base, clips["path"])
-    return single_label_manifest("csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds,
-                                 source=[str(path)], seed=seed)
+    return single_label_manifest(
+        "csv", clips, "label", labels or sorted(clips["label"].unique()), base, seconds, source=[str(path)], seed=seed
+    )
 
 
 def _stripped_labels(labels: pd.Series, path: Path) -> pd.Series:
@@ -84,8 +98,10 @@ def _stripped_labels(labels: pd.Series, path: Path) -> pd.Series:
     stripped = labels.str.strip()
     changed = labels[stripped != labels]
     if len(changed):
-        log.warning(f"warning: {path}: {len(changed)} labels have surrounding spaces (e.g. {cut(changed.iloc[0])}); "
-              "they are stripped, so 'dog' and 'dog ' are one class")
+        log.warning(
+            f"warning: {path}: {len(changed)} labels have surrounding spaces (e.g. {cut(changed.iloc[0])}); "
+            "they are stripped, so 'dog' and 'dog ' are one class"
+        )
     return stripped
 
 

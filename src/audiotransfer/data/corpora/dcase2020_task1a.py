@@ -18,10 +18,22 @@ from audiotransfer.data.corpora._common import (
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
-SCENES = ["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
-          "street_pedestrian", "street_traffic", "tram"]
-LAYOUT = ("meta.csv (tab-separated filename, scene_label, identifier, source_label), audio/*.wav, "
-          "evaluation_setup/fold1_train.csv and fold1_evaluate.csv (tab-separated filename, scene_label)")
+SCENES = [
+    "airport",
+    "bus",
+    "metro",
+    "metro_station",
+    "park",
+    "public_square",
+    "shopping_mall",
+    "street_pedestrian",
+    "street_traffic",
+    "tram",
+]
+LAYOUT = (
+    "meta.csv (tab-separated filename, scene_label, identifier, source_label), audio/*.wav, "
+    "evaluation_setup/fold1_train.csv and fold1_evaluate.csv (tab-separated filename, scene_label)"
+)
 
 
 def load(root: Path, dev_fraction: float = 0.1, seed: int = 0) -> Manifest:
@@ -36,8 +48,10 @@ def load(root: Path, dev_fraction: float = 0.1, seed: int = 0) -> Manifest:
         folds[split] = read_table(path, ["filename", "scene_label"], LAYOUT, sep="\t")
         unknown = set(folds[split]["filename"]) - set(meta["filename"])
         if unknown:
-            raise UserError(f"{path}: field 'filename' lists {len(unknown)} files not in {meta_path} "
-                            f"(e.g. {sorted(unknown)[0]})", fix="use the meta.csv of the same release")
+            raise UserError(
+                f"{path}: field 'filename' lists {len(unknown)} files not in {meta_path} (e.g. {sorted(unknown)[0]})",
+                fix="use the meta.csv of the same release",
+            )
     meta = meta.set_index("filename")
     clips = meta.loc[list(folds["train"]["filename"]) + list(folds["test"]["filename"])].reset_index()
     clips["split"] = ["train"] * len(folds["train"]) + ["test"] * len(folds["test"])
@@ -49,5 +63,14 @@ def load(root: Path, dev_fraction: float = 0.1, seed: int = 0) -> Manifest:
     dev = stratified_pick(strata, dev_fraction, seed)
     clips.loc[clips.index[train][dev], "split"] = "dev"
     clips = clips[["clip_id", "split", "path", "scene_label", "city", "device", "identifier"]]
-    return single_label_manifest("dcase2020_task1a", clips, "scene_label", SCENES, root, 10.0,
-                                 source=[str(meta_path)], dev_fraction=dev_fraction, seed=seed)
+    return single_label_manifest(
+        "dcase2020_task1a",
+        clips,
+        "scene_label",
+        SCENES,
+        root,
+        10.0,
+        source=[str(meta_path)],
+        dev_fraction=dev_fraction,
+        seed=seed,
+    )

@@ -26,12 +26,15 @@ def load(root: Path, test_fold: int = 5, dev_fold: int | None = None) -> Manifes
     check_values(table["fold"], FOLDS, path, "fold")
     pairs = table[["target", "category"]].drop_duplicates()
     if pairs["target"].duplicated().any() or pairs["category"].duplicated().any():
-        raise UserError(f"{path}: fields 'target' and 'category' do not map one to one",
-                        fix="use the unmodified esc50.csv")
+        raise UserError(
+            f"{path}: fields 'target' and 'category' do not map one to one", fix="use the unmodified esc50.csv"
+        )
     labels = list(pairs.assign(t=pairs["target"].astype(int)).sort_values("t")["category"])
     split = table["fold"].map({str(test_fold): "test", str(dev_fold): "dev"}).fillna("train")
-    clips = table.assign(clip_id=table["filename"].str.removesuffix(".wav"), split=split,
-                         path="audio/" + table["filename"])
+    clips = table.assign(
+        clip_id=table["filename"].str.removesuffix(".wav"), split=split, path="audio/" + table["filename"]
+    )
     clips = clips[["clip_id", "split", "path", "fold", "category"]]
-    return single_label_manifest("esc50", clips, "category", labels, root, 5.0, source=[str(path)],
-                                 test_fold=test_fold, dev_fold=dev_fold)
+    return single_label_manifest(
+        "esc50", clips, "category", labels, root, 5.0, source=[str(path)], test_fold=test_fold, dev_fold=dev_fold
+    )

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 GROUND_TRUTH = "FSD50K.ground_truth"
 AUDIO = {"dev": "FSD50K.dev_audio", "eval": "FSD50K.eval_audio"}
-LAYOUT = ("ROOT/FSD50K.ground_truth/{dev,eval,vocabulary}.csv, ROOT/FSD50K.dev_audio/{fname}.wav, "
-          "ROOT/FSD50K.eval_audio/{fname}.wav (the official archives unpacked)")
+LAYOUT = (
+    "ROOT/FSD50K.ground_truth/{dev,eval,vocabulary}.csv, ROOT/FSD50K.dev_audio/{fname}.wav, "
+    "ROOT/FSD50K.eval_audio/{fname}.wav (the official archives unpacked)"
+)
 SPLIT_NAMES = {"train": "train", "val": "dev"}
 
 
@@ -43,12 +45,16 @@ def read_vocabulary(root: Path) -> pd.DataFrame:
     path = root / GROUND_TRUTH / "vocabulary.csv"
     table = read_table(path, [], LAYOUT, header=None)
     if table.shape[1] != 3:
-        raise UserError(f"{path}: {table.shape[1]} columns, expected 3 (index,label,mid; no header)",
-                        fix=f"expected layout: {LAYOUT}")
+        raise UserError(
+            f"{path}: {table.shape[1]} columns, expected 3 (index,label,mid; no header)",
+            fix=f"expected layout: {LAYOUT}",
+        )
     table.columns = ["index", "label", "mid"]
     if table["mid"].duplicated().any():
-        raise UserError(f"{path}: mid {table['mid'][table['mid'].duplicated()].iloc[0]!r} is listed twice",
-                        fix="use the official vocabulary.csv")
+        raise UserError(
+            f"{path}: mid {table['mid'][table['mid'].duplicated()].iloc[0]!r} is listed twice",
+            fix="use the official vocabulary.csv",
+        )
     return table
 
 
@@ -64,26 +70,37 @@ def _clips(root: Path, vocabulary: pd.DataFrame) -> tuple[pd.DataFrame, list[lis
         for line, (row, labels) in enumerate(zip(lists, names, strict=True), start=2):
             unknown = [m for m in row if m not in known]
             if unknown:
-                raise UserError(f"{path}: line {line}: field 'mids' has {unknown[0]!r}, not in vocabulary.csv",
-                                fix="use the ground truth and vocabulary of the same FSD50K release")
+                raise UserError(
+                    f"{path}: line {line}: field 'mids' has {unknown[0]!r}, not in vocabulary.csv",
+                    fix="use the ground truth and vocabulary of the same FSD50K release",
+                )
             if len(labels) != len(row):
-                raise UserError(f"{path}: line {line}: fields 'labels' and 'mids' list {len(labels)} and "
-                                f"{len(row)} entries", fix="each label needs its mid, in the same order")
+                raise UserError(
+                    f"{path}: line {line}: fields 'labels' and 'mids' list {len(labels)} and {len(row)} entries",
+                    fix="each label needs its mid, in the same order",
+                )
         if part == "dev":
             bad = sorted(set(table["split"]) - set(SPLIT_NAMES))
             if bad:
-                raise UserError(f"{path}: field 'split' has unknown value(s) {bad[:5]}",
-                                fix="allowed values: train, val")
+                raise UserError(
+                    f"{path}: field 'split' has unknown value(s) {bad[:5]}", fix="allowed values: train, val"
+                )
             split = table["split"].map(SPLIT_NAMES)
         else:
             split = "test"
-        frames.append(pd.DataFrame({"clip_id": table["fname"], "split": split,
-                                    "path": AUDIO[part] + "/" + table["fname"] + ".wav"}))
+        frames.append(
+            pd.DataFrame(
+                {"clip_id": table["fname"], "split": split, "path": AUDIO[part] + "/" + table["fname"] + ".wav"}
+            )
+        )
         mids += lists
     clips = pd.concat(frames, ignore_index=True)
     if clips["clip_id"].duplicated().any():
-        raise UserError(f"{root / GROUND_TRUTH}: fname {clips['clip_id'][clips['clip_id'].duplicated()].iloc[0]!r} "
-                        "is listed twice (dev and eval overlap?)", fix="use the official ground truth files")
+        raise UserError(
+            f"{root / GROUND_TRUTH}: fname {clips['clip_id'][clips['clip_id'].duplicated()].iloc[0]!r} "
+            "is listed twice (dev and eval overlap?)",
+            fix="use the official ground truth files",
+        )
     _check_audio(root, clips["path"])
     return clips, mids
 
@@ -94,9 +111,10 @@ def _check_audio(root: Path, paths: pd.Series) -> None:
     present = {p.relative_to(root).as_posix() for part in AUDIO.values() for p in (root / part).glob("*.wav")}
     missing = paths[~paths.isin(present)]
     if len(missing):
-        raise UserError(f"{root}: {len(missing)} of {len(paths)} listed clips have no audio "
-                        f"(e.g. {', '.join(missing.iloc[:3])})",
-                        fix="unpack every FSD50K.dev_audio / FSD50K.eval_audio archive part under ROOT")
+        raise UserError(
+            f"{root}: {len(missing)} of {len(paths)} listed clips have no audio (e.g. {', '.join(missing.iloc[:3])})",
+            fix="unpack every FSD50K.dev_audio / FSD50K.eval_audio archive part under ROOT",
+        )
 
 
 def _check_ontology(root: Path, vocabulary: pd.DataFrame, ontology: Path | None) -> dict[str, str]:
@@ -108,8 +126,10 @@ def _check_ontology(root: Path, vocabulary: pd.DataFrame, ontology: Path | None)
     onto = Ontology.load(require(Path(ontology), "ontology", "the AudioSet ontology.json"))
     unknown = [m for m in vocabulary["mid"] if m not in onto]
     if unknown:
-        raise UserError(f"{root / GROUND_TRUTH / 'vocabulary.csv'}: mid(s) {unknown[:3]} are not in {ontology}",
-                        fix="pass the AudioSet ontology.json that FSD50K's vocabulary comes from")
+        raise UserError(
+            f"{root / GROUND_TRUTH / 'vocabulary.csv'}: mid(s) {unknown[:3]} are not in {ontology}",
+            fix="pass the AudioSet ontology.json that FSD50K's vocabulary comes from",
+        )
     return {m: onto.name(m) for m in vocabulary["mid"]}
 
 
@@ -121,9 +141,18 @@ def load(root: Path, ontology: str | None = None, clip_seconds: float = 10.0) ->
     clips, mids = _clips(root, vocabulary)
     labels = list(vocabulary["mid"])
     return from_label_lists(
-        "fsd50k", clips, mids, labels=labels, label_names=[names[m] for m in labels], task_type="multilabel",
-        meta={"root": str(root), "corpus": "fsd50k", "clip_seconds": clip_seconds,
-              "source": [str(root / GROUND_TRUTH / f) for f in ("dev.csv", "eval.csv", "vocabulary.csv")]},
+        "fsd50k",
+        clips,
+        mids,
+        labels=labels,
+        label_names=[names[m] for m in labels],
+        task_type="multilabel",
+        meta={
+            "root": str(root),
+            "corpus": "fsd50k",
+            "clip_seconds": clip_seconds,
+            "source": [str(root / GROUND_TRUTH / f) for f in ("dev.csv", "eval.csv", "vocabulary.csv")],
+        },
     )
 
 
@@ -138,10 +167,14 @@ def segment_lists(root: Path, ontology: Path, clip_seconds: float = 10.0) -> tup
     parts = []
     for is_eval in (False, True):
         rows = np.flatnonzero((manifest.clips["split"] == "test").to_numpy() == is_eval)
-        parts.append(SegmentList(
-            ytid=pa.array(manifest.clips["clip_id"].iloc[rows].tolist(), type=pa.string()),
-            start=np.zeros(len(rows)), end=np.full(len(rows), float(clip_seconds)),
-            labels=sparse.csr_matrix(manifest.targets[rows], dtype=bool), label_ids=list(manifest.labels),
-            sources=[str(root / GROUND_TRUTH / ("eval.csv" if is_eval else "dev.csv"))],
-        ))
+        parts.append(
+            SegmentList(
+                ytid=pa.array(manifest.clips["clip_id"].iloc[rows].tolist(), type=pa.string()),
+                start=np.zeros(len(rows)),
+                end=np.full(len(rows), float(clip_seconds)),
+                labels=sparse.csr_matrix(manifest.targets[rows], dtype=bool),
+                label_ids=list(manifest.labels),
+                sources=[str(root / GROUND_TRUTH / ("eval.csv" if is_eval else "dev.csv"))],
+            )
+        )
     return parts[0], parts[1]

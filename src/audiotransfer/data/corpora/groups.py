@@ -34,22 +34,27 @@ def groups_from_pattern(paths: pd.Series, pattern: str, where: str) -> pd.Series
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise UserError(f"{where}: option group={cut(pattern)} is not a regular expression ({exc})",
-                        fix="write e.g. -o 'group=^(\\d+-\\d+)-' (the first (...) names the group)") from None
+        raise UserError(
+            f"{where}: option group={cut(pattern)} is not a regular expression ({exc})",
+            fix="write e.g. -o 'group=^(\\d+-\\d+)-' (the first (...) names the group)",
+        ) from None
     if regex.groups < 1:
-        raise UserError(f"{where}: option group={cut(pattern)} has no capture group",
-                        fix="put the part of the path that names the group in parentheses, e.g. '_([a-z]+)_'")
+        raise UserError(
+            f"{where}: option group={cut(pattern)} has no capture group",
+            fix="put the part of the path that names the group in parentheses, e.g. '_([a-z]+)_'",
+        )
     found = paths.map(lambda p: (m := regex.search(p)) and m.group(1))
     missing = paths[found.isna() | (found == "")]
     if len(missing):
-        raise UserError(f"{where}: option group={cut(pattern)} does not match {len(missing)} of {len(paths)} "
-                        f"files, e.g. {cut(missing.iloc[0], 80)}",
-                        fix="write a pattern whose first group matches every path (relative to the root)")
+        raise UserError(
+            f"{where}: option group={cut(pattern)} does not match {len(missing)} of {len(paths)} "
+            f"files, e.g. {cut(missing.iloc[0], 80)}",
+            fix="write a pattern whose first group matches every path (relative to the root)",
+        )
     return found.astype(str)
 
 
-def split_clips(clips: pd.DataFrame, group: str | None, dev: float, test: float, seed: int,
-                where: str) -> pd.DataFrame:
+def split_clips(clips: pd.DataFrame, group: str | None, dev: float, test: float, seed: int, where: str) -> pd.DataFrame:
     """`clips` (`path`, `label`, maybe `group`) with `group` and `split` set (see the module doc); when no
     group is known and names look like several takes per source, one warning naming the option."""
     clips = clips.copy()
@@ -78,16 +83,20 @@ def warn_unscored(clips: pd.DataFrame, fractions: dict[str, float], where: str) 
             continue
         missing = sorted(set(clips["label"]) - set(clips.loc[clips["split"] == split, "label"]))
         if missing:
-            log.warning(f"warning: {where}: {len(missing)} class(es) have no {split} clip (too few clips or groups): "
-                  f"{', '.join(map(cut, missing[:5]))}{', ...' if len(missing) > 5 else ''}; they are never "
-                  f"scored on {split}")
+            log.warning(
+                f"warning: {where}: {len(missing)} class(es) have no {split} clip (too few clips or groups): "
+                f"{', '.join(map(cut, missing[:5]))}{', ...' if len(missing) > 5 else ''}; they are never "
+                f"scored on {split}"
+            )
 
 
 def grouped_splits(labels: pd.Series, groups: pd.Series, dev: float, test: float, seed: int) -> np.ndarray:
     """'train'/'dev'/'test' per clip, every group in one split: test first, then dev from the rest."""
     if min(dev, test) < 0 or dev + test >= 1:
-        raise UserError(f"options dev_fraction={dev}, test_fraction={test}",
-                        fix="use fractions >= 0 that leave some clips for training (sum < 1)")
+        raise UserError(
+            f"options dev_fraction={dev}, test_fraction={test}",
+            fix="use fractions >= 0 that leave some clips for training (sum < 1)",
+        )
     labels, groups = labels.reset_index(drop=True), groups.reset_index(drop=True)
     split = np.full(len(labels), "train", dtype=object)
     is_test = _pick_groups(labels, groups, test, seed)
@@ -109,8 +118,10 @@ def _pick_groups(labels: pd.Series, groups: pd.Series, fraction: float, seed: in
     folds = min(FOLDS_PER_SPLIT, n_groups)
     take = max(1, round(fraction * folds))
     if folds < 2 or take >= folds:
-        raise UserError(f"{n_groups} group(s) are too few to hold out {fraction:.0%} of the clips by group",
-                        fix="use a finer group pattern, more recordings, or smaller dev/test fractions")
+        raise UserError(
+            f"{n_groups} group(s) are too few to hold out {fraction:.0%} of the clips by group",
+            fix="use a finer group pattern, more recordings, or smaller dev/test fractions",
+        )
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
@@ -128,11 +139,13 @@ def warn_takes(paths: pd.Series, where: str) -> None:
     folders = paths.str.rpartition("/")[0].nunique()  # `dog/dog_001.wav`: one stem per folder is a naming scheme
     if len(paths) >= 4 and shared.mean() >= 0.5 and sources[shared].nunique() > folders:
         example = sources[shared].iloc[0]
-        log.warning(f"warning: {where}: {int(shared.sum())} of {len(paths)} file names look like several takes of "
-              f"one source (e.g. {cut(example)}); a random split puts takes of one source in training and test"
-              f"\n  fix: name each clip's group with the option group=REGEX (its first (...) names the group, "
-              f"searched in the path), e.g. -o 'group=_([a-z]+)_' for spoken digits by speaker, or give the "
-              f"csv a 'group' column")
+        log.warning(
+            f"warning: {where}: {int(shared.sum())} of {len(paths)} file names look like several takes of "
+            f"one source (e.g. {cut(example)}); a random split puts takes of one source in training and test"
+            f"\n  fix: name each clip's group with the option group=REGEX (its first (...) names the group, "
+            f"searched in the path), e.g. -o 'group=_([a-z]+)_' for spoken digits by speaker, or give the "
+            f"csv a 'group' column"
+        )
 
 
 def groups_per_split(clips: pd.DataFrame) -> dict[str, int]:

@@ -19,8 +19,10 @@ from audiotransfer.data.corpora._common import require, single_label_manifest
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
 
-LAYOUT = ("ROOT/{word}/{speaker}_nohash_{n}.wav, ROOT/validation_list.txt, ROOT/testing_list.txt, "
-          "ROOT/_background_noise_/*.wav")
+LAYOUT = (
+    "ROOT/{word}/{speaker}_nohash_{n}.wav, ROOT/validation_list.txt, ROOT/testing_list.txt, "
+    "ROOT/_background_noise_/*.wav"
+)
 TEN_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 
@@ -30,8 +32,10 @@ def _read_list(path: Path, known: set[str]) -> set[str]:
     entries = {line.strip() for line in path.read_text().splitlines() if line.strip()}
     unknown = sorted(e for e in entries if e not in known)
     if unknown:
-        raise UserError(f"{path}: {len(unknown)} listed files are not in the corpus (e.g. {unknown[0]})",
-                        fix="use the lists that came with this release, next to its word folders")
+        raise UserError(
+            f"{path}: {len(unknown)} listed files are not in the corpus (e.g. {unknown[0]})",
+            fix="use the lists that came with this release, next to its word folders",
+        )
     return entries
 
 
@@ -46,8 +50,10 @@ def _silence(root: Path, counts: dict[str, int], rng: np.random.Generator) -> pd
         if frames >= rate:
             noise.append((path.relative_to(root).as_posix(), frames / rate))
     if not noise:
-        raise UserError(f"{root / '_background_noise_'}: no noise file of at least 1 s for the _silence_ class",
-                        fix=f"expected layout: {LAYOUT}")
+        raise UserError(
+            f"{root / '_background_noise_'}: no noise file of at least 1 s for the _silence_ class",
+            fix=f"expected layout: {LAYOUT}",
+        )
     rows = []
     for split, count in counts.items():
         for i in range(count):
@@ -57,14 +63,14 @@ def _silence(root: Path, counts: dict[str, int], rng: np.random.Generator) -> pd
     return pd.DataFrame(rows, columns=["clip_id", "split", "path", "word", "offset", "duration"])
 
 
-def load(root: Path, variant: str = "35", unknown_percent: float = 10.0,
-         silence_percent: float = 10.0, seed: int = 0) -> Manifest:
+def load(
+    root: Path, variant: str = "35", unknown_percent: float = 10.0, silence_percent: float = 10.0, seed: int = 0
+) -> Manifest:
     """Speech Commands under `root`: 35 words, or (variant "12") 10 words + _unknown_ + _silence_."""
     variant = str(variant)  # a YAML or -o value may be the number 12
     if variant not in ("35", "12"):
         raise UserError(f"option 'variant' is {variant!r}", fix="use '35' (all words) or '12'")
-    files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.wav")
-                   if not p.parent.name.startswith("_"))
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.wav") if not p.parent.name.startswith("_"))
     if not files:
         raise UserError(f"{root}: no word folders with .wav files", fix=f"expected layout: {LAYOUT}")
     known = set(files)
@@ -88,5 +94,6 @@ def load(root: Path, variant: str = "35", unknown_percent: float = 10.0,
         keep.append(others.iloc[np.sort(rng.choice(len(others), n_unknown, replace=False))].assign(word=UNKNOWN))
         counts[split] = int(np.ceil(size * silence_percent / 100))
     clips = pd.concat([*keep, _silence(root, counts, rng)], ignore_index=True)
-    return single_label_manifest("speech_commands", clips, "word", [*TEN_WORDS, UNKNOWN, SILENCE], root, 1.0,
-                                 variant=variant, seed=seed)
+    return single_label_manifest(
+        "speech_commands", clips, "word", [*TEN_WORDS, UNKNOWN, SILENCE], root, 1.0, variant=variant, seed=seed
+    )

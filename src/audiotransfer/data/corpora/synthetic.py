@@ -50,8 +50,12 @@ def load_pretraining(root: Path) -> Manifest:
         targets=sparse.vstack(targets, format="csr"),
         label_names=[onto.name(i) for i in labels],
         task_type="multilabel",
-        meta={"root": str(root.resolve()), "corpus": "synthetic", "source": [str(s) for s in sources],
-              "clip_seconds": float(np.median(durations)) if len(durations) else 0.0},
+        meta={
+            "root": str(root.resolve()),
+            "corpus": "synthetic",
+            "source": [str(s) for s in sources],
+            "clip_seconds": float(np.median(durations)) if len(durations) else 0.0,
+        },
     )
 
 
@@ -76,8 +80,12 @@ def _load_task(root: Path, task: str, corpus: str) -> Manifest:
         labels=labels,
         label_names=TASK_NAMES.get(task, labels),
         task_type="binary" if task == "birds" else "multiclass",
-        meta={"root": str(root.resolve()), "corpus": corpus, "source": [str(meta_path)],
-              "clip_seconds": COMMAND_SECONDS if task == "commands" else CLIP_SECONDS},
+        meta={
+            "root": str(root.resolve()),
+            "corpus": corpus,
+            "source": [str(meta_path)],
+            "clip_seconds": COMMAND_SECONDS if task == "commands" else CLIP_SECONDS,
+        },
     )
 
 

@@ -132,8 +132,10 @@ def remove_audio(out_dir: str | Path) -> int:
     sidecar = out / "world.json"
     info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     if not info.get("complete"):
-        raise UserError(f"{sidecar}: the world is not complete; its audio is still needed",
-                        fix="finish generating it first (generate_world / audiotransfer synth generate)")
+        raise UserError(
+            f"{sidecar}: the world is not complete; its audio is still needed",
+            fix="finish generating it first (generate_world / audiotransfer synth generate)",
+        )
     freed = 0
     for path in [*out.glob("audio/*.wav"), *out.glob("tasks/*/audio/*.wav")]:
         freed += path.stat().st_size
@@ -164,8 +166,9 @@ def generate_world(
               "num_birds": num_birds, "num_commands": num_commands, "num_speakers": num_speakers}  # fmt: skip
     for key, value in params.items():
         if value < 0 or (key == "num_speakers" and value < 7):  # checked before anything is written
-            raise UserError(f"generate_world: field {key!r} is {value}",
-                            fix="use a non-negative seed and counts, >= 7 speakers")
+            raise UserError(
+                f"generate_world: field {key!r} is {value}", fix="use a non-negative seed and counts, >= 7 speakers"
+            )
     out = Path(out_dir)
     make_output_folder(out, ["world.json"], "synthetic world")
     if _check_sidecar(out, params, audio):

@@ -72,8 +72,11 @@ def melodic_voice(rng: np.random.Generator, n: int, voice_kind: str, kind: str) 
         units = ["m"] * int(draw(rng, (3, 7.99)))
         style = voice.Style(stretch=draw(rng, (3.0, 5.0)), intonation=0.02, declination=0.0)
     elif kind == "sing":
-        units = [u for _ in range(int(draw(rng, (3, 6.99))))
-                 for u in (voice.CONSONANTS[rng.integers(len(voice.CONSONANTS))], list(voice.VOWELS)[rng.integers(8)])]
+        units = [
+            u
+            for _ in range(int(draw(rng, (3, 6.99))))
+            for u in (voice.CONSONANTS[rng.integers(len(voice.CONSONANTS))], list(voice.VOWELS)[rng.integers(8)])
+        ]
         style = voice.Style(stretch=draw(rng, (2.5, 4.0)), intonation=0.01, declination=0.0,
                             vibrato=draw(rng, (0.01, 0.03)))  # fmt: skip
     else:
