@@ -479,3 +479,26 @@ def test_heat_map_marks_the_advisor_pick_and_the_grid_best(tmp_path):
     assert marks == {("v", -0.36, -0.3), ("*", 0.36, 1.7), ("v", 0.64, 0.7), ("*", 1.36, 0.7)}
     assert "advisor's top-1 (knn" in fig.axes[0].get_xlabel()
     assert save(fig, tmp_path, "heat")["png"].exists()
+
+
+def test_no_loadable_candidate_skips_the_task_with_the_reasons(tmp_path):
+    from audiotransfer.advise.driver import Task, advise
+    from audiotransfer.advise.embed import Candidate
+    from audiotransfer.data.features import RECIPES
+    from audiotransfer.data.store import write_store
+    from audiotransfer.manifest import from_label_lists
+
+    rng = np.random.default_rng(0)
+    ids, labels = [f"c{i}" for i in range(12)], ["low", "high"] * 6
+    manifest = from_label_lists(
+        "toy", pd.DataFrame({"clip_id": ids, "split": "train"}), [[x] for x in labels], task_type="multiclass"
+    )
+    store = write_store(
+        tmp_path / "store", RECIPES["demo"], "toy", {i: rng.normal(size=(40, 32)).astype("float32") for i in ids}
+    )
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    candidates = [Candidate("gone", tmp_path / "gone.pt"), Candidate("broken", tmp_path / "broken.pt")]
+    advice = advise(candidates, [Task("toy", manifest, store, 40)], tmp_path / "cache", progress=False)
+    line = advice.lines["toy"]
+    assert line.startswith("toy: skipped (no candidate could be used:") and "gone:" in line and "broken:" in line
+    assert "toy" not in advice.tables

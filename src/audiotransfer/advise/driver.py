@@ -212,6 +212,10 @@ def advise(
             advice.forward_passes += not emb.cached
             inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
             seconds[cand.name] = emb.seconds
+        if not inputs:  # nothing to rank: say why instead of ranking an empty table
+            why = "; ".join(f"{name}: {msg}" for name, msg in failed.items())
+            advice.lines[task.name] = f"{task.name}: skipped (no candidate could be used: {why[:300]})"
+            continue
         long = _headless(rank.score(inputs, names), [c for c, d in inputs.items() if d.logits.shape[1] == 0])
         long = (
             pd.concat(
