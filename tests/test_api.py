@@ -108,11 +108,13 @@ def test_entry_points_have_an_example() -> None:
 
 
 def test_every_recipe_and_spec_field_is_described_in_help() -> None:
+    from audiotransfer.data.features import FeatureRecipe
     from audiotransfer.ontology.subsets import SubsetSpec
     from audiotransfer.study import spec
     from audiotransfer.training.recipe import TrainRecipe
 
     for model in (
+        FeatureRecipe,
         TrainRecipe,
         SubsetSpec,
         spec.StudySpec,

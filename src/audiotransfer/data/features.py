@@ -20,23 +20,25 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audiotransfer.errors import UserError
+from audiotransfer.fields import document_fields
 
 
+@document_fields
 class FeatureRecipe(BaseModel):
     """Parameters of a log-mel feature; the defaults are the study's 16 kHz recipe."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 512
-    hop_length: int = 160
-    n_mels: int = 64
-    fmin: float = 50.0
-    fmax: float = 8000.0
-    amin: float = 1e-10
-    ref: float = 1.0
-    top_db: float | None = None
+    sample_rate: int = Field(16000, description="Hz the audio is resampled to (soxr) before the STFT")
+    n_fft: int = Field(512, description="FFT size in samples")
+    win_length: int = Field(512, description="Hann window length in samples (<= n_fft)")
+    hop_length: int = Field(160, description="samples between frames (160 at 16 kHz: 100 frames per second)")
+    n_mels: int = Field(64, description="mel bins (Slaney scale and norm, as librosa / PANNs)")
+    fmin: float = Field(50.0, description="lowest mel frequency in Hz")
+    fmax: float = Field(8000.0, description="highest mel frequency in Hz (<= sample_rate / 2)")
+    amin: float = Field(1e-10, description="power floor before the log: 10 * log10(max(power, amin))")
+    ref: float = Field(1.0, description="reference power of 0 dB")
+    top_db: float | None = Field(None, description="clip to this many dB below the clip's peak; None: no clipping")
 
     @model_validator(mode="after")
     def _check(self) -> FeatureRecipe:
