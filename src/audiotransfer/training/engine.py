@@ -4,7 +4,9 @@ A run lives in one directory. Every epoch it trains on the train split, scores t
 best weights by the recipe's dev metric (the last epoch when there is no dev split), and saves a resume
 checkpoint atomically; the test split is scored once, at the end, with the best weights. Rerunning on the
 same directory resumes from `checkpoint.pt` with exactly the batches, crops and dropout masks an
-uninterrupted run would have used; a finished directory just returns its metrics.
+uninterrupted run would have used; a finished directory just returns its metrics. A linear probe
+(`_LinearProbe`) is the same run with its own data and epoch loop: the backbone embeds every split once
+and only the head trains; scoring, best-epoch selection and checkpoints are shared.
 """
 
 from __future__ import annotations
