@@ -4,7 +4,9 @@ A run lives in one directory. Every epoch it trains on the train split, scores t
 best weights by the recipe's dev metric (the last epoch when there is no dev split), and saves a resume
 checkpoint atomically; the test split is scored once, at the end, with the best weights. Rerunning on the
 same directory resumes from `checkpoint.pt` with exactly the batches, crops and dropout masks an
-uninterrupted run would have used; a finished directory just returns its metrics.
+uninterrupted run would have used; a finished directory just returns its metrics. A linear probe
+(`_LinearProbe`) is the same run with its own data and epoch loop: the backbone embeds every split once
+and only the head trains; scoring, best-epoch selection and checkpoints are shared.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,7 +152,16 @@ class RunState:
 
 
 class _Run:
-    """One training run in `out_dir`; `execute()` trains (or resumes) and returns its metrics."""
+    """One full-network training run in `out_dir` (pre-training, or fine-tuning under finetune, scratch or
+    freeze:k); `execute()` trains (or resumes) and returns its metrics.
+
+    Names: `model` is the whole network that model.pt holds; `trainable` the part of it the optimiser
+    updates, checkpoints and keeps at its best epoch (here all of it); `wrapped` that part as DDP wraps
+    it for training steps (itself on one process); `train_batches` the training data, `eval_loaders` and
+    `eval_labels` the whole clips of the dev and test splits.
+    """
+
+    pooling = "probabilities"  # how model.pt combines a clip's window outputs
 
     def __init__(
         self,
@@ -164,6 +176,7 @@ class _Run:
         self.kind, self.manifest, self.store, self.recipe = kind, manifest, store, recipe
         self.out_dir, self.init, self.progress = out_dir, init, progress
         self.multilabel = manifest.task_type == "multilabel"
+        self.protocol = recipe.protocol if kind == "finetune" else "scratch"  # as metrics.json records it
         self.notes: list[str] = []
         self.select = recipe.select_metric or DEFAULT_SELECT[manifest.task_type]
         if self.select not in TASK_METRICS[manifest.task_type]:
@@ -182,10 +195,32 @@ class _Run:
 
     # --------------------------------------------------------------------- setup
     def _setup(self) -> None:
-        recipe, manifest = self.recipe, self.manifest
+        recipe = self.recipe
         self.device = ddp.place(_device(recipe.device))
         self.world = ddp.join(self.device)
         seed_everything(recipe.seed)
+        self._build_model()
+        torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
+        self.splits = {s: self.manifest.split(s) for s in ("train", "dev", "test")}
+        self.frames = recipe.frames or default_frames(self.manifest, self.store)
+        loaders = {
+            s: BatchLoader(m, self.store, recipe.eval_batch_size, self.frames, crop="whole", shuffle=False)
+            for s, m in self.splits.items()
+            if m.num_clips
+        }
+        self.eval_loaders = {s: ld for s, ld in loaders.items() if s != "train"}
+        self.eval_labels = {s: ld.labels() for s, ld in self.eval_loaders.items()}
+        self.train_batches = self._train_data(loaders, max(1, recipe.batch_size // self.world.size))
+        self.trainable = self._trainable()
+        self.wrapped = ddp.wrap(self.trainable, self.world, self.device)
+        self.epochs = recipe.epochs_for(len(self.train_batches))
+        self.optimizer = self._optimizer()
+        self.scheduler = self._scheduler()
+        self.loss_fn = self._loss()
+
+    def _build_model(self) -> None:
+        """The starting model on the run's device and the modules its protocol freezes; notes on both."""
+        recipe, manifest = self.recipe, self.manifest
         self.model = build_model(recipe, manifest.num_classes, self.store.recipe.n_mels, self.init, self.store.recipe)
         self.frozen = frozen_modules(self.model, recipe)
         if (self.model.name, self.model.width) != (recipe.model, recipe.width):
@@ -201,89 +236,33 @@ class _Run:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        torch.manual_seed(recipe.seed + 7919 * self.world.rank)  # per-rank dropout masks under DDP
-        self.splits = {s: manifest.split(s) for s in ("train", "dev", "test")}
-        frames = self.frames = recipe.frames or default_frames(manifest, self.store)
-        per_rank = max(1, recipe.batch_size // self.world.size)
-        loaders = {
-            s: BatchLoader(m, self.store, recipe.eval_batch_size, frames, crop="whole", shuffle=False)
-            for s, m in self.splits.items()
-            if m.num_clips
-        }
-        train_split = self.splits["train"]
-        if recipe.protocol == "linear":
-            if recipe.balanced:
-                raise UserError(
-                    "the linear protocol trains on fixed embeddings; 'balanced' does not apply",
-                    fix="set balanced to false for linear probes",
-                )
-            embeddings = self._embeddings(loaders)
-            self.train: BatchSource = TensorBatches(
-                embeddings["train"],
-                self._label_tensor(loaders["train"]),
-                per_rank,
-                seed=recipe.seed,
-                rank=self.world.rank,
-                world_size=self.world.size,
-            )
-            self.evals: dict[str, tuple[BatchSource, np.ndarray]] = {
-                s: (
-                    TensorBatches(embeddings[s], self._label_tensor(ld), recipe.eval_batch_size, shuffle=False),
-                    ld.labels(),
-                )
-                for s, ld in loaders.items()
-                if s != "train"
-            }
-            self.module: nn.Module = self.model.fc_audioset
-        else:
-            self.train = BatchLoader(
-                train_split,
-                self.store,
-                per_rank,
-                frames,
-                crop="random",
-                shuffle=True,
-                seed=recipe.seed,
-                balanced=recipe.balanced,
-                rank=self.world.rank,
-                world_size=self.world.size,
-                pin_memory=self.device.type == "cuda",
-                readers=recipe.readers,
-                half=self.device.type == "cuda",
-            )
-            self.evals = {s: (ld, ld.labels()) for s, ld in loaders.items() if s != "train"}
-            self.module = self.model
-        self.trained = ddp.wrap(self.module, self.world, self.device)
-        self.epochs = recipe.epochs_for(len(self.train))
-        self.optimizer = self._optimizer()
-        self.scheduler = self._scheduler()
+
+    def _train_data(self, loaders: dict[str, BatchLoader], per_rank: int) -> BatchSource:
+        """Random crops of the train split, shuffled (class-balanced if the recipe says so), per rank."""
+        return BatchLoader(
+            self.splits["train"],
+            self.store,
+            per_rank,
+            self.frames,
+            crop="random",
+            shuffle=True,
+            seed=self.recipe.seed,
+            balanced=self.recipe.balanced,
+            rank=self.world.rank,
+            world_size=self.world.size,
+            pin_memory=self.device.type == "cuda",
+            readers=self.recipe.readers,
+            half=self.device.type == "cuda",
+        )
+
+    def _trainable(self) -> nn.Module:
+        return self.model
+
+    def _loss(self) -> nn.Module:
         if self.multilabel:
-            self.loss_fn: nn.Module = nn.BCEWithLogitsLoss()
-        else:
-            weights = _class_weights(train_split) if recipe.class_weights else None
-            self.loss_fn = nn.CrossEntropyLoss(weight=weights).to(self.device)
-
-    def _label_tensor(self, loader: BatchLoader) -> torch.Tensor:
-        labels = loader.labels()
-        return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
-
-    def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
-        """Embeddings of every split, computed once and cached in the run directory."""
-        path = self.out_dir / EMBEDDINGS
-        key = [self.recipe.hash, self.manifest.hash, str(self.init)]
-        cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
-        if cached.get("key") == key:
-            splits = cached["splits"]
-        else:
-            splits = {s: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")) for s, ld in loaders.items()}
-            if self.world.main:
-                atomic_save({"key": key, "splits": splits}, path)
-        # the head trains on embeddings standardised with train statistics (as probes usually do: one
-        # learning rate then suits every state's embedding scale); _finish folds this into the saved head
-        std = splits["train"].std(0)
-        self.standardise = (splits["train"].mean(0), torch.where(std < 1e-6, torch.ones_like(std), std))
-        mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
-        return {s: (e - mean) / std for s, e in splits.items()}
+            return nn.BCEWithLogitsLoss()
+        weights = _class_weights(self.splits["train"]) if self.recipe.class_weights else None
+        return nn.CrossEntropyLoss(weight=weights).to(self.device)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.recipe)
@@ -318,10 +297,10 @@ class _Run:
         atomic_save(
             {
                 **self._identity(),
-                "model": self.module.state_dict(),
+                "model": self.trainable.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "loader": self.train.state_dict(),
+                "loader": self.train_batches.state_dict(),
                 "rng": rngs,
                 **self.state.saved(time.perf_counter() - self.started),
                 "world_size": self.world.size,
@@ -343,83 +322,86 @@ class _Run:
                 f"{', '.join(differs) or 'number of processes'})",
                 fix="use a new output directory, or delete this one to start over",
             )
-        self.module.load_state_dict(ckpt["model"])
+        self.trainable.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.train.load_state_dict(ckpt["loader"])
+        self.train_batches.load_state_dict(ckpt["loader"])
         set_rng_state(ckpt["rng"][self.world.rank])
         self.state = RunState.from_checkpoint(ckpt)
 
     # ------------------------------------------------------------------ steps
     def _train_epoch(self, bar: tqdm) -> None:
-        self.trained.train()
+        """The rest of the current epoch; the frozen modules keep their BatchNorm statistics (eval mode)."""
+        self.wrapped.train()
         for module in self.frozen:
             module.eval()
-        epoch, every = self.train.epoch, self.recipe.checkpoint_every
-        cuda = self.device.type == "cuda"
-        classes = self.manifest.num_classes
-        for x, y in self.train:
-            batch = self.train.position - 1
-            x, y = x.to(self.device, non_blocking=True).float(), y.to(self.device, non_blocking=True)
-            if self.recipe.mixup > 0:
-                rng = np.random.default_rng([self.recipe.seed, epoch, batch, self.world.rank, 1])
-                x, y = _mixup(x, y, self.recipe.mixup, rng, classes)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                logits = self.trained(x)
-            loss = self.loss_fn(logits.float(), y)
-            value = ddp.mean(loss, self.world)  # the batch loss over all ranks (= loss.item() on one process)
-            if not math.isfinite(value):
-                raise UserError(
-                    f"{self.out_dir}: loss is {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
-                    "(the last good checkpoint is kept)",
-                    fix="lower the learning rate, or check the features for NaN/inf values",
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.state.partial["loss_sum"] += value
-            self.state.partial["batches"] += 1
-            bar.update()
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            if every and (batch + 1) % every == 0 and self.train.position < len(self.train):
-                self._checkpoint()
+        for x, y in self.train_batches:
+            self._step(x, y, bar)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, bar: tqdm) -> None:
+        """One optimiser step on a batch (mixed up if the recipe says so); a mid-epoch checkpoint when due."""
+        batches, recipe = self.train_batches, self.recipe
+        epoch, batch = batches.epoch, batches.position - 1
+        x, y = x.to(self.device, non_blocking=True).float(), y.to(self.device, non_blocking=True)
+        if recipe.mixup > 0:
+            rng = np.random.default_rng([recipe.seed, epoch, batch, self.world.rank, 1])
+            x, y = _mixup(x, y, recipe.mixup, rng, self.manifest.num_classes)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.wrapped(x)
+        loss = self.loss_fn(logits.float(), y)
+        value = ddp.mean(loss, self.world)  # the batch loss over all ranks (= loss.item() on one process)
+        if not math.isfinite(value):
+            raise UserError(
+                f"{self.out_dir}: loss is {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
+                "(the last good checkpoint is kept)",
+                fix="lower the learning rate, or check the features for NaN/inf values",
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.state.partial["loss_sum"] += value
+        self.state.partial["batches"] += 1
+        bar.update()
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        every = recipe.checkpoint_every
+        if every and (batch + 1) % every == 0 and batches.position < len(batches):
+            self._checkpoint()
 
     @torch.no_grad()
     def _score(self, split: str) -> tuple[dict[str, float], list[str]]:
-        """Metrics of the (unwrapped) module on a split, and the names of classes it could not score."""
-        source, labels = self.evals[split]
-        self.module.eval()
+        """Metrics of the (unwrapped) trainable part on a split, and the names of classes it could not score."""
+        self.trainable.eval()
 
         def predict(x: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logits = self.module(x.to(self.device, non_blocking=True)).float()
+                logits = self.trainable(x.to(self.device, non_blocking=True)).float()
             return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
-        if isinstance(source, BatchLoader):
-            probs = clip_outputs(source, predict, self._desc(f"evaluate {split}")).cpu().numpy()
-        else:  # embeddings of whole clips (linear probe)
-            source.load_state_dict({"epoch": 0, "position": 0})
-            probs = torch.cat([predict(x) for x, _ in source]).cpu().numpy()
-        scores = compute_scores(self.manifest.task_type, labels, probs)
+        probs = self._probabilities(split, predict)
+        scores = compute_scores(self.manifest.task_type, self.eval_labels[split], probs)
         return scores.values, [self.manifest.label_names[i] for i in scores.skipped]
+
+    def _probabilities(self, split: str, predict: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        """`predict` on the split's whole clips, window outputs averaged per clip."""
+        return clip_outputs(self.eval_loaders[split], predict, self._desc(f"evaluate {split}")).cpu().numpy()
 
     def _end_epoch(self, seconds: float, data_wait: float) -> dict[str, Any]:
         totals = ddp.gather((self.state.partial["loss_sum"], self.state.partial["batches"]), self.world)
         loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
         record: dict[str, Any] = {
-            "epoch": self.train.epoch,
+            "epoch": self.train_batches.epoch,
             "train_loss": loss,
             "dev": None,
             "seconds": round(seconds, 3),
             "data_wait_s": round(data_wait, 3),
         }
-        if self.world.main and "dev" in self.evals:
+        if self.world.main and "dev" in self.eval_labels:
             record["dev"], self.state.skipped_dev = self._score("dev")
         value = (record["dev"] or {}).get(self.select, math.nan)
         improved = METRIC_REGISTRY[self.select].better(value, self.state.best["value"])
         if improved:
-            state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+            state = {k: v.detach().cpu().clone() for k, v in self.trainable.state_dict().items()}
             self.state.best = {"epoch": record["epoch"], "value": value, "state": state}
         if self.scheduler:
             self.scheduler.step()
@@ -434,7 +416,7 @@ class _Run:
             kind=self.kind,
             select_metric=self.select,
             best_epoch=self.state.best["epoch"],
-            best_epoch_rule=f"best dev {self.select}" if "dev" in self.evals else "last epoch (no dev split)",
+            best_epoch_rule=f"best dev {self.select}" if "dev" in self.eval_labels else "last epoch (no dev split)",
             notes=self.notes,
             epochs=self.state.history,
             test=test or {},
@@ -444,7 +426,7 @@ class _Run:
             duration_s=round(self.state.elapsed + time.perf_counter() - self.started, 3),
             manifest_hash=self.manifest.hash,
             init=str(self.init) if self.init else None,
-            protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
+            protocol=self.protocol,
             task_type=self.manifest.task_type,
             labels=self.manifest.labels,
             model=self.model.config,
@@ -455,8 +437,7 @@ class _Run:
         )
 
     def _card(self) -> ModelCard:
-        """What model.pt says besides the weights; a linear probe references its backbone instead of a copy."""
-        linear = self.recipe.protocol == "linear" and self.init is not None
+        """What model.pt says besides the weights."""
         source = self.init if self.init is not None and self.kind == "finetune" else self.out_dir
         state = source.parent.name if source.name == MODEL else source.name  # a study state's run folder
         return ModelCard(
@@ -464,12 +445,12 @@ class _Run:
             frontend=self.store.recipe.to_dict(),
             feature_dtype=self.store.dtype.name,
             crop_frames=self.frames,
-            pooling="embedding" if self.recipe.protocol == "linear" else "probabilities",
+            pooling=self.pooling,
             labels=self.manifest.labels,
             label_names=self.manifest.label_names,
             task_type=self.manifest.task_type,
             kind=self.kind,
-            protocol=self.recipe.protocol if self.kind == "finetune" else "scratch",
+            protocol=self.protocol,
             best_epoch=self.state.best["epoch"],
             select_metric=self.select,
             provenance={
@@ -480,8 +461,15 @@ class _Run:
                 "recipe_hash": self.recipe.hash,
                 "frontend_hash": self.store.recipe.hash,
             },
-            backbone=backbone_reference(self.init) if linear and self.init is not None else None,
+            backbone=self._backbone(),
         )
+
+    def _backbone(self) -> dict[str, Any] | None:
+        """The backbone model.pt references instead of holding a copy (none: it holds the whole model)."""
+        return None
+
+    def _save_model(self) -> None:
+        save_model_file(self.out_dir / MODEL, self.model, self._card())
 
     def _write_metrics(self, metrics: RunResult) -> None:
         atomic_write_text(json.dumps(metrics.to_json(), indent=1) + "\n", self.out_dir / METRICS)
@@ -511,19 +499,20 @@ class _Run:
             ddp.leave(self.world)
 
     def _epochs(self, epochs: tqdm, show: bool) -> None:
-        while self.train.epoch < self.epochs:
-            t0, wait0 = time.perf_counter(), self.train.wait_s
+        batches = self.train_batches
+        while batches.epoch < self.epochs:
+            t0, wait0 = time.perf_counter(), batches.wait_s
             with show_progress(
-                total=len(self.train),
-                initial=self.train.position,
+                total=len(batches),
+                initial=batches.position,
                 leave=False,
                 unit="batch",
-                desc=f"epoch {self.train.epoch + 1}",
+                desc=f"epoch {batches.epoch + 1}",
                 enabled=show,
                 mininterval=0.5,
             ) as bar:
                 self._train_epoch(bar)
-            record = self._end_epoch(time.perf_counter() - t0, self.train.wait_s - wait0)
+            record = self._end_epoch(time.perf_counter() - t0, batches.wait_s - wait0)
             self._checkpoint()
             if self.world.main:
                 self._write_metrics(self._metrics("running"))
@@ -534,22 +523,95 @@ class _Run:
             epochs.update()
 
     def _finish(self) -> RunResult:
-        checksums = ddp.gather(ddp.params_checksum(self.module), self.world)
+        checksums = ddp.gather(ddp.params_checksum(self.trainable), self.world)
         metrics = RunResult()
         if self.world.main:
-            self.module.load_state_dict(self.state.best["state"])
+            self.trainable.load_state_dict(self.state.best["state"])
             test: dict[str, float] = {}
-            if "test" in self.evals:
+            if "test" in self.eval_labels:
                 test, self.state.skipped_test = self._score("test")
             metrics = self._metrics("done", test)
-            if self.recipe.protocol == "linear":
-                _fold_standardisation(self.model.fc_audioset, *self.standardise)
             if self.world.distributed:
                 metrics.ddp_params_in_sync = len(set(checksums)) == 1
-            save_model_file(self.out_dir / MODEL, self.model, self._card())
+            self._save_model()
             self._write_metrics(metrics)
         ddp.barrier(self.world)
         return metrics if self.world.main else RunResult.from_json(json.loads((self.out_dir / METRICS).read_text()))
+
+
+class _LinearProbe(_Run):
+    """A linear probe: the backbone embeds every split once (cached in the run directory), and only the
+    head (`trainable`) trains, on those embeddings standardised with train statistics; it is scored
+    through the shared evaluation code and saved with the standardisation folded into its weights."""
+
+    pooling = "embedding"
+
+    def _train_data(self, loaders: dict[str, BatchLoader], per_rank: int) -> BatchSource:
+        """The train split's embeddings as shuffled batches; dev and test embeddings kept for scoring."""
+        if self.recipe.balanced:
+            raise UserError(
+                "the linear protocol trains on fixed embeddings; 'balanced' does not apply",
+                fix="set balanced to false for linear probes",
+            )
+        embeddings = self._embeddings(loaders)
+        train = TensorBatches(
+            embeddings["train"],
+            self._label_tensor(loaders["train"]),
+            per_rank,
+            seed=self.recipe.seed,
+            rank=self.world.rank,
+            world_size=self.world.size,
+        )
+        self.eval_embeddings = {
+            s: TensorBatches(embeddings[s], self._label_tensor(ld), self.recipe.eval_batch_size, shuffle=False)
+            for s, ld in self.eval_loaders.items()
+        }
+        return train
+
+    def _trainable(self) -> nn.Module:
+        return self.model.fc_audioset
+
+    def _label_tensor(self, loader: BatchLoader) -> torch.Tensor:
+        labels = loader.labels()
+        return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
+
+    def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
+        """Standardised embeddings of every split, computed once and cached in the run directory."""
+        path = self.out_dir / EMBEDDINGS
+        key = [self.recipe.hash, self.manifest.hash, str(self.init)]
+        cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+        if cached.get("key") == key:
+            splits = cached["splits"]
+        else:
+            splits = {s: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")) for s, ld in loaders.items()}
+            if self.world.main:
+                atomic_save({"key": key, "splits": splits}, path)
+        # the head trains on embeddings standardised with train statistics (as probes usually do: one
+        # learning rate then suits every state's embedding scale); _save_model folds this into the head
+        std = splits["train"].std(0)
+        self.standardise = (splits["train"].mean(0), torch.where(std < 1e-6, torch.ones_like(std), std))
+        mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
+        return {s: (e - mean) / std for s, e in splits.items()}
+
+    def _train_epoch(self, bar: tqdm) -> None:
+        """The rest of the current epoch: head steps on the fixed embeddings (the backbone is not run)."""
+        self.wrapped.train()
+        for x, y in self.train_batches:
+            self._step(x, y, bar)
+
+    def _probabilities(self, split: str, predict: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        """`predict` on the split's standardised whole-clip embeddings, one row per clip."""
+        source = self.eval_embeddings[split]
+        source.load_state_dict({"epoch": 0, "position": 0})
+        return torch.cat([predict(x) for x, _ in source]).cpu().numpy()
+
+    def _backbone(self) -> dict[str, Any] | None:
+        return backbone_reference(self.init) if self.init is not None else None
+
+    def _save_model(self) -> None:
+        """The head made to act on raw embeddings, then model.pt as for any run."""
+        _fold_standardisation(self.model.fc_audioset, *self.standardise)
+        super()._save_model()
 
 
 @torch.no_grad()
@@ -587,7 +649,8 @@ def _execute(
         store.rows(manifest.clips["clip_id"].tolist())
     except UserError as exc:
         raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
-    return _Run(kind, manifest, store, recipe, out, init_path, progress).execute()
+    run = _LinearProbe if recipe.protocol == "linear" else _Run
+    return run(kind, manifest, store, recipe, out, init_path, progress).execute()
 
 
 def pretrain(

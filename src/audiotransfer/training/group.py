@@ -101,7 +101,7 @@ def _train_fused(members: list[_Run]) -> list[RunResult] | None:
         run._resume()
         generators.append(torch.Generator().manual_seed(0))
         generators[-1].set_state(torch.get_rng_state())  # the engine draws dropout masks from this state
-    states = {(r.train.epoch, r.train.position, r.epochs) for r in members}
+    states = {(r.train_batches.epoch, r.train_batches.position, r.epochs) for r in members}
     if len(states) != 1 or next(iter(states))[1] != 0:
         return None
     try:
@@ -112,13 +112,13 @@ def _train_fused(members: list[_Run]) -> list[RunResult] | None:
         return None
     optimizer = _optimizer(fused, members)
     try:
-        while members[0].train.epoch < members[0].epochs:
-            t0, waits = time.perf_counter(), [r.train.wait_s for r in members]
+        while members[0].train_batches.epoch < members[0].epochs:
+            t0, waits = time.perf_counter(), [r.train_batches.wait_s for r in members]
             _train_epoch(fused, optimizer, members)
             seconds = (time.perf_counter() - t0) / len(members)
             for i, run in enumerate(members):
                 _sync_member(fused, optimizer, run, i)
-                run._end_epoch(seconds, run.train.wait_s - waits[i])
+                run._end_epoch(seconds, run.train_batches.wait_s - waits[i])
                 torch.set_rng_state(generators[i].get_state())
                 run._checkpoint()
                 run._write_metrics(run._metrics("running"))
@@ -180,14 +180,16 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
     fused.train()
     device = members[0].device
     classes = members[0].manifest.num_classes
-    iters = [iter(r.train) for r in members]
-    for _ in range(len(members[0].train) - members[0].train.position):
+    iters = [iter(r.train_batches) for r in members]
+    for _ in range(len(members[0].train_batches) - members[0].train_batches.position):
         xs, ys = [], []
         for run, it in zip(members, iters, strict=True):
             x, y = next(it)
             x, y = x.to(device, non_blocking=True).float(), y.to(device, non_blocking=True)
             if run.recipe.mixup > 0:
-                rng = np.random.default_rng([run.recipe.seed, run.train.epoch, run.train.position - 1, 0, 1])
+                rng = np.random.default_rng(
+                    [run.recipe.seed, run.train_batches.epoch, run.train_batches.position - 1, 0, 1]
+                )
                 x, y = _mixup(x, y, run.recipe.mixup, rng, classes)
             xs.append(x)
             ys.append(y)
@@ -198,7 +200,7 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
         for run, value in zip(members, values, strict=True):
             if not math.isfinite(value):
                 raise UserError(
-                    f"{run.out_dir}: loss is {value} in epoch {run.train.epoch + 1}; training stopped "
+                    f"{run.out_dir}: loss is {value} in epoch {run.train_batches.epoch + 1}; training stopped "
                     "(the last good checkpoint is kept)",
                     fix="lower the learning rate",
                 )
