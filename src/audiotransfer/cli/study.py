@@ -38,6 +38,8 @@ def run_plan(args: argparse.Namespace) -> None:
         )
     else:
         print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
+    for store, frontend, clips in table.attrs.get("stores", []):
+        print(f"task store {store}: {clips:,} clips, front-end {frontend}")
     stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
     print(
         f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
