@@ -224,11 +224,13 @@ def test_ray_backend_and_mlflow_export(tmp_path: Path, world: Path, monkeypatch:
 def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
     tmp_path: Path, world: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from audiotransfer.analysis.gather import own_frontend_states
     from audiotransfer.analysis.report_model import frontend_note
     from audiotransfer.data.features import get_recipe
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.manifest import Manifest
     from audiotransfer.models import create_model
+    from audiotransfer.study.results import load_results
     from audiotransfer.training.checkpoint import save_model
 
     demo = get_recipe("demo")
@@ -260,4 +262,5 @@ def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
     assert states.loc["animal", "frontend"] == "demo" and states.loc["animal", "frontend_hash"] == demo.hash
     assert "48 mels" in states.loc["mine", "frontend"] and states.loc["mine", "frontend_hash"] == mine.hash
     (note,) = frontend_note(states.reset_index())  # the report's line
+    assert own_frontend_states(load_results(out)) == {"mine"}  # left out of the shared-input CKA
     assert f"animal: demo (recipe {demo.hash})" in note and f"mine: {mine.describe()}" in note
