@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,7 @@ def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
     assert main(["study", "plan", str(path)]) == 0
     printed = capsys.readouterr().out
     assert f"stores/{mine.hash}/birds" in printed and "front-end demo" in printed and "48 mels" in printed
+    assert re.search(r"\| finetune/mine/birds/finetune/seed1 \|.*48 mels", printed)  # each run's front-end
     outcome = run(path, jobs=1, run_fn=recording_train, progress=False)
     assert outcome.ok and len(outcome.done) == 1 + 2  # animal's pre-training + 2 states x 1 task
     out = tmp_path / "out"
