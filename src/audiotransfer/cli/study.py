@@ -22,9 +22,8 @@ def run_plan(args: argparse.Namespace) -> None:
     table, source = _plan_hours(table, args.clips_per_second)
     table["disk_mb"] = table["disk_bytes"] / 1e6
     columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs", "disk_mb"] + (["hours"] if source else [])
-    columns += (
-        ["frontend"] if "frontend" in table and table["frontend"].nunique() > 1 else []
-    )  # states of their own front-end
+    if "frontend" in table and table["frontend"].nunique() > 1:  # states of their own front-end
+        columns.append("frontend")
     show(table[[*columns, "status"]].round({"hours": 2, "disk_mb": 3}), args.format)
     done = int((table["status"] == "done").sum())
     todo = table["status"] != "done"
