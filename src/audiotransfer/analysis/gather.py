@@ -159,7 +159,9 @@ def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFram
 def own_frontend_states(res: StudyResults) -> set[str]:
     """States whose fine-tune runs read task stores of their own front-end (not the study's `features`):
     their models cannot take the inputs the other states share."""
-    runs = res.runs[res.runs["kind"] == "finetune"] if not res.runs.empty else res.runs
+    if res.runs.empty or not {"kind", "config"} <= set(res.runs.columns):
+        return set()
+    runs = res.runs[res.runs["kind"] == "finetune"]
     return {str(r["state"]) for _, r in runs.iterrows() if "frontend" in json.loads(r["config"])}
 
 
