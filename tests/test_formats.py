@@ -90,6 +90,8 @@ def test_unversioned_results_database_is_migrated_and_a_newer_one_refused(v1: Pa
     metrics = store.test_metrics()
     assert metrics.set_index("metric").loc["uar", "value"] == pytest.approx(0.75)
     assert store.states().set_index("state").loc["full", "num_clips"] == 3
+    store.put_state("other", frontend="demo", frontend_hash="abc")  # the columns version 2 added
+    assert store.states().set_index("state").loc["other", "frontend"] == "demo"
     assert _user_version(ResultStore(tmp_path / "new.sqlite").path) == SCHEMA_VERSION
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")

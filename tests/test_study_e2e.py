@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,18 @@ def fast_train(run: Run) -> RunResult:
     }
     metrics.write_text(json.dumps(result))
     return RunResult.from_json(result)
+
+
+def recording_train(run: Run) -> RunResult:
+    """`fast_train` that first writes which store the run read and its crop length (`RUN/read.json`)."""
+    from audiotransfer.data.store import FeatureStore
+    from audiotransfer.manifest import Manifest
+
+    store = FeatureStore(run.store)
+    frames = store.recipe.frames_for(Manifest.load(run.manifest).meta.get("clip_seconds"))
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    (run.out_dir / "read.json").write_text(json.dumps({"recipe": store.recipe.hash, "frames": frames}))
+    return fast_train(run)
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +219,50 @@ def test_ray_backend_and_mlflow_export(tmp_path: Path, world: Path, monkeypatch:
     from audiotransfer.study import export_runs
 
     assert export_runs(tmp_path / "out", uri) == 0  # already logged: nothing twice
+
+
+@pytest.mark.slow
+def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
+    tmp_path: Path, world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audiotransfer.analysis.gather import own_frontend_states
+    from audiotransfer.analysis.report_model import frontend_note
+    from audiotransfer.data.features import get_recipe
+    from audiotransfer.data.store import FeatureStore
+    from audiotransfer.manifest import Manifest
+    from audiotransfer.models import create_model
+    from audiotransfer.study.results import load_results
+    from audiotransfer.training.checkpoint import save_model
+
+    demo = get_recipe("demo")
+    mine = demo.model_copy(update={"n_mels": 48, "hop_length": 160})  # another front-end than the study's
+    net = create_model("cnn6", 2, width=0.125, n_mels=mine.n_mels)
+    save_model(tmp_path / "mine.pt", net, labels=["a", "b"], task_type="multiclass", frontend=mine.model_dump())
+    states = {"animal": {"categories": ["Animal"]}, "mine": {"checkpoint": str(tmp_path / "mine.pt")}}
+    path = write_study(tmp_path, world, protocols=["finetune"], include_scratch=False)
+    spec = yaml.safe_load(path.read_text())
+    spec["pretraining"]["states"] = states
+    del spec["downstream"]["commands"]  # one task is enough
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["study", "plan", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"stores/{mine.hash}/birds" in printed and "front-end demo" in printed and "48 mels" in printed
+    assert re.search(r"\| finetune/mine/birds/finetune/seed1 \|.*48 mels", printed)  # each run's front-end
+    outcome = run(path, jobs=1, run_fn=recording_train, progress=False)
+    assert outcome.ok and len(outcome.done) == 1 + 2  # animal's pre-training + 2 states x 1 task
+    out = tmp_path / "out"
+    for task in ["birds"]:  # one store per front-end, each read by its own state's runs
+        assert FeatureStore(out / "stores" / task).recipe.hash == demo.hash
+        assert FeatureStore(out / "stores" / mine.hash / task).recipe.hash == mine.hash
+        seconds = Manifest.load(out / "manifests" / "tasks" / task).meta.get("clip_seconds")
+        for state, recipe in (("mine", mine), ("animal", demo)):  # its store, crops of its front-end's frames
+            read = json.loads(
+                (out / "runs" / "finetune" / state / task / "finetune" / "seed1" / "read.json").read_text()
+            )
+            assert read == {"recipe": recipe.hash, "frames": recipe.frames_for(seconds)}
+    states = ResultStore(out / "results.sqlite").states().set_index("state")
+    assert states.loc["animal", "frontend"] == "demo" and states.loc["animal", "frontend_hash"] == demo.hash
+    assert "48 mels" in states.loc["mine", "frontend"] and states.loc["mine", "frontend_hash"] == mine.hash
+    (note,) = frontend_note(states.reset_index())  # the report's line
+    assert own_frontend_states(load_results(out)) == {"mine"}  # left out of the shared-input CKA
+    assert f"animal: demo (recipe {demo.hash})" in note and f"mine: {mine.describe()}" in note

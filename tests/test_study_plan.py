@@ -115,22 +115,35 @@ def test_changed_finished_run_is_refused(paper: Path) -> None:
         check_resumable(plan, {run.run_id: json.dumps(stale)})
 
 
-def test_a_checkpoint_state_of_another_front_end_fails_at_plan_time(paper: Path, tmp_path: Path) -> None:
+def test_a_checkpoint_state_of_another_front_end_reads_stores_of_its_own(paper: Path, tmp_path: Path) -> None:
     import torch
 
     from audiotransfer.data.features import get_recipe, mel_filterbank
+    from audiotransfer.study.frontends import state_frontends
+    from audiotransfer.study.layout import StudyDir
+    from audiotransfer.study.prepare import own_stores
 
     r = get_recipe("panns32k")  # a PANNs 32 kHz file: its mel filter bank says so
     melw = torch.from_numpy(mel_filterbank(r.sample_rate, r.n_fft, r.n_mels, r.fmin, r.fmax))
     torch.save({"model": {"logmel_extractor.melW": melw}}, tmp_path / "Cnn14_mAP=0.431.pth")
-    study = load_study(
-        paper,
-        overrides={
-            "pretraining": {
-                "states": {"panns": {"checkpoint": str(tmp_path / "Cnn14_mAP=0.431.pth"), "format": "panns"}}
-            }
-        },
-    )
+    state = {"checkpoint": str(tmp_path / "Cnn14_mAP=0.431.pth"), "format": "panns"}
+    study = load_study(paper, overrides={"pretraining": {"states": {"panns": state}}})
+    own = state_frontends(study)
+    assert own == {"panns": r}  # the 16 kHz subset states keep the study's features
+    data = _index(study, study.out)
+    data.frontends, data.frontend_tasks = own, own_stores(StudyDir(study.out), data.tasks, own)
+    plan = make_plan(study, data)
+    panns, human = plan.runs["finetune/panns/scenes/finetune/seed1"], plan.runs["finetune/human/scenes/finetune/seed1"]
+    assert panns.store == study.out / "stores" / r.hash / "scenes" and panns.config["frontend"] == r.hash
+    assert human.store == study.out / "stores" / "scenes" and "frontend" not in human.config
+    assert panns.data_hash == human.data_hash  # the same task manifest, features of another front-end
+
+    # a `recipe` field that contradicts the file's own front-end names both
+    contradicting = {"pretraining": {"states": {"panns": {**state, "recipe": "panns16k"}}}}
     with pytest.raises(UserError, match=r"32000 Hz.*16000 Hz") as err:
-        make_plan(study, _index(study, study.out))
-    assert "state 'panns'" in err.value.message and "features" in (err.value.fix or "")
+        state_frontends(load_study(paper, overrides=contradicting))
+    assert "pretraining.states.panns.recipe" in err.value.message and "drop" in (err.value.fix or "")
+    # a file that declares no front-end takes the state's `recipe`
+    torch.save({"conv.weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    given = {"pretraining": {"states": {"mine": {"checkpoint": str(tmp_path / "plain.pt"), "recipe": {"n_mels": 48}}}}}
+    assert state_frontends(load_study(paper, overrides=given))["mine"].n_mels == 48

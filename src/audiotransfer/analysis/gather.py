@@ -156,6 +156,15 @@ def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFram
     return weight_distance_matrix(weights), pd.DataFrame(rows)
 
 
+def own_frontend_states(res: StudyResults) -> set[str]:
+    """States whose fine-tune runs read task stores of their own front-end (not the study's `features`):
+    their models cannot take the inputs the other states share."""
+    if res.runs.empty or not {"kind", "config"} <= set(res.runs.columns):
+        return set()
+    runs = res.runs[res.runs["kind"] == "finetune"]
+    return {str(r["state"]) for _, r in runs.iterrows() if "frontend" in json.loads(r["config"])}
+
+
 def representation_similarity(
     res: StudyResults,
     states: list[str],
@@ -169,6 +178,11 @@ def representation_similarity(
 
     Long table: block, a, b, cka (keys are state names; fine-tuned models carry the suffix "/ft").
     """
+    own = own_frontend_states(res)
+    if own & set(states):
+        note = f"Layer-wise CKA leaves out {', '.join(sorted(own & set(states)))}: they read another front-end."
+        res.notes.extend([] if note in res.notes else [note])
+    states = [s for s in states if s not in own]
     dirs = {s: d for s in states if (d := pretrained_dir(res, s)) is not None}
     dirs |= {f"{s}{FT}": d for s in states if (d := finetuned_dir(res, s, task, protocol)) is not None}
     if len(dirs) < 2 or task not in set(res.tasks.get("task", [])):
@@ -202,7 +216,8 @@ def choose_tagger(res: StudyResults) -> str | None:
     if res.states.empty:
         return None
     ranked = res.states.sort_values(["num_classes", "num_clips"], ascending=False)
-    return next((s for s in ranked["state"] if s != SCRATCH and pretrained_dir(res, s) is not None), None)
+    skip = {SCRATCH, *own_frontend_states(res)}  # it tags the task stores' features
+    return next((s for s in ranked["state"] if s not in skip and pretrained_dir(res, s) is not None), None)
 
 
 def _labels(value: Any) -> list[str]:

@@ -120,6 +120,19 @@ def method_note(a: Analysis) -> str:
     )
 
 
+def frontend_note(states: pd.DataFrame) -> list[str]:
+    """Which front-end each state read (a state given as a checkpoint may read its own), in one line."""
+    if states.empty or "frontend" not in states or states["frontend"].isna().all():
+        return []
+    known = states.dropna(subset=["frontend"])
+    groups = known.groupby(["frontend", "frontend_hash"], sort=False)["state"].apply(list)
+    parts = [
+        f"{', '.join(names)}: {name}" + ("" if recipe in name else f" (recipe {recipe})")
+        for (name, recipe), names in groups.items()
+    ]
+    return ["Front-ends (the features each state was fine-tuned on): " + "; ".join(parts) + "."]
+
+
 def _advisor_part(check: advisor.AdvisorCheck | None) -> AdvisorPart | None:
     if check is None:
         return None
@@ -178,6 +191,6 @@ def build_report(a: Analysis, figures_dir: Path, generated: str) -> Report:
         scores=a.scores,
         data_similarity=a.data_sim,
         matched={t: sorted(s) for t, s in a.matched.items()},
-        notes=list(a.notes),
+        notes=[*a.notes, *frontend_note(a.res.states)],
         method=method_note(a),
     )

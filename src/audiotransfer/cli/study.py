@@ -22,6 +22,8 @@ def run_plan(args: argparse.Namespace) -> None:
     table, source = _plan_hours(table, args.clips_per_second)
     table["disk_mb"] = table["disk_bytes"] / 1e6
     columns = ["run_id", "depends_on", "clips", "epochs", "clip_epochs", "disk_mb"] + (["hours"] if source else [])
+    if "frontend" in table and table["frontend"].nunique() > 1:  # states of their own front-end
+        columns.append("frontend")
     show(table[[*columns, "status"]].round({"hours": 2, "disk_mb": 3}), args.format)
     done = int((table["status"] == "done").sum())
     todo = table["status"] != "done"
@@ -38,6 +40,8 @@ def run_plan(args: argparse.Namespace) -> None:
         )
     else:
         print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
+    for store, frontend, clips in table.attrs.get("stores", []):
+        print(f"task store {store}: {clips:,} clips, front-end {frontend}")
     stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
     print(
         f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "

@@ -6,7 +6,7 @@ STUDY/
   results.sqlite      the results store (study/store.py)
   .lock               held by the one `study run` at a time
   manifests/states/   pre-training subset manifests      manifests/tasks/   task manifests
-  stores/             feature stores (one per corpus)
+  stores/             feature stores (one per corpus); stores/RECIPE_HASH/TASK: a checkpoint state's own front-end
   runs/pretrain/STATE/                              model.pt, metrics.json (checkpoint.pt while unfinished)
   runs/finetune/STATE/TASK/PROTOCOL/seedN/          the same
   report/             the analysis report (report/cache: cached CKA and data-similarity tables)
@@ -86,9 +86,9 @@ class StudyDir:
         """`manifests/states` or `manifests/tasks`."""
         return self.root / "manifests" / kind
 
-    def store(self, name: str) -> Path:
-        """A feature store under `stores/`."""
-        return self.root / "stores" / name
+    def store(self, name: str, frontend: str | None = None) -> Path:
+        """A feature store under `stores/`; one of a state's own front-end under `stores/RECIPE_HASH/`."""
+        return self.root / "stores" / (f"{frontend}/{name}" if frontend else name)
 
     @property
     def report(self) -> Path:

@@ -47,6 +47,7 @@ class Run:
     data_hash: str  # content hash of the manifest this run trains on
     num_train_clips: int
     keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
+    frontend: str | None = None  # recipe hash of the state's own front-end (None: the study's `features`)
 
     @classmethod
     def pretrain(
@@ -100,6 +101,7 @@ class Run:
         parent: str | None = None,
         subset_hash: str | None = None,
         keep_checkpoint: bool = False,
+        frontend: str | None = None,
     ) -> Run:
         """One fine-tuning run of a state on a task under a protocol and seed."""
         run_id = finetune_id(state, task, protocol, seed)
@@ -120,6 +122,7 @@ class Run:
             data_hash,
             num_train_clips,
             keep_checkpoint,
+            frontend,
         )
 
     @property
@@ -138,13 +141,14 @@ class Run:
         """Everything that determines the run's result (recorded in the store, compared on resume)."""
         init = self.parent or self.init  # a parent run id, not its path: studies may be moved
         recipe = self.recipe.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
-        return {
+        config = {
             "recipe": recipe,
             "data": self.manifest.name,
             "data_hash": self.data_hash,
             "init": init,
             "subset_hash": self.subset_hash,
         }
+        return config | ({"frontend": self.frontend} if self.frontend else {})
 
     def record(self, code_version: str) -> dict[str, Any]:
         """The run's row for `ResultStore.register`."""
@@ -214,12 +218,13 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
         _add(plan, run)
         inits[state] = (str(folder.model(run.run_id)), run.run_id)
     for state, ckpt in study.checkpoint_states.items():
-        _check_frontend(study, state, ckpt.checkpoint)
         inits[state] = (str(ckpt.checkpoint), None)
     for state in study.states:
         init, parent = inits[state]
         subset_hash = data.states[state].hash if state in data.states else None
-        for task, dataset in data.tasks.items():
+        own = data.frontends.get(state)
+        for task in data.tasks:
+            dataset = data.task_data(state, task)
             for protocol in study.spec.protocols:
                 base = study.finetune_recipes[task][protocol]
                 for seed in study.spec.seeds:
@@ -240,29 +245,10 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                             parent=parent,
                             subset_hash=subset_hash,
                             keep_checkpoint=keep,
+                            frontend=own.hash if own else None,
                         ),
                     )
     return plan
-
-
-def _check_frontend(study: Study, state: str, checkpoint: Path) -> None:
-    """A checkpoint state whose declared front-end differs from the study's features fails at plan time,
-    before any run (one feature store per study: a state needs the front-end it was trained on)."""
-    from audiotransfer.models.frontends import check_frontend
-    from audiotransfer.models.load import declared_frontend
-
-    try:
-        declared = declared_frontend(checkpoint)
-    except UserError:  # unreadable: the run that loads it reports that
-        return
-    if declared is not None:
-        check_frontend(
-            declared,
-            study.features,
-            f"{study.path}: state {state!r} ({checkpoint})",
-            fix="a study extracts one feature store: set its `features` to the state's front-end, "
-            "or study this state in a study of its own",
-        )
 
 
 def _add(plan: Plan, run: Run) -> None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audiotransfer.data.corpora.groups import groups_per_split
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest
+from audiotransfer.study.frontends import state_frontends
 from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.spec import Study
+
+if TYPE_CHECKING:
+    from audiotransfer.data.features import Frontend
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +50,25 @@ class Dataset:
 
 @dataclass
 class DataIndex:
-    """The prepared data of a study: subset states and downstream tasks by name."""
+    """The prepared data of a study: subset states and downstream tasks by name; `frontends` holds the
+    checkpoint states of a front-end other than the study's, `frontend_tasks` the tasks in their stores."""
 
     states: dict[str, Dataset]
     tasks: dict[str, Dataset]
+    frontends: dict[str, Frontend] = field(default_factory=dict)  # state -> its own front-end
+    frontend_tasks: dict[str, dict[str, Dataset]] = field(default_factory=dict)  # recipe hash -> task -> data
+
+    def task_data(self, state: str, task: str) -> Dataset:
+        """The task as `state` reads it: in the store of the state's front-end."""
+        own = self.frontends.get(state)
+        return self.tasks[task] if own is None else self.frontend_tasks[own.hash][task]
+
+    def stores(self, features: Frontend) -> list[tuple[Frontend, Dataset]]:
+        """Every task store to extract, with its front-end: the study's `features` first, then each own one."""
+        own = {f.hash: f for f in self.frontends.values()}
+        return [(features, d) for d in self.tasks.values()] + [
+            (own[h], d) for h, tasks in self.frontend_tasks.items() for d in tasks.values()
+        ]
 
 
 def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = None) -> DataIndex:
@@ -58,6 +77,7 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
     built: list[tuple[Manifest, Path, Path]] = []
     folder = StudyDir(study.out)
     check_checkpoint_formats(study)
+    frontends = state_frontends(study)
     if study.subset_states:
         pool = corpus_manifest(study)
         present = set(pool.clips["clip_id"])
@@ -85,15 +105,24 @@ def prepare_manifests(study: Study, check: Callable[[DataIndex], None] | None = 
         except UserError as exc:
             raise UserError(f"{study.path}: field 'downstream.{name}': {exc.message}", fix=exc.fix) from None
         manifest.name = name
-        check_task(study, name, manifest)
+        check_task(study, name, manifest, [study.features, *frontends.values()])
         built.append((manifest, folder.manifests("tasks"), folder.store(name)))
     datasets = [_describe(*b) for b in built]
-    data = DataIndex({d.name: d for d in datasets[:n_states]}, {d.name: d for d in datasets[n_states:]})
+    tasks = {d.name: d for d in datasets[n_states:]}
+    data = DataIndex({d.name: d for d in datasets[:n_states]}, tasks, frontends, own_stores(folder, tasks, frontends))
     if check is not None:
         check(data)
     for manifest, directory, _ in built:
         _save(manifest, directory)
     return data
+
+
+def own_stores(
+    folder: StudyDir, tasks: dict[str, Dataset], frontends: dict[str, Frontend]
+) -> dict[str, dict[str, Dataset]]:
+    """Recipe hash -> task -> the task in the store of that front-end, for each distinct own front-end."""
+    hashes = sorted({f.hash for f in frontends.values()})
+    return {h: {t: replace(d, store=folder.store(t, frontend=h)) for t, d in tasks.items()} for h in hashes}
 
 
 def check_checkpoint_formats(study: Study) -> None:
@@ -112,7 +141,7 @@ def check_checkpoint_formats(study: Study) -> None:
             ) from None
 
 
-def check_task(study: Study, name: str, manifest: Manifest) -> None:
+def check_task(study: Study, name: str, manifest: Manifest, frontends: list[Frontend] | None = None) -> None:
     """A task needs training and test clips; classes without training clips are trained and scored blind."""
     sizes = manifest.split_sizes()
     for split in ("train", "test"):
@@ -129,7 +158,8 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
             f"({', '.join(manifest.label_names[:3])}); nothing to tell apart",
             fix="give the task at least two classes (check the corpus root and its labels)",
         )
-    _check_frames(study, name, manifest)
+    for frontend in frontends or [study.features]:
+        _check_frames(study, name, manifest, frontend)
     groups = groups_per_split(manifest.clips)
     if groups:
         log.info(
@@ -148,12 +178,12 @@ def check_task(study: Study, name: str, manifest: Manifest) -> None:
         )
 
 
-def _check_frames(study: Study, name: str, manifest: Manifest) -> None:
+def _check_frames(study: Study, name: str, manifest: Manifest, frontend: Frontend) -> None:
     """Crops shorter than a model's time pooling fail deep in torch: refuse them while planning."""
     from audiotransfer.models.registry import get_spec
 
     for protocol, recipe in study.finetune_recipes[name].items():
-        frames = recipe.frames or study.features.frames_for(manifest.meta.get("clip_seconds"))
+        frames = recipe.frames or frontend.frames_for(manifest.meta.get("clip_seconds"))
         need = get_spec(recipe.model).min_size
         if frames is not None and frames < need:
             raise UserError(
@@ -226,14 +256,21 @@ def prepare_features(
 
     `distributed`: over the connected Ray cluster (tasks writing their own shards, then one merge)."""
 
-    def extract(manifest: Manifest, store_dir: Path) -> None:
+    def extract(manifest: Manifest, store_dir: Path, recipe: Frontend = study.features) -> None:
         if distributed:
             from audiotransfer.data.extract_ray import extract_distributed
+            from audiotransfer.data.features import FeatureRecipe
 
+            if not isinstance(recipe, FeatureRecipe):
+                raise UserError(
+                    f"{study.path}: store {store_dir}: distributed extraction writes log-mel features, "
+                    f"not {recipe.describe()}",
+                    fix="run this study with the local backend",
+                )
             extract_distributed(
                 manifest,
                 store_dir,
-                study.features,
+                recipe,
                 num_cpus=study.spec.resources.num_cpus,
                 on_error="skip",
                 progress=progress,
@@ -241,7 +278,7 @@ def prepare_features(
         else:
             from audiotransfer.data.store import extract_features
 
-            extract_features(manifest, store_dir, study.features, jobs=jobs, on_error="skip", progress=progress)
+            extract_features(manifest, store_dir, recipe, jobs=jobs, on_error="skip", progress=progress)
 
     if data.states:
         pool = corpus_manifest(study)
@@ -250,26 +287,29 @@ def prepare_features(
         store_dir = StudyDir(study.out).store(PRETRAIN_STORE)
         check_store(study, store_dir, str(study.spec.pretraining.corpus))
         extract(pool.take(rows), store_dir)
-    for dataset in data.tasks.values():
-        check_store(study, dataset.store, dataset.corpus)
-        extract(Manifest.load(dataset.manifest), dataset.store)
-    for dataset in [*data.states.values(), *data.tasks.values()]:
+    stores = data.stores(study.features)
+    for recipe, dataset in stores:
+        check_store(study, dataset.store, dataset.corpus, recipe)
+        extract(Manifest.load(dataset.manifest), dataset.store, recipe)
+    for dataset in [*data.states.values(), *(d for _, d in stores)]:
         _check_complete(study, dataset)
 
 
-def check_store(study: Study, store_dir: Path, corpus: str) -> None:
-    """Refuse a store extracted with another feature recipe or from another corpus (from its sidecar only:
-    a damaged shard is for the extraction to repair, not a reason to refuse)."""
+def check_store(study: Study, store_dir: Path, corpus: str, recipe: Frontend | None = None) -> None:
+    """Refuse a store extracted with another feature recipe (default: the study's `features`) or from
+    another corpus (from its sidecar only: a damaged shard is for the extraction to repair, not a reason
+    to refuse)."""
     import audiotransfer.data.store_format as store_format
 
     if not (store_dir / store_format.SIDECAR).exists():
         return
+    need = (recipe or study.features).hash
     info = store_format.read_sidecar(store_dir)  # a store of a newer format is refused here
     recipe_hash, store_corpus = info.get("recipe_hash"), info.get("corpus", "")
-    if recipe_hash != study.features.hash or (store_corpus and store_corpus != corpus):
+    if recipe_hash != need or (store_corpus and store_corpus != corpus):
         raise UserError(
             f"{study.path}: feature store {store_dir} holds {store_corpus!r} features of recipe "
-            f"{recipe_hash}, but the study needs {corpus!r} with recipe {study.features.hash} "
+            f"{recipe_hash}, but the study needs {corpus!r} with recipe {need} "
             "(field 'features')",
             fix="give the study a new `out` directory, or delete that store to extract it again",
         )

@@ -129,22 +129,7 @@ def prepare(
     store.reopen(gone)
     if features:
         prepare_features(study, data, jobs=jobs, progress=progress, distributed=distributed)
-    for name, d in data.states.items():
-        store.put_state(
-            name,
-            corpus=d.corpus,
-            num_clips=d.num_train,
-            num_classes=d.num_classes,
-            subset_hash=d.hash,
-            manifest_path=str(d.manifest),
-            store_path=str(d.store),
-            checkpoint=str(StudyDir(study.out).model(pretrain_id(name))),
-            labels=d.labels,
-        )
-    for name, ckpt in study.checkpoint_states.items():
-        store.put_state(name, checkpoint=str(ckpt.checkpoint))
-    if study.spec.include_scratch:
-        store.put_state(SCRATCH, num_clips=0, num_classes=0)
+    _put_states(study, store, data)
     for name, d in data.tasks.items():
         recipe = next(iter(study.finetune_recipes[name].values()))
         frames = recipe.frames or study.features.frames_for(d.clip_seconds)
@@ -158,6 +143,33 @@ def prepare(
             frames=frames,
         )
     return data, make_plan(study, data)
+
+
+def _put_states(study: Study, store: ResultStore, data: DataIndex) -> None:
+    """Record each state's data and the front-end it reads (its own, or the study's `features`)."""
+    from audiotransfer.study.frontends import frontend_name
+
+    def front(name: str) -> dict[str, str]:
+        recipe = data.frontends.get(name, study.features)
+        return {"frontend": frontend_name(recipe), "frontend_hash": recipe.hash}
+
+    for name, d in data.states.items():
+        store.put_state(
+            name,
+            corpus=d.corpus,
+            num_clips=d.num_train,
+            num_classes=d.num_classes,
+            subset_hash=d.hash,
+            manifest_path=str(d.manifest),
+            store_path=str(d.store),
+            checkpoint=str(StudyDir(study.out).model(pretrain_id(name))),
+            labels=d.labels,
+            **front(name),
+        )
+    for name, ckpt in study.checkpoint_states.items():
+        store.put_state(name, checkpoint=str(ckpt.checkpoint), **front(name))
+    if study.spec.include_scratch:
+        store.put_state(SCRATCH, num_clips=0, num_classes=0, **front(SCRATCH))
 
 
 def run(

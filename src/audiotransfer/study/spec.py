@@ -50,6 +50,7 @@ class CheckpointState(_Strict):
 
     checkpoint: Path
     format: CheckpointFormat = "auto"  # a declared one is checked against the file while planning
+    recipe: str | dict[str, Any] | None = None  # its front-end, where the file declares none (name or fields)
 
 
 class NamedSubset(_Strict):
@@ -101,7 +102,8 @@ class Pretraining(_Strict):
     states: dict[str, StateSpec] = Field(
         {},
         description="state name -> a subset spec (categories, fraction, "
-        "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer}",
+        "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer, recipe: its front-end where the "
+        "file declares none}",
     )
 
     @field_serializer("states")
@@ -196,6 +198,7 @@ class Study:
     features: Any  # FeatureRecipe
     subset_states: dict[str, Any] = field(default_factory=dict)  # name -> SubsetSpec
     checkpoint_states: dict[str, CheckpointState] = field(default_factory=dict)
+    checkpoint_recipes: dict[str, Any] = field(default_factory=dict)  # state -> its `recipe` (FeatureRecipe)
     pretrain_recipe: Any = None  # TrainRecipe
     finetune_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> protocol -> TrainRecipe
 
@@ -392,23 +395,23 @@ def _check_corpora(path: Path, spec: StudySpec) -> None:
                 )
 
 
-def _features(path: Path, features: str | dict[str, Any]) -> Any:
+def _features(path: Path, features: str | dict[str, Any], where: str = "features") -> Any:
     from audiotransfer.data.features import RECIPES, FeatureRecipe
 
     if isinstance(features, str):
         if features not in RECIPES:
             raise UserError(
-                f"{path}: field 'features': " + unknown_name("recipe", features, RECIPES),
+                f"{path}: field '{where}': " + unknown_name("recipe", features, RECIPES),
                 fix=f"use one of {', '.join(RECIPES)} or give the recipe's fields",
             )
         return RECIPES[features]
     fields = dict(features)
     base = RECIPES.get(fields.pop("base", ""), FeatureRecipe())
-    _check_keys(path, "features", fields, FeatureRecipe.model_fields)
+    _check_keys(path, where, fields, FeatureRecipe.model_fields)
     try:
         return FeatureRecipe.model_validate({**base.model_dump(), **fields})
     except ValidationError as exc:
-        raise validation_error(path, exc, FeatureRecipe, prefix="features") from None
+        raise validation_error(path, exc, FeatureRecipe, prefix=where) from None
 
 
 def _classify_states(path: Path, study: Study) -> None:
@@ -426,6 +429,8 @@ def _classify_states(path: Path, study: Study) -> None:
                     fix="correct the checkpoint path",
                 )
             study.checkpoint_states[name] = state
+            if state.recipe is not None:
+                study.checkpoint_recipes[name] = _features(path, state.recipe, f"{where}.recipe")
         elif isinstance(state, NamedSubset):
             if state.subset not in named:
                 raise UserError(

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from audiotransfer.study.frontends import frontend_name
 from audiotransfer.study.layout import StudyDir
 from audiotransfer.study.store import ResultStore
 
 if TYPE_CHECKING:
-    from audiotransfer.data.features import FeatureRecipe
+    from audiotransfer.data.features import FeatureRecipe, Frontend
     from audiotransfer.study.plan import Run
     from audiotransfer.study.prepare import DataIndex
 
@@ -26,7 +27,12 @@ def plan(path: str | Path) -> pd.DataFrame:
     data, runs = prepare(study, store, features=False, progress=False)
     status = store.status()
     seconds = {str(d.manifest): d.clip_seconds for d in [*data.states.values(), *data.tasks.values()]}
-    step = study.features.hop_length / study.features.sample_rate
+    own = {f.hash: f for f in data.frontends.values()}
+
+    def step(run: Run) -> float:
+        recipe = own.get(run.frontend or "", study.features)
+        return getattr(recipe, "hop_length", 1) / recipe.sample_rate
+
     table = pd.DataFrame(
         [
             {
@@ -37,7 +43,9 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "epochs": r.epochs,
                 "clip_epochs": r.cost,
                 "model": r.recipe.model,
-                "crop_seconds": (r.recipe.frames - 1) * step
+                "frontend": frontend_name(own.get(r.frontend or "", study.features)),
+                "store": str(r.store),
+                "crop_seconds": (r.recipe.frames - 1) * step(r)
                 if r.recipe.frames
                 else float(seconds.get(str(r.manifest)) or 10.0),
                 "status": status.get(r.run_id, "pending"),
@@ -47,6 +55,9 @@ def plan(path: str | Path) -> pd.DataFrame:
         ]
     )
     table.attrs["store_bytes"] = _store_disk(data, study.features)
+    table.attrs["stores"] = [
+        (str(d.store), frontend_name(recipe), d.num_clips) for recipe, d in data.stores(study.features)
+    ]
     return table
 
 
@@ -66,17 +77,19 @@ def _run_disk(run: Run, data: DataIndex, n_mels: int) -> int:
 
 
 def _store_disk(data: DataIndex, features: FeatureRecipe) -> int:
-    """Feature stores: the union of the states' clips (one pre-training store) and every task's clips."""
+    """Feature stores: the union of the states' clips (one pre-training store) and every task's clips, in
+    each front-end's store (a waveform front-end: one value per sample)."""
     from audiotransfer.manifest import Manifest
     from audiotransfer.study.cost import store_bytes
 
-    def size(clips: int, seconds: float | None) -> int:
-        return store_bytes(clips, seconds, features.sample_rate, features.hop_length, features.n_mels)
+    def size(clips: int, seconds: float | None, recipe: Frontend = features) -> int:
+        hop, mels = getattr(recipe, "hop_length", 1), getattr(recipe, "n_mels", 1)
+        return store_bytes(clips, seconds, recipe.sample_rate, hop, mels)
 
     states = list(data.states.values())
     union = set().union(*(set(Manifest.load(d.manifest).clips["clip_id"]) for d in states)) if states else set()
     pretrain = size(len(union), states[0].clip_seconds) if states else 0
-    return pretrain + sum(size(d.num_clips, d.clip_seconds) for d in data.tasks.values())
+    return pretrain + sum(size(d.num_clips, d.clip_seconds, recipe) for recipe, d in data.stores(features))
 
 
 def open_store(study: str | Path) -> ResultStore:

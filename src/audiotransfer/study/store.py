@@ -23,7 +23,8 @@ import pandas as pd
 from audiotransfer.errors import UserError
 from audiotransfer.training.result import RunResult
 
-SCHEMA_VERSION = 1  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
+SCHEMA_VERSION = 2  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
+ADDED_COLUMNS = {2: [("states", "frontend TEXT"), ("states", "frontend_hash TEXT")]}  # version -> new columns
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE TABLE IF NOT EXISTS states (
     state TEXT PRIMARY KEY, corpus TEXT, num_clips INTEGER, num_classes INTEGER, subset_hash TEXT,
-    manifest_path TEXT, store_path TEXT, checkpoint TEXT, labels TEXT
+    manifest_path TEXT, store_path TEXT, checkpoint TEXT, labels TEXT, frontend TEXT, frontend_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     task TEXT PRIMARY KEY, corpus TEXT, task_type TEXT, num_classes INTEGER, manifest_path TEXT,
@@ -59,6 +60,8 @@ STATE_COLUMNS = (
     "store_path",
     "checkpoint",
     "labels",
+    "frontend",
+    "frontend_hash",
 )
 TASK_COLUMNS = ("corpus", "task_type", "num_classes", "manifest_path", "store_path", "frames")
 RUN_COLUMNS = (
@@ -74,6 +77,15 @@ RUN_COLUMNS = (
     "checkpoint",
     "code_version",
 )
+
+
+def _add_columns(db: sqlite3.Connection, version: int) -> None:
+    """Add the columns of the schema versions after `version` that the tables do not have yet."""
+    for added in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        for table, column in ADDED_COLUMNS.get(added, []):
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def _now() -> str:
@@ -99,13 +111,16 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            if self._check_version(db) != SCHEMA_VERSION:
+            version = self._check_version(db)
+            if version != SCHEMA_VERSION:
                 db.executescript(SCHEMA)
+                _add_columns(db, version)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _check_version(self, db: sqlite3.Connection) -> int:
         """A database of a newer schema is refused; an older one (0: written before the version was kept,
-        the same tables as version 1) is brought up to date by the schema script (tables it lacks)."""
+        the same tables as version 1) is brought up to date by the schema script (tables it lacks) and
+        `ADDED_COLUMNS` (columns its tables lack)."""
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise UserError(
