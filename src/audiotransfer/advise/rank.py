@@ -47,19 +47,6 @@ ESTIMATORS: dict[str, Estimator] = {
 ENSEMBLE = ("knn", "logme", "hscore", "sfda")
 POOLED = ("ncti", "ensemble")
 NAMES = (*ESTIMATORS, *POOLED)
-DESCRIPTIONS = {
-    "logme": "LogME: evidence of Bayesian linear regression on the embeddings (per clip)",
-    "leep": "LEEP: log expected empirical prediction through the candidate's own pre-training head",
-    "nce": "NCE: negative conditional entropy of task labels given the head's top-1 source label",
-    "hscore": "H-score with Ledoit-Wolf shrinkage of the embedding covariance",
-    "knn": "kNN (k=5) leave-one-out UAR on standardised embeddings",
-    "probe": "5-fold cross-validated logistic-regression probe, UAR on standardised embeddings",
-    "sfda": "SFDA: true-class posterior of a regularised Fisher discriminant after confidence mixing",
-    "gbc": "GBC: minus the Bhattacharyya overlap of per-class diagonal Gaussians (PCA <= 64 dims)",
-    "energy": "ETran's energy: mean log-sum-exp of the embeddings (reads no labels)",
-    "ncti": "NCTI: distance from neural collapse (SELI + nearest centre - within-class variability, pooled)",
-    "ensemble": f"mean rank of {', '.join(ENSEMBLE)} (score = minus the mean rank)",
-}
 # The default estimator (README, "Advise before training"): on the full demo over world seeds 0-2 every
 # estimator but LEEP/NCE reached a mean weighted Kendall tau of +0.57-0.58; kNN's top-1 was the best state in
 # the most cells (14 of 18, within the best's interval in all 18) at about a tenth of the probe's cost.

@@ -123,6 +123,14 @@ def _inputs_or_note(res: StudyResults, what: str, *args: Any, **kwargs: Any) -> 
         return None
 
 
+def _task_inputs(res: StudyResults, task: str, row: pd.Series, max_inputs: int) -> np.ndarray | None:
+    """Test-split inputs of a task (its row of the tasks table), cropped to the task's frames when recorded."""
+    frames = int(row["frames"]) if pd.notna(row.get("frames")) else None
+    return _inputs_or_note(
+        res, f"task '{task}'", row["manifest_path"], row["store_path"], "test", max_inputs, frames=frames
+    )
+
+
 def _batches(x: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(x), size):
         yield x[start : start + size]
@@ -190,15 +198,7 @@ def representation_similarity(
     row = res.tasks.set_index("task").loc[task]
 
     def compute() -> pd.DataFrame:
-        x = _inputs_or_note(
-            res,
-            f"task '{task}'",
-            row["manifest_path"],
-            row["store_path"],
-            "test",
-            max_inputs,
-            frames=int(row["frames"]) if pd.notna(row.get("frames")) else None,
-        )
+        x = _task_inputs(res, task, row, max_inputs)
         if x is None:
             return pd.DataFrame(columns=["block", "a", "b", "cka"])
         models = _load_models(res, dirs)
@@ -265,15 +265,7 @@ def data_similarity(
         probs, task_emb = {}, {}
         for task in tasks:
             row = task_rows.loc[task]
-            x = _inputs_or_note(
-                res,
-                f"task '{task}'",
-                row["manifest_path"],
-                row["store_path"],
-                "test",
-                max_inputs,
-                frames=int(row["frames"]) if pd.notna(row.get("frames")) else None,
-            )
+            x = _task_inputs(res, task, row, max_inputs)
             if x is not None:
                 probs[task], task_emb[task] = (
                     _forward(model, x, batch_size, "probs"),
