@@ -41,6 +41,12 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
     p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(NAMES)} (default all)")
+    p.add_argument(
+        "--layers",
+        metavar="all|K,L,...",
+        help="also score each candidate at these layers (a CNN's conv block K, a public model's hidden state K; "
+        "all: every one), each estimator at its best layer; the table's `layer` column names the default's",
+    )
     p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
     p.add_argument(
         "--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; required without a STUDY)"
