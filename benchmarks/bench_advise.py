@@ -191,7 +191,7 @@ def study_cells(study: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     runs = res.runs[(res.runs["kind"] == "finetune") & (res.runs["status"] == "done")]
     return (
         check.cells.assign(study=str(study)),
-        pd.DataFrame(matched).assign(study=str(study)),
+        pd.DataFrame(matched, columns=["estimator", "task", "hit"]).assign(study=str(study)),
         float(runs["duration_s"].sum()),
     )
 

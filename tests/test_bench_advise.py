@@ -82,3 +82,13 @@ def test_finished_demos_are_reused_without_running_them(bench, tmp_path: Path, m
         [dict(run_id="pretrain/x", kind="pretrain", state="x", config={})]
     )
     assert not bench.finished_demo(root / "world0", 0, False)  # a run still to do: run_demo would resume it
+
+
+def test_validate_prints_the_rule_and_its_pick_after_the_design_table(bench, tmp_path: Path, capsys) -> None:
+    from test_advise import make_study
+
+    bench.validate([make_study(tmp_path / "study")], [], "knn")
+    text = capsys.readouterr().out
+    table, rule = text.index("4. design: 1 studies"), text.index("default by the rule: ")
+    assert table < text.index("largest       +1.00") < rule  # the planted scores grow with the clip count
+    assert "no estimator beat `largest`" in text[rule:] and "held-out" not in text
