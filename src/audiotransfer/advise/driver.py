@@ -293,9 +293,10 @@ def _embed_layers(
     model's usual layer is one of them: its cost is counted once, in the view)."""
     if layers is None:
         return _embed(cand, candidates, task, cache_dir, progress), None
+    if not public.is_public(cand):  # its usual pass first: it refuses a front-end the store does not match
+        emb = _embed(cand, candidates, task, cache_dir, progress)
+        return emb, multilayer.views(cand, task.manifest, task.store, task.frames, cache_dir, spec, progress)
     view = multilayer.views(cand, task.manifest, task.store, task.frames, cache_dir, spec, progress)
-    if not public.is_public(cand):
-        return _embed(cand, candidates, task, cache_dir, progress), view
     emb = view.layers[multilayer.usual(cand)]
     return Embedded(emb, np.zeros((len(emb), 0)), 0.0, True), view
 
