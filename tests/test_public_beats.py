@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import audiotransfer
 from audiotransfer.errors import UserError
 from audiotransfer.models.public import beats as bt
 from audiotransfer.models.public import load_public
@@ -108,6 +109,13 @@ def test_beats_authors_layout_loads_strictly(tmp_path: Path) -> None:
     assert sorted(mine) == sorted(state)  # every authors' key, nothing left over
     assert all(torch.equal(mine[k], state[k]) for k in state)
     assert (model.num_layers, model.embedding_dim, model.sample_rate) == (2, 32, 16000)
+    wave = np.sin(np.arange(16000, dtype=np.float32) * 0.3)
+    loaded = audiotransfer.load_model(tmp_path / "BEATs_small.pt", format="beats")  # the same family in inference
+    with torch.inference_mode():
+        want = model.embed(torch.from_numpy(wave), layer=1)[0].numpy()
+    assert np.abs(loaded.embed([wave], sample_rate=16000, layer=1)[0] - want).max() < 1e-5
+    [(stamps, frames)] = loaded.embed_frames([wave], sample_rate=16000)
+    assert frames.shape == (6, 32) and list(stamps) == [0.0, 160.0, 320.0, 480.0, 640.0, 800.0]
     with torch.device("meta"):  # shapes only
         base = bt.BEATs()  # the released base size: the paper's 90M parameters
     assert abs(sum(p.numel() for p in base.parameters()) / 1e6 - 90.3) < 0.05
