@@ -143,7 +143,7 @@ def test_beats_output_checked_by_hand(tmp_path: Path) -> None:
         frames, stamps = model.embed_frames(torch.from_numpy(wave)[None])
         logits = model.logits(torch.from_numpy(wave))
     assert fbank.shape == ref.shape == (1 + (len(wave) - 400) // 160, 128)
-    assert np.abs(fbank - ref).max() < 2e-3
+    assert np.abs(fbank - ref).max() < 1e-4  # float32 against float64
     # patches: 16x16 blocks of the fbank, time-major, a matrix product, layer norm, projection
     tp = fbank.shape[0] // 16
     blocks = torch.from_numpy(fbank[: tp * 16]).float().reshape(tp, 16, 8, 16).permute(0, 2, 1, 3).reshape(tp * 8, 256)
