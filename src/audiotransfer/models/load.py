@@ -87,7 +87,7 @@ def load_model(
     path: str | Path, format: str = "auto", recipe: str | Frontend | None = None, backbone: str | Path | None = None
 ) -> Loaded:
     """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth`, an autrainer state dict, or a public
-    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat, or `hear:MODULE` for any
+    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat, beats, or `hear:MODULE` for any
     installed HEAR-API module and its weights file) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
     file that does not declare one; `backbone` the new place of a moved linear probe's backbone.
