@@ -25,6 +25,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.models.artifact import ModelCard
 from audiotransfer.models.cnn import AudioCNN
 from audiotransfer.models.public.base import PublicModel
+from audiotransfer.models.public.head import PublicClassifier
 from audiotransfer.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -286,6 +287,47 @@ class PublicInference:
                 frames, stamps = self.network.embed_frames(torch.from_numpy(clip.wave)[None], layer)
                 out.append((stamps[0].numpy(), frames[0].numpy()))
         return out
+
+
+class TrainedPublicInference(InferenceModel):
+    """A public model trained on a task (`PublicClassifier` in model.pt): `predict` as its run scored a clip
+    (the evaluation windows of raw samples, averaged), `embed` / `embed_frames` from its backbone's hidden
+    states (`layer` a hidden-state index, None: the last)."""
+
+    def __init__(self, network: PublicClassifier, frontend: Frontend, card: ModelCard, source: str) -> None:
+        self.network = network.eval()  # type: ignore[assignment]  # the calls predict makes are the same
+        self.public = network
+        self.frontend_recipe, self.card, self.source = frontend, card, source
+        self.features = frontend_module(frontend).eval()
+        self.min_frames = 1
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.public.backbone.embedding_dim
+
+    @property
+    def frame_dim(self) -> int:
+        return self.public.backbone.embedding_dim
+
+    @property
+    def frame_hop_s(self) -> float:
+        return self.public.backbone.frame_hop_s
+
+    def __repr__(self) -> str:
+        return f"TrainedPublicInference({self.public.backbone.family}, {len(self.labels)} labels, {self.source})"
+
+    def embed(  # type: ignore[override]  # a public layer is a hidden-state index
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+    ) -> np.ndarray:
+        """Clip embeddings (n_clips, dim) of hidden state `layer`, over the evaluation windows."""
+        backbone = self.public.backbone
+        return self._per_clip(as_clips(audio, sample_rate, self.sample_rate), lambda x: backbone.embed(x, layer))
+
+    def embed_frames(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per clip: (timestamps in ms (T,), frame embeddings (T, dim)) of hidden state `layer`."""
+        return PublicInference(self.public.backbone, self.source).embed_frames(audio, sample_rate, layer)
 
 
 Loaded = InferenceModel | PublicInference  # what `load_model` returns

