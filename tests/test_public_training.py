@@ -151,3 +151,25 @@ def test_warmup_rises_then_decays_to_zero() -> None:
     rates = [warmup_decay(s, 20, 0.1) for s in range(20)]
     assert rates[:3] == [0.5, 1.0, 1.0] and rates[-1] == pytest.approx(1 / 18)
     assert all(a >= b for a, b in itertools.pairwise(rates[1:]))
+
+
+def test_cli_extracts_a_waveform_store_and_finetunes_a_public_model(
+    setup: tuple, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from audiotransfer.cli import main
+
+    folder, _, _ = setup
+    rng = np.random.default_rng(2)
+    for i in range(12):
+        (tmp_path / "clips" / f"k{i % 2}").mkdir(parents=True, exist_ok=True)
+        wave = 0.1 * rng.standard_normal(SR // 4) + 0.3 * np.sin(np.arange(SR // 4) * (0.1 + 0.2 * (i % 2)))
+        sf.write(tmp_path / "clips" / f"k{i % 2}" / f"c{i}.wav", wave.astype(np.float32), SR)
+    task = ["--task", "folder", "--root", str(tmp_path / "clips")]
+    store = str(tmp_path / "store")
+    assert main(["features", "extract", *task[1:], "--store", store, "--recipe", "waveform16000"]) == 0
+    assert FeatureStore(store).recipe == WaveformRecipe(sample_rate=SR)
+    args = [*task, "--store", store, "--from", str(folder), "--epochs", "1", "--frames", "4000", "--no-progress"]
+    assert main(["finetune", *args, "--format", "hf", "--protocol", "linear", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["model"]["public"]["format"] == "hf"
+    assert main(["finetune", *args, "--format", "nosuch", "--out", str(tmp_path / "q")]) == 2
+    assert "--format 'nosuch' is not a model format" in capsys.readouterr().err

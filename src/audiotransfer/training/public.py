@@ -96,7 +96,7 @@ def build_public(init: str | Path, format: str, num_classes: int, store_frontend
 def _extract_fix(model: PublicClassifier) -> str:
     return (
         f"extract the task into a waveform store at the model's rate (`audiotransfer features extract "
-        f"--recipe waveform{model.backbone.sample_rate}`, or a study state, which does it itself)"
+        f"--recipe waveform{model.backbone.sample_rate}`; a study state does it itself)"
     )
 
 
