@@ -122,7 +122,7 @@ def add_data(sub: Subparsers) -> None:
     p.add_argument(
         "--recipe",
         default="panns16k",
-        help="feature recipe: panns16k (default), panns32k, demo, or waveformN (raw samples at N Hz, for public models)",
+        help="feature recipe: panns16k (default), panns32k, demo, or waveformN (raw samples at N Hz: public models)",
     )
     p.add_argument("--jobs", type=worker_count, default=1, help="worker processes (default 1)")
     p.add_argument(
