@@ -81,12 +81,12 @@ def extract(args: argparse.Namespace) -> int:
 
 def _extract_on_ray(manifest: Any, args: argparse.Namespace) -> Any:
     from audiotransfer.data.extract_ray import extract_distributed
-    from audiotransfer.data.features import named_frontend
+    from audiotransfer.data.features import get_recipe
 
     return extract_distributed(
         manifest,
         args.store,
-        named_frontend(args.recipe),
+        get_recipe(args.recipe),
         clips_per_task=args.clips_per_task,
         on_error=args.on_error,
         address=args.ray_address,
