@@ -72,7 +72,7 @@ def execute_run(run: Run) -> RunResult:
         result = pretrain(manifest, store, recipe, run.out_dir, progress=False)
     else:
         init = Path(run.init) if run.init else None
-        result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False)
+        result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False, format=run.format)
     if not run.keep_checkpoint:  # model.pt and metrics.json hold the result; a CNN10 resume state is ~60 MB
         (run.out_dir / CHECKPOINT).unlink(missing_ok=True)
     return replace(result, checkpoint=str(run.out_dir / MODEL))

