@@ -51,7 +51,6 @@ def _study(tmp_path: Path, states: dict, world: Path) -> Path:
         "downstream": {"birds": {"corpus": "synthetic_birds", "root": str(world)}},
         "protocols": ["linear"],
         "seeds": [1],
-        "include_scratch": False,
         "recipes": {
             "pretrain": {"model": "cnn6", "width": 0.125, "epochs": 1},
             "finetune": {"model": "cnn6", "width": 0.125, "epochs": 2},
@@ -63,9 +62,11 @@ def _study(tmp_path: Path, states: dict, world: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_public_model_is_a_study_state_on_its_own_waveform_store(
+def test_a_public_model_is_a_study_state_on_its_own_waveform_store_and_in_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from audiotransfer.analysis import analyse, write_analysis
+    from audiotransfer.analysis.analyse import factor_table
     from audiotransfer.data.features import WaveformRecipe
     from audiotransfer.data.store import FeatureStore
     from audiotransfer.data.synthetic import generate_world
@@ -84,7 +85,12 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store(
         progress=False,
     )
     w2v = _w2v(tmp_path / "w2v")
-    states = {"animal": {"categories": ["Animal"]}, "w2v": {"checkpoint": str(w2v), "format": "hf"}}
+    known = {"clips": 2000000, "classes": 527, "categories": ["Animal"]}
+    states = {
+        "animal": {"categories": ["Animal"]},
+        "w2v": {"checkpoint": str(w2v), "format": "hf", "pretraining": known},
+        "bare": {"checkpoint": str(w2v), "format": "hf"},
+    }
     path = _study(tmp_path, states, world)
     wave = WaveformRecipe(sample_rate=16000)
     assert main(["study", "plan", str(path)]) == 0
@@ -92,17 +98,31 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store(
     assert f"stores/{wave.hash}/birds" in printed
     assert re.search(r"\| finetune/w2v/birds/linear/seed1 \|.*waveform 16000 Hz", printed)
     outcome = run(path, jobs=1, progress=False)
-    assert outcome.ok and len(outcome.done) == 1 + 2, outcome.failed
+    assert outcome.ok and len(outcome.done) == 1 + 4, outcome.failed  # animal's pre-training, 4 probes
     out = tmp_path / "out"
     assert FeatureStore(out / "stores" / wave.hash / "birds").recipe == wave
-    states_table = ResultStore(out / "results.sqlite").states().set_index("state")
-    assert "waveform 16000 Hz" in states_table.loc["w2v", "frontend"]
-    assert states_table.loc["w2v", "frontend_hash"] == wave.hash
+    table = ResultStore(out / "results.sqlite").states().set_index("state")
+    assert "waveform 16000 Hz" in table.loc["w2v", "frontend"] and table.loc["w2v", "frontend_hash"] == wave.hash
+    assert table.loc["w2v", "num_clips"] == 2000000 and table.loc["w2v", "num_classes"] == 527
     runs = ResultStore(out / "results.sqlite").runs().set_index("run_id")
     assert '"format": "hf"' in runs.loc["finetune/w2v/birds/linear/seed1", "config"]
+
+    a = analyse(out, similarity="label_share", progress=False)
+    assert {"w2v", "bare", "animal"} <= set(a.gains["state"])  # the heat map's rows
+    rows = factor_table(a.scores, a.res.states, a.measures.data_sim, "label_share").set_index("state")
+    assert rows.loc["w2v", "samples"] == 2000000 and rows.loc["w2v", "similarity"] >= 0.0  # in the regression
+    assert rows.loc["w2v", "similarity"] == rows.loc["animal", "similarity"]  # the same categories
+    assert rows.loc[["bare"], "samples"].isna().all()
+    assert any("Left out of the factor regression: bare" in n and "pretraining: {clips" in n for n in a.res.notes)
+    written = write_analysis(a)
+    assert "Left out of the factor regression: bare" in written["markdown"].read_text()
 
     bad = yaml.safe_load(path.read_text())
     bad["pretraining"]["states"]["w2v"]["format"] = "hff"
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(UserError, match="format 'hff' is not one of"):
+        load_study(path)
+    bad["pretraining"]["states"]["w2v"] |= {"format": "hf", "pretraining": {"clips": 0, "classes": 5}}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(UserError, match="clips"):
         load_study(path)

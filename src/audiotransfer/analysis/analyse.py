@@ -223,8 +223,10 @@ def _fit(
     unknown = sorted(data.loc[data[["samples", "classes"]].isna().any(axis=1), "state"].unique())
     if unknown:
         notes.append(
-            f"No sample or class counts recorded for {', '.join(unknown)} (imported checkpoints?): "
-            "left out of the factor analysis."
+            f"Left out of the factor regression: {', '.join(unknown)}, checkpoint states whose pre-training "
+            "data (clips, classes) the study does not know. To include one, add to its state in the study "
+            "YAML `pretraining: {clips: N, classes: N, categories: [ontology categories]}` (AST and BEATs: "
+            "AudioSet, about 2000000 clips and 527 classes) and run the report again."
         )
     fits = []
     for protocol in protocols:

