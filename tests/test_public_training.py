@@ -23,7 +23,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest, from_label_lists
 from audiotransfer.models.public import load_public
 from audiotransfer.training import FINETUNE, finetune
-from audiotransfer.training.public import _feeding, warmup_decay
+from audiotransfer.training.public import PublicRun, _feeding, warmup_decay
 
 tf = pytest.importorskip("transformers")
 
@@ -173,3 +173,36 @@ def test_cli_extracts_a_waveform_store_and_finetunes_a_public_model(
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["model"]["public"]["format"] == "hf"
     assert main(["finetune", *args, "--format", "nosuch", "--out", str(tmp_path / "q")]) == 2
     assert "--format 'nosuch' is not a model format" in capsys.readouterr().err
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_an_interrupted_public_finetune_resumes_to_the_same_result(
+    setup: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiotransfer.training.engine import _Run
+
+    folder, manifest, store = setup
+    recipe = RECIPE.replace(epochs=2, checkpoint_every=1, protocol="freeze:1")
+    whole = finetune(manifest, store, recipe, tmp_path / "whole", folder, False, "hf")
+    saved, calls = _Run._checkpoint, []
+
+    def checkpoint_then_die(self: Any) -> None:
+        saved(self)
+        calls.append(1)
+        if len(calls) == 3:  # killed in epoch 2, after its first batch (mid-epoch checkpoint)
+            raise _Killed
+
+    monkeypatch.setattr(_Run, "_checkpoint", checkpoint_then_die)
+    with pytest.raises(_Killed):
+        finetune(manifest, store, recipe, tmp_path / "cut", folder, False, "hf")
+    monkeypatch.setattr(_Run, "_checkpoint", saved)
+    step, steps = PublicRun._step, []
+    monkeypatch.setattr(PublicRun, "_step", lambda self, *a: (steps.append(1), step(self, *a)))
+    resumed = finetune(manifest, store, recipe, tmp_path / "cut", folder, False, "hf")
+    assert len(steps) == 1  # only the last of the 4 batches was left to train
+    assert [e["train_loss"] for e in resumed.epochs] == [e["train_loss"] for e in whole.epochs]
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("whole", "cut"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
