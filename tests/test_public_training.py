@@ -86,7 +86,9 @@ def _check_saved(out: Path, manifest: Manifest, protocol: str) -> Any:
     waves = [np.zeros(SR // 4, np.float32), np.random.default_rng(1).standard_normal(SR).astype(np.float32)]
     probs = model.predict(waves)
     assert probs.shape == (2, manifest.num_classes) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    assert model.embed(waves).shape == (2, 16)
+    assert model.embed(waves).shape == (2, 16) and model.embed(waves, layer="1").shape == (2, 16)
+    with pytest.raises(UserError, match="not a hidden-state number"):
+        model.embed(waves, layer="last")
     return model
 
 
