@@ -118,6 +118,8 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store_and_in_the_re
     assert rows.loc["w2v", "similarity"] == rows.loc["animal", "similarity"]  # the same categories
     assert rows.loc[["bare"], "samples"].isna().all()
     assert any("Left out of the factor regression: bare" in n and "pretraining: {clips" in n for n in a.res.notes)
+    frechet = analyse(out, progress=False)  # the default measure needs pre-training clips, which w2v has not
+    assert any("Left out of the factor regression: w2v" in n and "label_share" in n for n in frechet.res.notes)
     written = write_analysis(a)
     assert "Left out of the factor regression: bare" in written["markdown"].read_text()
 

@@ -159,6 +159,7 @@ def analyse(
     measures = _measure(res, protocols, similarity, max_inputs, batch_size, progress)
     data = factor_table(scores, res.states, measures.data_sim, similarity)
     fits, pooled_fits = _fit(data, protocols, metric, res.notes)
+    _note_without_similarity(data, similarity, res.notes)
     return Analysis(
         res,
         metric,
@@ -238,6 +239,22 @@ def _fit(
         for p in protocols
     ]
     return pooled[1:] + fits, dict(zip(protocols, pooled, strict=True))
+
+
+def _note_without_similarity(data: pd.DataFrame, similarity: str, notes: list[str]) -> None:
+    """Name the states with known counts whose similarity is missing while others have one (a public model
+    under an embedding distance, which needs pre-training clips the study does not hold)."""
+    known = data[["samples", "classes"]].notna().all(axis=1)
+    if data.empty or data["similarity"].isna().all():
+        return
+    missing = sorted(data.loc[known & data["similarity"].isna(), "state"].unique())
+    if missing:
+        notes.append(
+            f"Left out of the factor regression: {', '.join(missing)}, which have no '{similarity}' data "
+            "similarity (it compares pre-training clips with the task's, and the study holds none of theirs). "
+            "`audiotransfer study report --similarity label_share` computes theirs from their pre-training "
+            "categories."
+        )
 
 
 def one_sentence(a: Analysis) -> str:
