@@ -28,10 +28,11 @@ from tqdm import tqdm
 
 import audiotransfer.training.ddp as ddp
 from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, unknown_name
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.artifact import ModelCard, save_model_file
 from audiotransfer.models.checkpoints import backbone_reference
+from audiotransfer.models.public import PUBLIC_FORMATS
 from audiotransfer.progress import progress as show_progress
 from audiotransfer.training.checkpoint import (
     CHECKPOINT,
@@ -578,7 +579,7 @@ class _LinearProbe(_Run):
     def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
         """Standardised embeddings of every split, computed once and cached in the run directory."""
         path = self.out_dir / EMBEDDINGS
-        key = [self.recipe.hash, self.manifest.hash, str(self.init)]
+        key = [self.recipe.hash, self.manifest.hash, str(self.init), *self._backbone_key()]
         cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
         if cached.get("key") == key:
             splits = cached["splits"]
@@ -592,6 +593,10 @@ class _LinearProbe(_Run):
         self.standardise = (splits["train"].mean(0), torch.where(std < 1e-6, torch.ones_like(std), std))
         mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
         return {s: (e - mean) / std for s, e in splits.items()}
+
+    def _backbone_key(self) -> list[str]:
+        """What else identifies the cached embeddings' backbone (a public one: its content hash)."""
+        return []
 
     def _train_epoch(self, bar: tqdm) -> None:
         """The rest of the current epoch: head steps on the fixed embeddings (the backbone is not run)."""
@@ -629,10 +634,13 @@ def _execute(
     out_dir: str | Path,
     init: str | Path | None,
     progress: bool,
+    format: str | None = None,
 ) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     init_path = Path(init).resolve() if init is not None else None
+    if format is not None and init is not None and not Path(init).exists():
+        init_path = Path(init)  # a name a public family resolves itself (CREPE's 'tiny')
     metrics_path = out / METRICS
     if metrics_path.exists():
         done = RunResult.from_json(json.loads(metrics_path.read_text()))
@@ -649,6 +657,17 @@ def _execute(
         store.rows(manifest.clips["clip_id"].tolist())
     except UserError as exc:
         raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
+    if format is not None:  # a public pre-trained family (models.public.PUBLIC_FORMATS)
+        import audiotransfer.training.public as public
+
+        if init_path is None or recipe.protocol == "scratch":
+            raise UserError(
+                f"a {format} model is fine-tuned from its pre-trained weights; protocol {recipe.protocol!r} "
+                f"{'has no starting state' if init_path is None else 'does not apply'}",
+                fix="give the model (--from PATH --format FORMAT) and protocol linear, finetune or freeze:K",
+            )
+        cls = public.PublicProbe if recipe.protocol == "linear" else public.PublicRun
+        return cls(kind, manifest, store, recipe, out, init_path, progress, format=format).execute()
     run = _LinearProbe if recipe.protocol == "linear" else _Run
     return run(kind, manifest, store, recipe, out, init_path, progress).execute()
 
@@ -673,7 +692,14 @@ def finetune(
     out_dir: str | Path,
     init: str | Path | None = None,
     progress: bool = True,
+    format: str | None = None,
 ) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
-    recipe's protocol; resumable; returns the run result (also written as metrics.json)."""
-    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress)
+    recipe's protocol; resumable; returns the run result (also written as metrics.json). `format` names a
+    public pre-trained family (`models.public.PUBLIC_FORMATS`): `init` is then that model, trained on its
+    own waveform store (`training.public`)."""
+    if format is not None and format not in PUBLIC_FORMATS:
+        raise UserError(
+            unknown_name("public model format", format, PUBLIC_FORMATS), fix=f"use one of {', '.join(PUBLIC_FORMATS)}"
+        )
+    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, format)
