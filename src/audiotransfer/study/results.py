@@ -5,6 +5,7 @@ so that the report and the advisor can say so and use the rest.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,25 @@ def load_results(study_dir: str | Path) -> StudyResults:
         pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True),
     )
     _note_missing(res)
+    res.notes.extend(run_notes(runs))
     return res
+
+
+def run_notes(runs: pd.DataFrame) -> list[str]:
+    """The finished runs' own notes (what a run did other than its recipe says) and best-epoch rules, each
+    once with the number of runs it applies to; a rule every run shares is not repeated."""
+    if runs.empty or "notes" not in runs:
+        return []
+    done = runs[runs["status"] == "done"]
+    counts: dict[str, int] = {}
+    for cell in done["notes"].dropna():
+        for note in dict.fromkeys(json.loads(cell)):
+            counts[note] = counts.get(note, 0) + 1
+    lines = [f"Run note ({n} of {len(done)} finished runs): {note}" for note, n in counts.items()]
+    rules = done["best_epoch_rule"].dropna().value_counts()
+    if len(rules) > 1 or (len(rules) == 1 and rules.iloc[0] < len(done)):
+        lines += [f"Best epoch ({n} of {len(done)} finished runs): {rule}" for rule, n in rules.items()]
+    return lines
 
 
 def _note_missing(res: StudyResults) -> None:

@@ -23,15 +23,18 @@ import pandas as pd
 from audiotransfer.errors import UserError
 from audiotransfer.training.result import RunResult
 
-SCHEMA_VERSION = 2  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
-ADDED_COLUMNS = {2: [("states", "frontend TEXT"), ("states", "frontend_hash TEXT")]}  # version -> new columns
+SCHEMA_VERSION = 3  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
+ADDED_COLUMNS = {  # version -> new columns
+    2: [("states", "frontend TEXT"), ("states", "frontend_hash TEXT")],
+    3: [("runs", "best_epoch_rule TEXT"), ("runs", "notes TEXT")],
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, task TEXT, protocol TEXT,
     seed INTEGER, status TEXT NOT NULL DEFAULT 'pending', config TEXT NOT NULL, subset_hash TEXT,
     parent_run TEXT, checkpoint TEXT, code_version TEXT, started TEXT, finished TEXT, duration_s REAL,
-    error TEXT, attempts INTEGER NOT NULL DEFAULT 0
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0, best_epoch_rule TEXT, notes TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL, epoch INTEGER NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
@@ -236,7 +239,8 @@ class ResultStore:
             )
 
     def mark_done(self, run_id: str, result: RunResult) -> None:
-        """Record a finished run and all its metrics in one transaction (replacing any earlier rows)."""
+        """Record a finished run, all its metrics, how its best epoch was chosen and its notes (a JSON list)
+        in one transaction (replacing any earlier rows)."""
         epochs = [
             (run_id, int(e["epoch"]), split, name, _float(value))
             for e in result.epochs
@@ -251,8 +255,15 @@ class ResultStore:
             db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", tests)
             db.execute(
                 "UPDATE runs SET status='done', finished=?, duration_s=?, error=NULL, checkpoint=COALESCE(?, "
-                "checkpoint) WHERE run_id=?",
-                (_now(), _float(result.duration_s), result.checkpoint, run_id),
+                "checkpoint), best_epoch_rule=?, notes=? WHERE run_id=?",
+                (
+                    _now(),
+                    _float(result.duration_s),
+                    result.checkpoint,
+                    result.best_epoch_rule,
+                    _cell(result.notes),
+                    run_id,
+                ),
             )
 
     def mark_failed(self, run_id: str, error: str) -> None:
