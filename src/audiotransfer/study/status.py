@@ -43,6 +43,7 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "epochs": r.epochs,
                 "clip_epochs": r.cost,
                 "model": r.recipe.model,
+                "format": r.format,
                 "frontend": frontend_name(own.get(r.frontend or "", study.features)),
                 "store": str(r.store),
                 "crop_seconds": (r.recipe.frames - 1) * step(r)
