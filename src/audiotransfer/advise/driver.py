@@ -66,15 +66,23 @@ def study_dir_of(path: str | Path) -> Path:
 
 
 def study_candidates(res: Any) -> list[Candidate]:
-    """The study's pre-trained states that have a finished model (scratch has none)."""
-    from audiotransfer.study.results import pretrained_dir
+    """The study's pre-trained states that have a finished model (scratch has none), and its public
+    pre-trained models (ranked as `--checkpoint NAME=PATH:FORMAT` would rank them)."""
+    from audiotransfer.study.results import pretrained_dir, public_states
     from audiotransfer.study.spec import SCRATCH
 
+    public = public_states(res)
     names = [s for s in (res.states["state"] if not res.states.empty else []) if s != SCRATCH]
-    found = [Candidate(s, d, "audiotransfer") for s in names if (d := pretrained_dir(res, s)) is not None]
+    found = []
+    for name in names:
+        trained = None if name in public else pretrained_dir(res, name)
+        if name in public:
+            found.append(Candidate(name, *public[name]))
+        elif trained is not None:
+            found.append(Candidate(name, trained, "audiotransfer"))
     if not found:
         raise UserError(
-            f"{res.study_dir}: no pre-trained state has a finished model.pt",
+            f"{res.study_dir}: no pre-trained state has a finished model.pt or is a public model",
             fix="run the study's pre-training first (`audiotransfer study run`)",
         )
     return found

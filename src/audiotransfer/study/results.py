@@ -162,6 +162,27 @@ def pretrained_dir(res: StudyResults, state: str) -> Path | None:
     return next((c for c in candidates if (c / "model.pt").exists()), None)
 
 
+def public_states(res: StudyResults) -> dict[str, tuple[Path, str]]:
+    """State -> (checkpoint, format) of the study's public pre-trained models: the states whose runs read
+    them in a public family's format (a model folder or file, or a name its family ships, e.g. CREPE's
+    `tiny`)."""
+    if res.runs.empty or res.states.empty:
+        return {}
+    formats: dict[str, str] = {}
+    for state, config in res.runs.loc[res.runs["kind"] == "finetune", ["state", "config"]].itertuples(index=False):
+        found = json.loads(config).get("format")
+        if found:
+            formats[str(state)] = str(found)
+    checkpoints = res.states.set_index("state")["checkpoint"] if "checkpoint" in res.states else pd.Series()
+    found_states = {}
+    for state, fmt in formats.items():
+        cell = checkpoints.get(state)
+        path = res.path(cell)
+        if path is not None:
+            found_states[state] = (path if path.exists() else Path(str(cell)), fmt)
+    return found_states
+
+
 def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Path | None:
     """The run folder of the lowest finished seed of (state, task, protocol), or None."""
     if res.runs.empty:
