@@ -51,6 +51,8 @@ def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path)
     ranked = {row["candidate"] for row in advice["tables"]["birds"]}
     assert ranked == {"w2v0", "w2v1"}
 
-    check = analyse(out, progress=False).advisor
+    a = analyse(out, progress=False)
+    assert any(n.startswith("Public models w2v0, w2v1 are left out of the weight") for n in a.res.notes)
+    check = a.advisor
     assert check is not None and not check.note, check.note if check else None
     assert set(check.scores["candidate"]) == {"w2v0", "w2v1"}
