@@ -16,10 +16,12 @@ tf = pytest.importorskip("transformers")
 def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path) -> None:
     import torch
 
-    from audiotransfer.advise.driver import study_candidates
+    from audiotransfer.advise.driver import study_candidates, study_tasks
     from audiotransfer.analysis import analyse
+    from audiotransfer.data.features import WaveformRecipe, get_recipe
     from audiotransfer.data.synthetic import generate_world
     from audiotransfer.study import run
+    from audiotransfer.study.frontends import frontend_name
     from audiotransfer.study.results import load_results
     from test_study_public import _study, _w2v
 
@@ -43,7 +45,18 @@ def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path)
     assert outcome.ok, outcome.failed
     out = tmp_path / "out"
 
-    candidates = {c.name: c for c in study_candidates(load_results(out))}
+    wave = WaveformRecipe(sample_rate=16000)
+    res = load_results(out)
+    stores = res.task_stores.set_index("frontend_hash")
+    assert set(stores.index) == {wave.hash, get_recipe("demo").hash} and set(stores["task"]) == {"birds"}
+    assert stores.loc[wave.hash, "store_path"] == str(out / "stores" / wave.hash / "birds")
+    assert any(
+        n.startswith("Task feature stores by front-end: ") and f"{frontend_name(wave)}: birds (" in n for n in res.notes
+    )
+    (task,) = study_tasks(res)
+    assert set(task.stores) == {wave.hash} and task.stores[wave.hash].recipe == wave
+
+    candidates = {c.name: c for c in study_candidates(res)}
     assert set(candidates) == {"w2v0", "w2v1"}
     assert candidates["w2v1"].source == "hf" and candidates["w2v1"].path == tmp_path / "w2v1"
     assert main(["advise", str(out), "--no-progress", "--out", str(tmp_path / "advice")]) == 0

@@ -30,6 +30,7 @@ class StudyResults:
     tasks: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     pretrain: pd.DataFrame = field(default_factory=pd.DataFrame)  # pre-training test metrics (long)
+    task_stores: pd.DataFrame = field(default_factory=pd.DataFrame)  # task, frontend_hash, frontend, store_path
 
     def path(self, value: Any) -> Path | None:
         """A path cell of the store, resolved against the study directory when relative."""
@@ -101,10 +102,24 @@ def load_results(study_dir: str | Path) -> StudyResults:
         states,
         tasks,
         pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True),
+        task_stores=store.task_stores(),
     )
     _note_missing(res)
     res.notes.extend(run_notes(runs))
+    res.notes.extend(store_notes(res))
     return res
+
+
+def store_notes(res: StudyResults) -> list[str]:
+    """Where each task's features of each front-end lie, when the states read more than one front-end."""
+    stores = res.task_stores
+    if stores.empty or stores["frontend_hash"].nunique() < 2:
+        return []
+    parts = [
+        f"{frontend}: " + ", ".join(f"{t} ({p})" for t, p in zip(group["task"], group["store_path"], strict=True))
+        for frontend, group in stores.groupby("frontend", sort=False)
+    ]
+    return ["Task feature stores by front-end: " + "; ".join(parts) + "."]
 
 
 def run_notes(runs: pd.DataFrame) -> list[str]:

@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     task TEXT PRIMARY KEY, corpus TEXT, task_type TEXT, num_classes INTEGER, manifest_path TEXT,
     store_path TEXT, frames INTEGER
 );
+CREATE TABLE IF NOT EXISTS task_stores (
+    task TEXT NOT NULL, frontend_hash TEXT NOT NULL, frontend TEXT, store_path TEXT NOT NULL,
+    PRIMARY KEY (task, frontend_hash)
+);
 """
 # the columns `put_state` / `put_task` may set besides the key: names never come from a caller
 STATE_COLUMNS = (
@@ -310,6 +314,12 @@ class ResultStore:
                 cells,
             )
 
+    def put_task_stores(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record the feature stores of each task, one per front-end its states read: (task, frontend_hash,
+        frontend, store_path)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO task_stores VALUES (?, ?, ?, ?)", [tuple(r) for r in rows])
+
     # ---------------------------------------------------------------- reads
     def runs(self) -> pd.DataFrame:
         """All runs, one row each, in insertion order."""
@@ -339,6 +349,14 @@ class ResultStore:
 
     def tasks(self) -> pd.DataFrame:
         return self._frame("SELECT * FROM tasks ORDER BY rowid")
+
+    def task_stores(self) -> pd.DataFrame:
+        """Every (task, front-end) feature store (empty for a database read-only opened before it was kept)."""
+        with self._connect() as db:
+            kept = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='task_stores'").fetchone()
+        if not kept:
+            return pd.DataFrame(columns=["task", "frontend_hash", "frontend", "store_path"])
+        return self._frame("SELECT * FROM task_stores ORDER BY rowid")
 
     def identity(self) -> dict[str, str]:
         with self._connect() as db:
