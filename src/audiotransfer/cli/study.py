@@ -43,7 +43,9 @@ def run_plan(args: argparse.Namespace) -> None:
     stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
     print(
         f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
-        f"run folders {runs / 1e6:,.0f} MB; corpus audio not counted)"
+        f"run folders {runs / 1e6:,.0f} MB; corpus audio"
+        + (" and public models' run folders" if public_rows(table).any() else "")
+        + " not counted)"
     )
 
 
