@@ -9,7 +9,7 @@ import pytest
 
 from audiotransfer.cli import main
 from audiotransfer.errors import UserError
-from audiotransfer.study.cost import add_hours, load_throughput, save_throughput
+from audiotransfer.study.cost import add_hours, cost_line, load_throughput, save_throughput
 
 
 def test_hours_scale_with_clip_epochs_and_crop_length() -> None:
@@ -93,3 +93,21 @@ def test_disk_estimates_match_written_files(tmp_path: Path) -> None:
     written = sum(p.stat().st_size for p in (tmp_path / "store" / "shards").iterdir())
     assert store_bytes(20, 2.0, recipe.sample_rate, recipe.hop_length, recipe.n_mels) == written
     assert store.recipe == recipe
+
+
+def test_public_models_runs_are_not_estimated_in_cnn_terms() -> None:
+    table = pd.DataFrame(
+        {
+            "clip_epochs": [3_600_000, 1_000, 500],
+            "crop_seconds": [10.0, 10.0, 10.0],
+            "model": ["cnn10", "cnn10", "cnn10"],  # a public state's runs carry the study's CNN recipe
+            "format": [None, "hf", "hf"],
+            "status": ["pending", "pending", "done"],
+        }
+    )
+    hours, _ = add_hours(table, clips_per_second=1000)
+    assert hours["hours"].iloc[0] == pytest.approx(1.0) and hours["hours"].iloc[1:].isna().all()
+    line = cost_line(hours)
+    assert line.startswith("cost 3,600,000 CNN clip-epochs in all, 3,600,000 still to run;")
+    assert "2 runs of public models (hf: 1,500 clip-epochs) not estimated" in line
+    assert cost_line(hours.iloc[:1]) == "cost 3,600,000 CNN clip-epochs in all, 3,600,000 still to run"

@@ -225,6 +225,8 @@ def test_ray_backend_and_mlflow_export(tmp_path: Path, world: Path, monkeypatch:
 def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
     tmp_path: Path, world: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from audiotransfer.advise.driver import study_tasks, task_for
+    from audiotransfer.advise.embed import Candidate
     from audiotransfer.analysis.gather import own_frontend_states
     from audiotransfer.analysis.report_model import frontend_note
     from audiotransfer.data.features import get_recipe
@@ -266,3 +268,8 @@ def test_a_checkpoint_state_of_another_front_end_gets_task_stores_of_its_own(
     (note,) = frontend_note(states.reset_index())  # the report's line
     assert own_frontend_states(load_results(out)) == {"mine"}  # left out of the shared-input CKA
     assert f"animal: demo (recipe {demo.hash})" in note and f"mine: {mine.describe()}" in note
+    res = load_results(out)  # every (task, front-end) store is recorded, and the advisor reads its own
+    recorded = res.task_stores.set_index("frontend_hash")["store_path"].to_dict()
+    assert recorded == {demo.hash: str(out / "stores" / "birds"), mine.hash: str(out / "stores" / mine.hash / "birds")}
+    (task,) = study_tasks(res)
+    assert task_for(Candidate("mine", tmp_path / "mine.pt"), task).store.recipe.hash == mine.hash

@@ -101,6 +101,8 @@ def test_a_public_model_is_a_study_state_on_its_own_waveform_store_and_in_the_re
     printed = capsys.readouterr().out
     assert f"stores/{wave.hash}/birds" in printed
     assert re.search(r"\| finetune/w2v/birds/linear/seed1 \|.*waveform 16000 Hz", printed)
+    assert "corpus audio and public models' run folders not counted)" in printed
+    assert re.search(r"; \d+ runs of public models \(hf(, torchcrepe)?: [\d,]+ clip-epochs\) not estimated", printed)
     outcome = run(path, jobs=1, progress=False)
     assert outcome.ok and len(outcome.done) == 1 + 4 + crepe, outcome.failed  # animal's pre-training, probes
     out = tmp_path / "out"

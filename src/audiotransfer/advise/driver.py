@@ -34,6 +34,7 @@ class Task:
     manifest: Any
     store: Any
     frames: int
+    stores: dict[str, Any] = field(default_factory=dict)  # a study's stores of other front-ends, by recipe hash
 
 
 @dataclass
@@ -66,15 +67,23 @@ def study_dir_of(path: str | Path) -> Path:
 
 
 def study_candidates(res: Any) -> list[Candidate]:
-    """The study's pre-trained states that have a finished model (scratch has none)."""
-    from audiotransfer.study.results import pretrained_dir
+    """The study's pre-trained states that have a finished model (scratch has none), and its public
+    pre-trained models (ranked as `--checkpoint NAME=PATH:FORMAT` would rank them)."""
+    from audiotransfer.study.results import pretrained_dir, public_states
     from audiotransfer.study.spec import SCRATCH
 
+    public = public_states(res)
     names = [s for s in (res.states["state"] if not res.states.empty else []) if s != SCRATCH]
-    found = [Candidate(s, d, "audiotransfer") for s in names if (d := pretrained_dir(res, s)) is not None]
+    found = []
+    for name in names:
+        trained = None if name in public else pretrained_dir(res, name)
+        if name in public:
+            found.append(Candidate(name, *public[name]))
+        elif trained is not None:
+            found.append(Candidate(name, trained, "audiotransfer"))
     if not found:
         raise UserError(
-            f"{res.study_dir}: no pre-trained state has a finished model.pt",
+            f"{res.study_dir}: no pre-trained state has a finished model.pt or is a public model",
             fix="run the study's pre-training first (`audiotransfer study run`)",
         )
     return found
@@ -96,8 +105,43 @@ def study_tasks(res: Any, names: list[str] | None = None) -> list[Task]:
         row = rows.loc[name]
         manifest, store = Manifest.load(res.path(row["manifest_path"])), FeatureStore(res.path(row["store_path"]))
         frames = int(row["frames"]) if pd.notna(row.get("frames")) else _frames(manifest, store)
-        tasks.append(Task(name, manifest, store, frames))
+        tasks.append(Task(name, manifest, store, frames, _other_stores(res, name, store)))
     return tasks
+
+
+def _other_stores(res: Any, task: str, store: Any) -> dict[str, Any]:
+    """The task's recorded stores of front-ends other than `store`'s, by recipe hash."""
+    from audiotransfer.data.store import FeatureStore
+
+    rows = res.task_stores[res.task_stores["task"] == task] if not res.task_stores.empty else res.task_stores
+    return {
+        str(h): FeatureStore(path)
+        for h, p in zip(rows.get("frontend_hash", []), rows.get("store_path", []), strict=True)
+        if h != store.recipe.hash and (path := res.path(p)) is not None and path.is_dir()
+    }
+
+
+def task_for(cand: Candidate, task: Task) -> Task:
+    """The task as a trained candidate reads it: in the study's store of the front-end it declares, when
+    that is not the task's usual store and the study recorded one."""
+    from audiotransfer.models.load import declared_frontend
+
+    if not task.stores:
+        return task
+    try:
+        own = declared_frontend(cand.weights_file)
+    except UserError:  # unreadable: the embedding pass reports it
+        return task
+    if own is None or own.hash not in task.stores:
+        return task
+    store = task.stores[own.hash]
+    frames = round(task.frames * _frame_rate(store.recipe) / _frame_rate(task.store.recipe))  # the same seconds
+    return Task(task.name, task.manifest, store, frames, task.stores)
+
+
+def _frame_rate(recipe: Any) -> float:
+    """Frames per second of a store's front-end (a waveform's: its samples)."""
+    return float(recipe.sample_rate) / getattr(recipe, "hop_length", 1)
 
 
 def corpus_task(
@@ -290,7 +334,9 @@ def _embed_layers(
     spec: list[int] | None,
 ) -> tuple[Embedded, multilayer.View | None]:
     """The candidate's usual embeddings, and with `--layers` its view of every layer asked for (a public
-    model's usual layer is one of them: its cost is counted once, in the view)."""
+    model's usual layer is one of them: its cost is counted once, in the view); a trained candidate reads
+    the task's store of its own front-end."""
+    task = task if public.is_public(cand) else task_for(cand, task)
     if layers is None:
         return _embed(cand, candidates, task, cache_dir, progress), None
     if not public.is_public(cand):  # its usual pass first: it refuses a front-end the store does not match

@@ -54,8 +54,10 @@ class AdvisorCheck:
 def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> AdvisorCheck:
     """Run the advisor on the study's states and tasks and compare with the score table (state, task,
     protocol, mean, ci_low, ci_high)."""
+    import audiotransfer.advise.public as public
     from audiotransfer.advise.driver import advise, study_candidates, study_tasks
     from audiotransfer.advise.rank import DEFAULT, NAMES
+    from audiotransfer.models.public import public_hash
 
     if scores.empty:
         return AdvisorCheck(note="no finished fine-tuning results to compare with")
@@ -76,7 +78,10 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
 
     # the estimators' table is cached beside the report's other measures (the probe takes a while)
     key = gather.fingerprint(
-        {c.name: c.path for c in candidates}, estimators=list(NAMES), tasks={t.name: t.manifest.hash for t in tasks}
+        {c.name: c.path for c in candidates if not public.is_public(c)},
+        public={c.name: [c.source, public_hash(c.path, c.source)] for c in candidates if public.is_public(c)},
+        estimators=list(NAMES),
+        tasks={t.name: t.manifest.hash for t in tasks},
     )
     cache = res.study_dir / "report" / "cache"
     long = gather.cached(cache, "advisor_scores", key, run)

@@ -21,7 +21,7 @@ import audiotransfer.analysis.reference as reference
 from audiotransfer.analysis.factors import DESCRIBE, FACTORS, FactorFit, answer, fit_factors, headline
 from audiotransfer.analysis.scores import score_table, transfer_gain
 from audiotransfer.errors import UserError
-from audiotransfer.study.results import StudyResults, load_results, pretrained_dir
+from audiotransfer.study.results import StudyResults, load_results, pretrained_dir, public_states
 from audiotransfer.study.spec import SCRATCH
 from audiotransfer.training.metric_registry import REPORT_FALLBACK
 
@@ -192,7 +192,13 @@ def _measure(
         )
         tasks = [t for t in tasks if t in known]
     states = [s for s in dict.fromkeys(res.test["state"]) if s != SCRATCH]
-    missing = [s for s in states if pretrained_dir(res, s) is None]
+    public = sorted(set(public_states(res)) & set(states))
+    if public:
+        res.notes.append(
+            f"Public models {', '.join(public)} are left out of the weight, CKA and data-similarity measures: "
+            "their networks and inputs are not the study's."
+        )
+    missing = [s for s in states if pretrained_dir(res, s) is None and s not in public]
     if missing:
         res.notes.append(
             f"No pre-trained model file for {', '.join(missing)}: left out of the weight, CKA and "

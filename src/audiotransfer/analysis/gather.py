@@ -151,7 +151,8 @@ def _forward(model: Any, x: np.ndarray, size: int, what: str) -> np.ndarray:
 def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """First-conv weight distance matrix between pre-trained states, and per-block distances (long)."""
     dirs = {s: d for s in states if (d := pretrained_dir(res, s)) is not None}
-    weights = {s: model.state_dict() for s, model in _load_models(res, dirs).items()}
+    models = _load_models(res, dirs)
+    weights = {s: models[s].state_dict() for s in one_kind(res, {s: m.config for s, m in models.items()})}
     if len(weights) < 2:
         return pd.DataFrame(), pd.DataFrame(columns=["a", "b", "block", "distance"])
     names = list(weights)
@@ -162,6 +163,29 @@ def weight_similarity(res: StudyResults, states: list[str]) -> tuple[pd.DataFram
         for block, d in block_weight_distances(weights[a], weights[b]).items()
     ]
     return weight_distance_matrix(weights), pd.DataFrame(rows)
+
+
+def one_kind(res: StudyResults, configs: dict[str, dict[str, Any]]) -> list[str]:
+    """The states whose weights can be compared: the largest group of one architecture (name and width)
+    and one front-end (the states table's); the others are named in a note with theirs."""
+    fronts = res.states.set_index("state") if "frontend" in res.states else pd.DataFrame()
+
+    def kind(state: str) -> str:
+        config = configs[state]
+        frontend = fronts["frontend"].get(state) if not fronts.empty else None
+        where = f" on {frontend}" if isinstance(frontend, str) else ""
+        return f"{config.get('name')} width {config.get('width')}{where}"
+
+    kinds = {s: kind(s) for s in configs}
+    counts = pd.Series(list(kinds.values()), dtype=object).value_counts(sort=False)
+    chosen = counts.index[int(np.argmax(counts.to_numpy()))] if len(counts) else ""
+    others = [f"{s} ({k})" for s, k in kinds.items() if k != chosen]
+    if others:
+        res.notes.append(
+            f"Weight distances compare states of one architecture and front-end ({chosen}): left out "
+            f"{', '.join(others)}, whose weights are of another network or were trained on other inputs."
+        )
+    return [s for s, k in kinds.items() if k == chosen]
 
 
 def own_frontend_states(res: StudyResults) -> set[str]:

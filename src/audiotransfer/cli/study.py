@@ -17,6 +17,7 @@ def show(frame: Any, fmt: str = "markdown") -> None:
 
 def run_plan(args: argparse.Namespace) -> None:
     from audiotransfer.study import plan
+    from audiotransfer.study.cost import cost_line, public_rows
 
     table = plan(args.study)
     table, source = _plan_hours(table, args.clips_per_second)
@@ -27,16 +28,13 @@ def run_plan(args: argparse.Namespace) -> None:
     show(table[[*columns, "status"]].round({"hours": 2, "disk_mb": 3}), args.format)
     done = int((table["status"] == "done").sum())
     todo = table["status"] != "done"
-    print(
-        f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; "
-        f"cost {table['clip_epochs'].sum():,} clip-epochs in all, "
-        f"{table.loc[todo, 'clip_epochs'].sum():,} still to run"
-    )
+    print(f"\n{len(table)} runs ({(table['kind'] == 'pretrain').sum()} pre-training), {done} done; {cost_line(table)}")
     if source:
         print(
             f"estimated {table['hours'].sum():,.1f} accelerator-hours in all "
             f"({table.loc[todo, 'hours'].sum():,.1f} still to run; pre-training "
             f"{table.loc[table['kind'] == 'pretrain', 'hours'].sum():,.1f}) at {source}"
+            + ("; public models' runs not estimated" if public_rows(table).any() else "")
         )
     else:
         print("add --clips-per-second N (or run benchmarks/bench_gpu.py once) for the hours")
@@ -45,7 +43,9 @@ def run_plan(args: argparse.Namespace) -> None:
     stores, runs = table.attrs.get("store_bytes", 0), int(table["disk_bytes"].sum())
     print(
         f"disk: about {(stores + runs) / 1e6:,.0f} MB when done (feature stores {stores / 1e6:,.0f} MB, "
-        f"run folders {runs / 1e6:,.0f} MB; corpus audio not counted)"
+        f"run folders {runs / 1e6:,.0f} MB; corpus audio"
+        + (" and public models' run folders" if public_rows(table).any() else "")
+        + " not counted)"
     )
 
 

@@ -4,7 +4,9 @@ The figure is training clips per second for 10 s crops on one accelerator: given
 --clips-per-second N`) or measured and saved per model by `benchmarks/bench_gpu.py` (a JSON file,
 `AUDIOTRANSFER_THROUGHPUT` or ~/.cache/audiotransfer/throughput.json). The CNNs' cost grows linearly with
 the crop, so a run of C clip-epochs on crops of s seconds takes C * (s / 10) / N seconds. Evaluation
-passes and data preparation are not counted (a few % of a training run).
+passes and data preparation are not counted (a few % of a training run). A public pre-trained model's run
+(a plan row whose `format` is set) is not estimated: its clip-epochs pass through a network of another size
+and kind than the CNNs the figures measure, so its hours are NaN and its clip-epochs are counted apart.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def add_hours(
 ) -> tuple[pd.DataFrame, str]:
     """`table` (plan rows with clip_epochs, crop_seconds, model) plus `hours`, and where the figure came from.
 
-    A given `clips_per_second` applies to every model; otherwise each run uses its model's saved figure
-    (NaN hours for a model without one).
+    A given `clips_per_second` applies to every CNN; otherwise each run uses its model's saved figure
+    (NaN hours for a model without one, and for a public model's run: `table["format"]` set).
     """
     if clips_per_second is not None and clips_per_second <= 0:
         raise UserError(f"--clips-per-second is {clips_per_second}", fix="give a positive throughput")
@@ -87,7 +89,30 @@ def add_hours(
         )
     out = table.copy()
     out["hours"] = out["clip_epochs"] * (out["crop_seconds"] / REFERENCE_SECONDS) / rate / 3600
+    out.loc[public_rows(out), "hours"] = np.nan
     return out, source
+
+
+def public_rows(table: pd.DataFrame) -> pd.Series:
+    """The plan rows of public pre-trained models' runs (their `format` set), whose cost is not estimated."""
+    if "format" not in table:
+        return pd.Series(False, index=table.index)
+    return table["format"].notna() & (table["format"].astype(str) != "")
+
+
+def cost_line(table: pd.DataFrame) -> str:
+    """The plan's cost in CNN clip-epochs (all, still to run), public models' runs counted apart."""
+    public, todo = public_rows(table), table["status"] != "done"
+    cnn = table.loc[~public, "clip_epochs"]
+    line = f"cost {cnn.sum():,} CNN clip-epochs in all, {cnn[todo].sum():,} still to run"
+    if public.any():
+        families = ", ".join(sorted(set(table.loc[public, "format"].astype(str))))
+        line += (
+            f"; {int(public.sum())} runs of public models ({families}: "
+            f"{table.loc[public, 'clip_epochs'].sum():,} clip-epochs) not estimated: their networks are "
+            "not the CNNs the cost model measures"
+        )
+    return line
 
 
 # ------------------------------------------------------------------------------------------- disk

@@ -293,6 +293,21 @@ def prepare_features(
         extract(Manifest.load(dataset.manifest), dataset.store, recipe)
     for dataset in [*data.states.values(), *(d for _, d in stores)]:
         _check_complete(study, dataset)
+    record_stores(study, data)
+
+
+def record_stores(study: Study, data: DataIndex) -> None:
+    """Record every task's store of every front-end in the study's results, where the report and the
+    advisor find the stores of states that read a front-end of their own."""
+    from audiotransfer.study.frontends import frontend_name
+    from audiotransfer.study.store import ResultStore
+
+    recipes = {study.features.hash: study.features} | {f.hash: f for f in data.frontends.values()}
+    by_hash = {study.features.hash: data.tasks, **data.frontend_tasks}
+    rows = [
+        (task, h, frontend_name(recipes[h]), str(d.store)) for h, tasks in by_hash.items() for task, d in tasks.items()
+    ]
+    ResultStore(StudyDir(study.out).results).put_task_stores(rows)
 
 
 def check_store(study: Study, store_dir: Path, corpus: str, recipe: Frontend | None = None) -> None:

@@ -5,6 +5,7 @@ so that the report and the advisor can say so and use the rest.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class StudyResults:
     tasks: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     pretrain: pd.DataFrame = field(default_factory=pd.DataFrame)  # pre-training test metrics (long)
+    task_stores: pd.DataFrame = field(default_factory=pd.DataFrame)  # task, frontend_hash, frontend, store_path
 
     def path(self, value: Any) -> Path | None:
         """A path cell of the store, resolved against the study directory when relative."""
@@ -100,9 +102,41 @@ def load_results(study_dir: str | Path) -> StudyResults:
         states,
         tasks,
         pretrain=metrics[metrics["kind"] == "pretrain"].reset_index(drop=True),
+        task_stores=store.task_stores(),
     )
     _note_missing(res)
+    res.notes.extend(run_notes(runs))
+    res.notes.extend(store_notes(res))
     return res
+
+
+def store_notes(res: StudyResults) -> list[str]:
+    """Where each task's features of each front-end lie, when the states read more than one front-end."""
+    stores = res.task_stores
+    if stores.empty or stores["frontend_hash"].nunique() < 2:
+        return []
+    parts = [
+        f"{frontend}: " + ", ".join(f"{t} ({p})" for t, p in zip(group["task"], group["store_path"], strict=True))
+        for frontend, group in stores.groupby("frontend", sort=False)
+    ]
+    return ["Task feature stores by front-end: " + "; ".join(parts) + "."]
+
+
+def run_notes(runs: pd.DataFrame) -> list[str]:
+    """The finished runs' own notes (what a run did other than its recipe says) and best-epoch rules, each
+    once with the number of runs it applies to; a rule every run shares is not repeated."""
+    if runs.empty or "notes" not in runs:
+        return []
+    done = runs[runs["status"] == "done"]
+    counts: dict[str, int] = {}
+    for cell in done["notes"].dropna():
+        for note in dict.fromkeys(json.loads(cell)):
+            counts[note] = counts.get(note, 0) + 1
+    lines = [f"Run note ({n} of {len(done)} finished runs): {note}" for note, n in counts.items()]
+    rules = done["best_epoch_rule"].dropna().value_counts()
+    if len(rules) > 1 or (len(rules) == 1 and rules.iloc[0] < len(done)):
+        lines += [f"Best epoch ({n} of {len(done)} finished runs): {rule}" for rule, n in rules.items()]
+    return lines
 
 
 def _note_missing(res: StudyResults) -> None:
@@ -141,6 +175,27 @@ def pretrained_dir(res: StudyResults, state: str) -> Path | None:
         if ckpt is not None:
             candidates.append(ckpt if ckpt.is_dir() else ckpt.parent)
     return next((c for c in candidates if (c / "model.pt").exists()), None)
+
+
+def public_states(res: StudyResults) -> dict[str, tuple[Path, str]]:
+    """State -> (checkpoint, format) of the study's public pre-trained models: the states whose runs read
+    them in a public family's format (a model folder or file, or a name its family ships, e.g. CREPE's
+    `tiny`)."""
+    if res.runs.empty or res.states.empty:
+        return {}
+    formats: dict[str, str] = {}
+    for state, config in res.runs.loc[res.runs["kind"] == "finetune", ["state", "config"]].itertuples(index=False):
+        found = json.loads(config).get("format")
+        if found:
+            formats[str(state)] = str(found)
+    checkpoints = res.states.set_index("state")["checkpoint"] if "checkpoint" in res.states else pd.Series()
+    found_states = {}
+    for state, fmt in formats.items():
+        cell = checkpoints.get(state)
+        path = res.path(cell)
+        if path is not None:
+            found_states[state] = (path if path.exists() else Path(str(cell)), fmt)
+    return found_states
 
 
 def finetuned_dir(res: StudyResults, state: str, task: str, protocol: str) -> Path | None:

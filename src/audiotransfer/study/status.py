@@ -43,13 +43,15 @@ def plan(path: str | Path) -> pd.DataFrame:
                 "epochs": r.epochs,
                 "clip_epochs": r.cost,
                 "model": r.recipe.model,
+                "format": r.format,
                 "frontend": frontend_name(own.get(r.frontend or "", study.features)),
                 "store": str(r.store),
                 "crop_seconds": (r.recipe.frames - 1) * step(r)
                 if r.recipe.frames
                 else float(seconds.get(str(r.manifest)) or 10.0),
                 "status": status.get(r.run_id, "pending"),
-                "disk_bytes": _run_disk(r, data, study.features.n_mels),
+                # a public model's run folder (its head, or its whole network) is not a CNN's: not estimated
+                "disk_bytes": None if r.format else _run_disk(r, data, study.features.n_mels),
             }
             for r in runs
         ]

@@ -23,15 +23,18 @@ import pandas as pd
 from audiotransfer.errors import UserError
 from audiotransfer.training.result import RunResult
 
-SCHEMA_VERSION = 2  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
-ADDED_COLUMNS = {2: [("states", "frontend TEXT"), ("states", "frontend_hash TEXT")]}  # version -> new columns
+SCHEMA_VERSION = 3  # PRAGMA user_version of results.sqlite; 0 is a database written before it was set
+ADDED_COLUMNS = {  # version -> new columns
+    2: [("states", "frontend TEXT"), ("states", "frontend_hash TEXT")],
+    3: [("runs", "best_epoch_rule TEXT"), ("runs", "notes TEXT")],
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, task TEXT, protocol TEXT,
     seed INTEGER, status TEXT NOT NULL DEFAULT 'pending', config TEXT NOT NULL, subset_hash TEXT,
     parent_run TEXT, checkpoint TEXT, code_version TEXT, started TEXT, finished TEXT, duration_s REAL,
-    error TEXT, attempts INTEGER NOT NULL DEFAULT 0
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0, best_epoch_rule TEXT, notes TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL, epoch INTEGER NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
@@ -48,6 +51,10 @@ CREATE TABLE IF NOT EXISTS states (
 CREATE TABLE IF NOT EXISTS tasks (
     task TEXT PRIMARY KEY, corpus TEXT, task_type TEXT, num_classes INTEGER, manifest_path TEXT,
     store_path TEXT, frames INTEGER
+);
+CREATE TABLE IF NOT EXISTS task_stores (
+    task TEXT NOT NULL, frontend_hash TEXT NOT NULL, frontend TEXT, store_path TEXT NOT NULL,
+    PRIMARY KEY (task, frontend_hash)
 );
 """
 # the columns `put_state` / `put_task` may set besides the key: names never come from a caller
@@ -236,7 +243,8 @@ class ResultStore:
             )
 
     def mark_done(self, run_id: str, result: RunResult) -> None:
-        """Record a finished run and all its metrics in one transaction (replacing any earlier rows)."""
+        """Record a finished run, all its metrics, how its best epoch was chosen and its notes (a JSON list)
+        in one transaction (replacing any earlier rows)."""
         epochs = [
             (run_id, int(e["epoch"]), split, name, _float(value))
             for e in result.epochs
@@ -251,8 +259,15 @@ class ResultStore:
             db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", tests)
             db.execute(
                 "UPDATE runs SET status='done', finished=?, duration_s=?, error=NULL, checkpoint=COALESCE(?, "
-                "checkpoint) WHERE run_id=?",
-                (_now(), _float(result.duration_s), result.checkpoint, run_id),
+                "checkpoint), best_epoch_rule=?, notes=? WHERE run_id=?",
+                (
+                    _now(),
+                    _float(result.duration_s),
+                    result.checkpoint,
+                    result.best_epoch_rule,
+                    _cell(result.notes),
+                    run_id,
+                ),
             )
 
     def mark_failed(self, run_id: str, error: str) -> None:
@@ -299,6 +314,12 @@ class ResultStore:
                 cells,
             )
 
+    def put_task_stores(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record the feature stores of each task, one per front-end its states read: (task, frontend_hash,
+        frontend, store_path)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO task_stores VALUES (?, ?, ?, ?)", [tuple(r) for r in rows])
+
     # ---------------------------------------------------------------- reads
     def runs(self) -> pd.DataFrame:
         """All runs, one row each, in insertion order."""
@@ -328,6 +349,14 @@ class ResultStore:
 
     def tasks(self) -> pd.DataFrame:
         return self._frame("SELECT * FROM tasks ORDER BY rowid")
+
+    def task_stores(self) -> pd.DataFrame:
+        """Every (task, front-end) feature store (empty for a database read-only opened before it was kept)."""
+        with self._connect() as db:
+            kept = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='task_stores'").fetchone()
+        if not kept:
+            return pd.DataFrame(columns=["task", "frontend_hash", "frontend", "store_path"])
+        return self._frame("SELECT * FROM task_stores ORDER BY rowid")
 
     def identity(self) -> dict[str, str]:
         with self._connect() as db:
