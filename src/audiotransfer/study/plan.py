@@ -48,6 +48,7 @@ class Run:
     num_train_clips: int
     keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
     frontend: str | None = None  # recipe hash of the state's own front-end (None: the study's `features`)
+    embedding_cache: Path | None = None  # where linear probes share their backbone's embeddings
 
     @classmethod
     def pretrain(
@@ -123,6 +124,7 @@ class Run:
             num_train_clips,
             keep_checkpoint,
             frontend,
+            folder.embeddings,
         )
 
     @property

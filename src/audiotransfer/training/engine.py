@@ -11,6 +11,7 @@ and only the head trains; scoring, best-epoch selection and checkpoints are shar
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -44,6 +45,7 @@ from audiotransfer.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from audiotransfer.training.embedding_cache import EmbeddingKey, load_or_embed
 from audiotransfer.training.metric_registry import METRICS as METRIC_REGISTRY
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
@@ -55,7 +57,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
 
-EMBEDDINGS = "embeddings.pt"
 CHANNELS_LAST = True  # channels-last convolutions on every device (False: the old CPU path, for benchmarks)
 
 
@@ -172,9 +173,11 @@ class _Run:
         out_dir: Path,
         init: Path | None,
         progress: bool,
+        embedding_cache: Path | None = None,
     ) -> None:
         self.kind, self.manifest, self.store, self.recipe = kind, manifest, store, recipe
         self.out_dir, self.init, self.progress = out_dir, init, progress
+        self.embedding_cache = embedding_cache  # where a probe's backbone embeddings are shared (None: its folder)
         self.multilabel = manifest.task_type == "multilabel"
         self.protocol = recipe.protocol if kind == "finetune" else "scratch"  # as metrics.json records it
         self.notes: list[str] = []
@@ -576,22 +579,31 @@ class _LinearProbe(_Run):
         return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
 
     def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
-        """Standardised embeddings of every split, computed once and cached in the run directory."""
-        path = self.out_dir / EMBEDDINGS
-        key = [self.recipe.hash, self.manifest.hash, str(self.init)]
-        cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
-        if cached.get("key") == key:
-            splits = cached["splits"]
-        else:
-            splits = {s: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")) for s, ld in loaders.items()}
-            if self.world.main:
-                atomic_save({"key": key, "splits": splits}, path)
+        """Standardised embeddings of every split, each computed once and shared through the embedding cache
+        (the study's, so every seed's probe and the advisor reuse them; else the run folder's)."""
+        cache_dir = self.embedding_cache if self.init is not None and self.embedding_cache else self.out_dir
+        # a random backbone differs per recipe (its seed): its embeddings are this run's alone
+        weights = self._backbone_ref["sha256"] if self._backbone_ref else f"random-{self.recipe.hash}"
+        splits = {}
+        for split, loader in loaders.items():
+            key = EmbeddingKey(weights, self.manifest.hash, split, self.frames, self.store.recipe.hash)
+            splits[split] = load_or_embed(
+                key,
+                cache_dir,
+                lambda ld=loader, s=split: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")),
+                save=self.world.main,
+            ).embeddings
         # the head trains on embeddings standardised with train statistics (as probes usually do: one
         # learning rate then suits every state's embedding scale); _save_model folds this into the head
         std = splits["train"].std(0)
         self.standardise = (splits["train"].mean(0), torch.where(std < 1e-6, torch.ones_like(std), std))
         mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
         return {s: (e - mean) / std for s, e in splits.items()}
+
+    @functools.cached_property
+    def _backbone_ref(self) -> dict[str, Any] | None:
+        """The frozen backbone's file reference (path, size, sha256), hashed once per run."""
+        return backbone_reference(self.init) if self.init is not None else None
 
     def _train_epoch(self, bar: tqdm) -> None:
         """The rest of the current epoch: head steps on the fixed embeddings (the backbone is not run)."""
@@ -606,7 +618,7 @@ class _LinearProbe(_Run):
         return torch.cat([predict(x) for x, _ in source]).cpu().numpy()
 
     def _backbone(self) -> dict[str, Any] | None:
-        return backbone_reference(self.init) if self.init is not None else None
+        return self._backbone_ref
 
     def _save_model(self) -> None:
         """The head made to act on raw embeddings, then model.pt as for any run."""
@@ -629,6 +641,7 @@ def _execute(
     out_dir: str | Path,
     init: str | Path | None,
     progress: bool,
+    embedding_cache: str | Path | None = None,
 ) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -650,7 +663,8 @@ def _execute(
     except UserError as exc:
         raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
     run = _LinearProbe if recipe.protocol == "linear" else _Run
-    return run(kind, manifest, store, recipe, out, init_path, progress).execute()
+    cache = Path(embedding_cache) if embedding_cache is not None else None
+    return run(kind, manifest, store, recipe, out, init_path, progress, cache).execute()
 
 
 def pretrain(
@@ -673,7 +687,10 @@ def finetune(
     out_dir: str | Path,
     init: str | Path | None = None,
     progress: bool = True,
+    embedding_cache: str | Path | None = None,
 ) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
-    recipe's protocol; resumable; returns the run result (also written as metrics.json)."""
-    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress)
+    recipe's protocol; resumable; returns the run result (also written as metrics.json). A linear probe
+    reads and writes its backbone's embeddings in `embedding_cache` (shared with other seeds' probes and
+    the advisor; None: the run folder)."""
+    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, embedding_cache)
