@@ -135,6 +135,21 @@ def test_binary_task_selects_on_accuracy_by_default(tmp_path: Path) -> None:
     assert metrics.select_metric == "accuracy" and "auc" in metrics.test  # one default for every single-label task
 
 
+def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    """A learning rate too small to change any prediction stalls the dev metric after epoch 1: with patience 2
+    the run stops after epoch 3, says so, and keeps what the full run keeps (epoch 1's weights)."""
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=5, batch_size=8, lr=1e-12)
+    full = finetune(manifest, store, recipe, tmp_path / "full", progress=False)
+    stopped = finetune(manifest, store, recipe.replace(patience=2), tmp_path / "stopped", progress=False)
+    assert [e["epoch"] for e in full.epochs] == [1, 2, 3, 4, 5] and full.best_epoch == 1
+    assert [e["epoch"] for e in stopped.epochs] == [1, 2, 3] and stopped.best_epoch == 1
+    assert stopped.test == full.test
+    assert any("stopped early after epoch 3 of 5" in note for note in stopped.notes)
+
+
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
     """`steps` gives small and large subsets the same number of optimiser steps (whole epochs, rounded up)."""
     recipe = PRETRAIN.replace(**TINY, steps=9, batch_size=16)

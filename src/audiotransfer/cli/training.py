@@ -28,6 +28,7 @@ OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (t
     "device": str,
     "mixup": float,
     "select_metric": str,
+    "patience": int,
     "checkpoint_every": int,
     "readers": int,
 }

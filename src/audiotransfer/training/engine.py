@@ -501,9 +501,16 @@ class _Run:
         finally:
             ddp.leave(self.world)
 
+    def _stale(self) -> bool:
+        """Early stopping: the dev metric has not improved for `patience` epochs (the best epoch is kept)."""
+        patience, best = self.recipe.patience, self.state.best["epoch"]
+        if patience is None or "dev" not in self.eval_labels or not self.state.history or best is None:
+            return False
+        return self.state.history[-1]["epoch"] - best >= patience
+
     def _epochs(self, epochs: tqdm, show: bool) -> None:
         batches = self.train_batches
-        while batches.epoch < self.epochs:
+        while batches.epoch < self.epochs and not self._stale():
             t0, wait0 = time.perf_counter(), batches.wait_s
             with show_progress(
                 total=len(batches),
@@ -524,6 +531,11 @@ class _Run:
                 {self.select: "-" if dev is None else f"{dev:.4f}", "loss": f"{record['train_loss']:.4f}"}
             )
             epochs.update()
+        if self._stale() and batches.epoch < self.epochs:
+            self._note(
+                f"stopped early after epoch {batches.epoch} of {self.epochs}: dev {self.select} did not improve "
+                f"for {self.recipe.patience} epochs (best epoch {self.state.best['epoch']})"
+            )
 
     def _finish(self) -> RunResult:
         checksums = ddp.gather(ddp.params_checksum(self.trainable), self.world)

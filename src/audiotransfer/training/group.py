@@ -43,6 +43,7 @@ def fusable(recipes: Sequence[TrainRecipe]) -> bool:
         and all(r.replace(seed=0) == first.replace(seed=0) for r in recipes)
         and first.protocol in ("finetune", "scratch")
         and first.checkpoint_every == 0
+        and first.patience is None
     )
 
 

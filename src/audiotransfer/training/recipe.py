@@ -102,6 +102,12 @@ class TrainRecipe(BaseModel):
         None,
         description="dev metric for the best epoch; None: accuracy for single-label tasks, mAP for multi-label ones",
     )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="stop when the dev metric has not improved for this many epochs (the best epoch is kept "
+        "either way; None: train every epoch)",
+    )
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N batches (0: epoch ends only)")
     readers: int = Field(2, ge=1, le=64, description="threads reading training batches from the store ahead")
 
