@@ -14,6 +14,7 @@ import pandas as pd
 import audiotransfer.advise.baselines as baselines
 import audiotransfer.advise.categories as categories
 import audiotransfer.advise.driver as driver
+import audiotransfer.advise.layers as multilayer
 import audiotransfer.advise.rank as rank
 from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows, load_candidate, parse_checkpoints
 from audiotransfer.errors import UserError
@@ -83,6 +84,8 @@ def _print_table(task: str, table: pd.DataFrame, default: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """The command's handler."""
     estimators = rank.check_estimators(args.estimators)  # before any extraction
+    if args.layers is not None:
+        multilayer.parse_spec(args.layers)
     default = _default(args.default, estimators)
     res = _study(args)
     given = [c for arg in args.checkpoint for c in parse_checkpoints(arg)]  # malformed: refused before any write
@@ -93,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     candidates = _candidates(res, given)
     sizes = baselines.study_sizes(res).join(baselines.parameter_counts(candidates).rename("parameters"), how="outer")
     cache = _cache(res, out)
-    advice = driver.advise(candidates, tasks, cache, estimators, default, not args.no_progress, sizes)
+    advice = driver.advise(
+        candidates, tasks, cache, estimators, default, not args.no_progress, sizes, layers=args.layers
+    )
     for task, table in advice.tables.items():
         _print_table(task, table, advice.default)
     print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {cache}")

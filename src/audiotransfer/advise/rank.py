@@ -42,6 +42,7 @@ ESTIMATORS: dict[str, Estimator] = {
     "gbc": lambda d: recent.gbc(d.embeddings, d.y),
     "energy": lambda d: recent.energy(d.embeddings, d.y),
 }
+HEAD = ("leep", "nce")  # the estimators that read the candidate's own pre-training head, not its embeddings
 # Pooled estimators score a candidate relative to the others: NCTI normalises its parts over the pool, the
 # ensemble averages the members' ranks (its members are computed whenever it is asked for).
 ENSEMBLE = ("knn", "logme", "hscore", "sfda")

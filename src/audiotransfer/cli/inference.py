@@ -93,7 +93,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-format",
         default="auto",
-        help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat",
+        help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat, "
+        "or hear:MODULE (any HEAR-API module; MODEL its weights file)",
     )
     p.add_argument("--recipe", help="front-end of a checkpoint that declares none: panns16k, panns32k, demo")
     p.add_argument("--stop-on-error", action="store_true", help="stop at an unreadable file (default: skip it)")

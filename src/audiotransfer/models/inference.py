@@ -249,7 +249,7 @@ class PublicInference:
 
     @property
     def frame_dim(self) -> int:
-        return self.network.embedding_dim
+        return self.network.frame_dim
 
     @property
     def frame_hop_s(self) -> float:

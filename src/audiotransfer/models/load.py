@@ -18,7 +18,7 @@ from audiotransfer.models.checkpoints import _load_strict, _read, infer_config, 
 from audiotransfer.models.cnn import create_model
 from audiotransfer.models.frontends import check_frontend, panns_frontend
 from audiotransfer.models.inference import InferenceModel, Loaded, PublicInference
-from audiotransfer.models.public import PUBLIC_FORMATS, load_public
+from audiotransfer.models.public import FORMAT_NAMES, PUBLIC_FORMATS, load_public
 
 Loader = Callable[[Mapping[str, Any], Path, "Frontend | None", "str | Path | None"], InferenceModel]
 
@@ -87,7 +87,8 @@ def load_model(
     path: str | Path, format: str = "auto", recipe: str | Frontend | None = None, backbone: str | Path | None = None
 ) -> Loaded:
     """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth`, an autrainer state dict, or a public
-    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat) ready for
+    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat, or `hear:MODULE` for any
+    installed HEAR-API module and its weights file) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
     file that does not declare one; `backbone` the new place of a moved linear probe's backbone.
 
@@ -113,7 +114,7 @@ def load_model(
         return PublicInference(load_public(path, format), str(path))
     if format != "auto" and format not in FORMATS:
         raise UserError(
-            f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join([*FORMATS, *PUBLIC_FORMATS])}"
+            f"unknown model format {format!r}", fix=f"use auto or one of: {', '.join([*FORMATS, *FORMAT_NAMES])}"
         )
     file = Path(path)
     file = file / "model.pt" if file.is_dir() else file

@@ -599,12 +599,8 @@ class _LinearProbe(_Run):
         splits = {}
         for split, loader in loaders.items():
             key = EmbeddingKey(weights, self.manifest.hash, split, self.frames, self.store.recipe.hash)
-            splits[split] = load_or_embed(
-                key,
-                cache_dir,
-                lambda ld=loader, s=split: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")),
-                save=self.world.main,
-            ).embeddings
+            embed = functools.partial(embed_all, self.model, loader, self.device, self._desc(f"embed {split}"))
+            splits[split] = load_or_embed(key, cache_dir, embed, save=self.world.main).embeddings
         # the head trains on embeddings standardised with train statistics (as probes usually do: one
         # learning rate then suits every state's embedding scale); _save_model folds this into the head
         std = splits["train"].std(0)

@@ -28,6 +28,11 @@ class PublicModel(nn.Module):
     num_layers: int
     frame_hop_s: float
 
+    @property
+    def frame_dim(self) -> int:
+        """Width of a frame embedding (`embed_frames`): a hidden state's, the clip embedding's width."""
+        return self.embedding_dim
+
     def hidden_states(self, wave: Tensor) -> list[Tensor]:
         """`num_layers + 1` tensors (B, T, D) of a batch of waveforms (B, N) at `sample_rate`."""
         raise NotImplementedError
