@@ -150,6 +150,17 @@ def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(
     assert any("stopped early after epoch 3 of 5" in note for note in stopped.notes)
 
 
+def test_checkpoint_interval_skips_resume_writes_not_results(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8)
+    every = finetune(manifest, store, recipe, tmp_path / "every", progress=False)
+    rare = finetune(manifest, store, recipe.replace(checkpoint_interval_s=3600), tmp_path / "rare", progress=False)
+    assert (tmp_path / "every" / "checkpoint.pt").exists() and not (tmp_path / "rare" / "checkpoint.pt").exists()
+    assert rare.test == every.test and rare.recipe_hash == every.recipe_hash  # a runtime setting
+
+
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
     """`steps` gives small and large subsets the same number of optimiser steps (whole epochs, rounded up)."""
     recipe = PRETRAIN.replace(**TINY, steps=9, batch_size=16)

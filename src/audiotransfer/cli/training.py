@@ -30,6 +30,7 @@ OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (t
     "select_metric": str,
     "patience": int,
     "checkpoint_every": int,
+    "checkpoint_interval_s": float,
     "readers": int,
 }
 

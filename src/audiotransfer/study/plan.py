@@ -19,9 +19,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.study.layout import StudyDir, finetune_id, pretrain_id
 from audiotransfer.study.prepare import DataIndex
 from audiotransfer.study.spec import SCRATCH, Study
-from audiotransfer.training.recipe import TrainRecipe
-
-RUNTIME_FIELDS = ("device", "checkpoint_every", "readers")  # recipe fields that do not change a run's result
+from audiotransfer.training.recipe import RUNTIME_FIELDS, TrainRecipe
 
 
 @dataclass(frozen=True)

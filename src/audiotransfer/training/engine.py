@@ -292,8 +292,15 @@ class _Run:
             "kind": self.kind,
         }
 
+    def _checkpoint_due(self) -> bool:
+        """An epoch-end checkpoint is written when `checkpoint_interval_s` passed since the last (always under
+        DDP, where every rank must agree to take part)."""
+        since = time.perf_counter() - self.last_checkpoint
+        return self.world.distributed or since >= self.recipe.checkpoint_interval_s
+
     def _checkpoint(self) -> None:
         """Save the resume state (all ranks take part: RNG states are gathered from each)."""
+        self.last_checkpoint = time.perf_counter()
         rngs = ddp.gather(rng_state(), self.world)
         if not self.world.main:
             return
@@ -483,7 +490,7 @@ class _Run:
 
     # ------------------------------------------------------------------- main
     def execute(self) -> RunResult:
-        self.started = time.perf_counter()
+        self.started = self.last_checkpoint = time.perf_counter()
         self.state = RunState()
         self._setup()
         try:
@@ -523,7 +530,8 @@ class _Run:
             ) as bar:
                 self._train_epoch(bar)
             record = self._end_epoch(time.perf_counter() - t0, batches.wait_s - wait0)
-            self._checkpoint()
+            if self._checkpoint_due():
+                self._checkpoint()
             if self.world.main:
                 self._write_metrics(self._metrics("running"))
             dev = (record["dev"] or {}).get(self.select)
