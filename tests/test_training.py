@@ -161,6 +161,20 @@ def test_checkpoint_interval_skips_resume_writes_not_results(
     assert rare.test == every.test and rare.recipe_hash == every.recipe_hash  # a runtime setting
 
 
+def test_bf16_on_cpu_is_reproducible_and_changes_the_arithmetic(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=1, batch_size=8)
+    plain = finetune(manifest, store, recipe, tmp_path / "fp32", progress=False)
+    runs = [
+        finetune(manifest, store, recipe.replace(bf16_on_cpu=True), tmp_path / f"bf{i}", progress=False) for i in (1, 2)
+    ]
+    assert runs[0].epochs[0]["train_loss"] == runs[1].epochs[0]["train_loss"] and runs[0].test == runs[1].test
+    assert runs[0].epochs[0]["train_loss"] != plain.epochs[0]["train_loss"]  # bfloat16 forward passes ran
+    assert runs[0].recipe_hash != plain.recipe_hash  # it changes results, so it is part of the recipe
+
+
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
     """`steps` gives small and large subsets the same number of optimiser steps (whole epochs, rounded up)."""
     recipe = PRETRAIN.replace(**TINY, steps=9, batch_size=16)

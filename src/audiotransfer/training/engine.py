@@ -233,12 +233,19 @@ class _Run:
             )
         if not manifest.split("dev").num_clips:
             self._note("the task has no dev split: the last epoch is kept (no best-epoch selection)")
+        if recipe.bf16_on_cpu and recipe.device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            self._note("bf16_on_cpu: this CPU has no native bfloat16, so training runs slower than in float32")
         self.model.to(self.device)
         # channels-last convolutions: faster on CUDA and, for the small CNNs, on CPU (docs/profile.md)
         if CHANNELS_LAST or self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 forward passes: always on CUDA, on CPU when the recipe asks (`bf16_on_cpu`)."""
+        on = self.device.type == "cuda" or (self.device.type == "cpu" and self.recipe.bf16_on_cpu)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
 
     def _train_data(self, loaders: dict[str, BatchLoader], per_rank: int) -> BatchSource:
         """Random crops of the train split, shuffled (class-balanced if the recipe says so), per rank."""
@@ -357,7 +364,7 @@ class _Run:
         if recipe.mixup > 0:
             rng = np.random.default_rng([recipe.seed, epoch, batch, self.world.rank, 1])
             x, y = _mixup(x, y, recipe.mixup, rng, self.manifest.num_classes)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with self._autocast():
             logits = self.wrapped(x)
         loss = self.loss_fn(logits.float(), y)
         value = ddp.mean(loss, self.world)  # the batch loss over all ranks (= loss.item() on one process)
@@ -384,7 +391,7 @@ class _Run:
         self.trainable.eval()
 
         def predict(x: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with self._autocast():
                 logits = self.trainable(x.to(self.device, non_blocking=True)).float()
             return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 

@@ -194,7 +194,7 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
                 x, y = _mixup(x, y, run.recipe.mixup, rng, classes)
             xs.append(x)
             ys.append(y)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with members[0]._autocast():
             logits = fused(torch.stack(xs))
         losses = [run.loss_fn(logits[i].float(), ys[i]) for i, run in enumerate(members)]
         values = [loss.item() for loss in losses]

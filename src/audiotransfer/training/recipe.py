@@ -103,6 +103,11 @@ class TrainRecipe(BaseModel):
         None,
         description="dev metric for the best epoch; None: accuracy for single-label tasks, mAP for multi-label ones",
     )
+    bf16_on_cpu: bool = Field(
+        False,
+        description="bfloat16 autocast of forward passes on CPU, as on CUDA (about 1.3x faster training where the "
+        "CPU computes bfloat16 natively, e.g. AVX512-BF16 or AMX; slower elsewhere, with the same results)",
+    )
     patience: int | None = Field(
         None,
         ge=1,
