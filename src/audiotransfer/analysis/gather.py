@@ -241,7 +241,9 @@ def data_similarity(
         return pd.DataFrame(columns=cols), None
     states = res.states[res.states["state"] != SCRATCH].set_index("state")
     tagger_labels = _labels(states.loc[tagger, "labels"])
-    states = states[states["manifest_path"].notna() & states["store_path"].notna()]
+    has_clips = states["manifest_path"].notna() & states["store_path"].notna()
+    # a checkpoint state with pre-training categories but no clips here (a public model): label share only
+    states = states[has_clips | states["labels"].map(lambda v: bool(_labels(v)))]
     outside = [s for s, row in states.iterrows() if set(_labels(row["labels"])) - set(tagger_labels)]
     pretrain_metric = DEFAULT_SELECT["multilabel"]  # what a pre-training run is scored by
     quality = res.pretrain[(res.pretrain["state"] == tagger) & (res.pretrain["metric"] == pretrain_metric)]["value"]
@@ -275,10 +277,14 @@ def data_similarity(
         for state, srow in show_progress(
             states.iterrows(), total=len(states), desc="data similarity", enabled=progress
         ):
-            x = _inputs_or_note(res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train", max_inputs)
-            if x is None:
-                continue
-            emb = _forward(model, x, batch_size, "embed")
+            emb = None
+            if has_clips[state]:
+                x = _inputs_or_note(
+                    res, f"state '{state}'", srow["manifest_path"], srow["store_path"], "train", max_inputs
+                )
+                if x is None:
+                    continue
+                emb = _forward(model, x, batch_size, "embed")
             subset = _labels(srow["labels"])
             for task in probs:
                 share = (
@@ -291,8 +297,8 @@ def data_similarity(
                         state=state,
                         task=task,
                         label_share=share,
-                        frechet=frechet_distance(emb, task_emb[task]),
-                        mmd=mmd_rbf(emb, task_emb[task]),
+                        frechet=np.nan if emb is None else frechet_distance(emb, task_emb[task]),
+                        mmd=np.nan if emb is None else mmd_rbf(emb, task_emb[task]),
                     )
                 )
         return pd.DataFrame(rows, columns=cols)
@@ -302,6 +308,7 @@ def data_similarity(
         tasks=tasks,
         max_inputs=max_inputs,
         states={s: str(h) for s, h in states.get("subset_hash", states["manifest_path"]).items()},
+        labels={s: str(v) for s, v in states["labels"].items()},
     )
     return cached(res.dir.cache, "data_similarity", key, compute), tagger
 

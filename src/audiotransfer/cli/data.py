@@ -59,7 +59,7 @@ def describe(args: argparse.Namespace) -> int:
 
 def extract(args: argparse.Namespace) -> int:
     from audiotransfer.data.corpora import load_corpus
-    from audiotransfer.data.features import get_recipe
+    from audiotransfer.data.features import named_frontend
     from audiotransfer.data.store import extract_features
 
     manifest = load_corpus(args.corpus, args.root, **options(args))
@@ -67,7 +67,7 @@ def extract(args: argparse.Namespace) -> int:
         store = _extract_on_ray(manifest, args)
     else:
         store = extract_features(
-            manifest, args.store, get_recipe(args.recipe), jobs=args.jobs, on_error=args.on_error, progress=True
+            manifest, args.store, named_frontend(args.recipe), jobs=args.jobs, on_error=args.on_error, progress=True
         )
     if store.num_clips == 0:
         raise UserError(
@@ -119,7 +119,11 @@ def add_data(sub: Subparsers) -> None:
     )
     corpus_args(p)
     p.add_argument("--store", required=True, help="store directory (created, or extended when it exists)")
-    p.add_argument("--recipe", default="panns16k", help="feature recipe: panns16k (default), panns32k, demo")
+    p.add_argument(
+        "--recipe",
+        default="panns16k",
+        help="feature recipe: panns16k (default), panns32k, demo, or waveformN (raw samples at N Hz: public models)",
+    )
     p.add_argument("--jobs", type=worker_count, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--on-error",

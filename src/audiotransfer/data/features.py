@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -179,6 +180,18 @@ def get_recipe(name: str) -> FeatureRecipe:
     """The named recipe; unknown names raise a UserError listing the known ones."""
     if name not in RECIPES:
         raise UserError(f"unknown feature recipe {name!r}", fix=f"use one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def named_frontend(name: str) -> Frontend:
+    """A recipe name, or `waveformN`: raw samples at N Hz (the store a public pre-trained model reads)."""
+    match = re.fullmatch(r"waveform([1-9][0-9]*)", name)
+    if match:
+        return WaveformRecipe(sample_rate=int(match.group(1)))
+    if name not in RECIPES:
+        raise UserError(
+            f"unknown feature recipe {name!r}", fix=f"use one of: {', '.join(RECIPES)}, or waveformN (samples at N Hz)"
+        )
     return RECIPES[name]
 
 

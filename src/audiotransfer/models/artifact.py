@@ -12,6 +12,7 @@ Format 2 (written from now on) is a dict of plain containers and tensors, read w
   labels, label_names, task_type, kind, protocol, best_epoch, select_metric
   provenance               state, init, manifest_hash, recipe_hash, frontend_hash
   backbone                 a linear probe only: {path, sha256, bytes, source} of its frozen backbone
+                           (a public backbone: config `public` {format, path, hash} names it, backbone repeats it)
 
 Format 1 (no `format_version`) held weights, config and labels: it is read with a warning naming what it lacks,
 filled from the run's metrics.json where that sits beside it; its front-end must be given.
@@ -104,7 +105,7 @@ def read_model_file(
     card = ModelCard(**{k: v for k, v in obj.items() if k in known})
     if card.pooling not in POOLINGS:
         raise UserError(f"{where}: field 'pooling' is {card.pooling!r}", fix=f"one of {', '.join(POOLINGS)}")
-    if card.backbone is not None:
+    if card.backbone is not None and "public" not in card.config:  # a public backbone loads from its own files
         state = {**backbone_state(card.backbone, str(where), backbone), **state}
     return state, card
 

@@ -25,6 +25,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.models.artifact import ModelCard
 from audiotransfer.models.cnn import AudioCNN
 from audiotransfer.models.public.base import PublicModel
+from audiotransfer.models.public.head import PublicClassifier
 from audiotransfer.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,15 @@ class InferenceModel:
         return out
 
 
+def hidden_layer(layer: int | str | None) -> int | None:
+    """A public model's hidden-state index from an int or its digits (`--layer 3`); None: the last."""
+    if layer is None or isinstance(layer, int):
+        return layer
+    if not layer.isdigit():
+        raise UserError(f"layer {layer!r} is not a hidden-state number", fix="give 0 .. the model's layer count")
+    return int(layer)
+
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
@@ -265,27 +275,69 @@ class PublicInference:
         )
 
     def embed(
-        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | str | None = None
     ) -> np.ndarray:
         """Clip embeddings (n_clips, dim): hidden state `layer` (None: the last) averaged over time."""
+        index = hidden_layer(layer)
         with torch.inference_mode():
             return np.stack(
                 [
-                    self.network.embed(torch.from_numpy(clip.wave)[None], layer)[0].numpy()
+                    self.network.embed(torch.from_numpy(clip.wave)[None], index)[0].numpy()
                     for clip in as_clips(audio, sample_rate, self.sample_rate)
                 ]
             )
 
     def embed_frames(
-        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | None = None
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | str | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per clip: (timestamps in ms (T,), frame embeddings (T, dim)) of hidden state `layer`."""
-        out = []
+        out, index = [], hidden_layer(layer)
         with torch.inference_mode():
             for clip in as_clips(audio, sample_rate, self.sample_rate):
-                frames, stamps = self.network.embed_frames(torch.from_numpy(clip.wave)[None], layer)
+                frames, stamps = self.network.embed_frames(torch.from_numpy(clip.wave)[None], index)
                 out.append((stamps[0].numpy(), frames[0].numpy()))
         return out
+
+
+class TrainedPublicInference(InferenceModel):
+    """A public model trained on a task (`PublicClassifier` in model.pt): `predict` as its run scored a clip
+    (the evaluation windows of raw samples, averaged), `embed` / `embed_frames` from its backbone's hidden
+    states (`layer` a hidden-state index, None: the last)."""
+
+    def __init__(self, network: PublicClassifier, frontend: Frontend, card: ModelCard, source: str) -> None:
+        self.network = network.eval()  # type: ignore[assignment]  # the calls predict makes are the same
+        self.public = network
+        self.frontend_recipe, self.card, self.source = frontend, card, source
+        self.features = frontend_module(frontend).eval()
+        self.min_frames = 1
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.public.backbone.embedding_dim
+
+    @property
+    def frame_dim(self) -> int:
+        return self.public.backbone.embedding_dim
+
+    @property
+    def frame_hop_s(self) -> float:
+        return self.public.backbone.frame_hop_s
+
+    def __repr__(self) -> str:
+        return f"TrainedPublicInference({self.public.backbone.family}, {len(self.labels)} labels, {self.source})"
+
+    def embed(  # a public layer is a hidden-state index (or its digits)
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | str | None = None
+    ) -> np.ndarray:
+        """Clip embeddings (n_clips, dim) of hidden state `layer`, over the evaluation windows."""
+        backbone, index = self.public.backbone, hidden_layer(layer)
+        return self._per_clip(as_clips(audio, sample_rate, self.sample_rate), lambda x: backbone.embed(x, index))
+
+    def embed_frames(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, layer: int | str | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per clip: (timestamps in ms (T,), frame embeddings (T, dim)) of hidden state `layer`."""
+        return PublicInference(self.public.backbone, self.source).embed_frames(audio, sample_rate, layer)
 
 
 Loaded = InferenceModel | PublicInference  # what `load_model` returns

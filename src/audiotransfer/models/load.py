@@ -17,8 +17,9 @@ from audiotransfer.models.artifact import ModelCard, is_model_file, read_model_f
 from audiotransfer.models.checkpoints import _load_strict, _read, infer_config, read_state
 from audiotransfer.models.cnn import create_model
 from audiotransfer.models.frontends import check_frontend, panns_frontend
-from audiotransfer.models.inference import InferenceModel, Loaded, PublicInference
+from audiotransfer.models.inference import InferenceModel, Loaded, PublicInference, TrainedPublicInference
 from audiotransfer.models.public import FORMAT_NAMES, PUBLIC_FORMATS, load_public
+from audiotransfer.models.public.head import from_config, is_public_config
 
 Loader = Callable[[Mapping[str, Any], Path, "Frontend | None", "str | Path | None"], InferenceModel]
 
@@ -37,6 +38,9 @@ def _frontend(declared: Frontend | None, given: Frontend | None, where: Path) ->
 
 def _own(raw: Mapping[str, Any], where: Path, recipe: Frontend | None, backbone: str | Path | None) -> InferenceModel:
     state, card = read_model_file(raw, where, backbone)
+    if is_public_config(card.config):  # a fine-tuned or probed public model: its backbone from its own files
+        public = from_config(card.config, state, where, backbone)
+        return TrainedPublicInference(public, _frontend(card.front_end(), recipe, where), card, "audiotransfer")
     network = create_model(**card.config)
     _load_strict(network, state, str(where))
     return InferenceModel(network, _frontend(card.front_end(), recipe, where), card, "audiotransfer")
@@ -87,7 +91,7 @@ def load_model(
     path: str | Path, format: str = "auto", recipe: str | Frontend | None = None, backbone: str | Path | None = None
 ) -> Loaded:
     """The model at `path` (a run folder, a `model.pt`, a PANNs `.pth`, an autrainer state dict, or a public
-    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat, or `hear:MODULE` for any
+    model in one of `models.public.PUBLIC_FORMATS`: hf, torchcrepe, efficientat, beats, or `hear:MODULE` for any
     installed HEAR-API module and its weights file) ready for
     `predict` / `embed` / `embed_frames` on audio. `recipe` (a recipe name or object) gives the front-end of a
     file that does not declare one; `backbone` the new place of a moved linear probe's backbone.

@@ -224,6 +224,13 @@ def _label_mapping(spec: SubsetSpec, label_ids: list[str], onto: Ontology) -> tu
     return mapping, labels
 
 
+def category_labels(categories: Iterable[str], onto: Ontology) -> list[str]:
+    """The trainable labels under `categories` (names or ids, descendants included), in label order: the
+    label set a subset of those categories draws from."""
+    pool = _with_descendants(categories, onto, "categories")
+    return [lab for lab in onto.trainable if lab in pool]
+
+
 def _with_descendants(names: Iterable[str], onto: Ontology, field: str) -> set[str]:
     pool: set[str] = set()
     for name in names:

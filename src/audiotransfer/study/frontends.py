@@ -1,7 +1,8 @@
 """The front-end each study state reads: the study's `features`, or a checkpoint state's own.
 
 A checkpoint state's front-end is the one its file declares (our `model.pt`) or shows (a PANNs filter
-bank); a file that declares none takes the state's `recipe` field, else the study's `features`. A state
+bank); a file that declares none takes the state's `recipe` field, else the study's `features`; a public
+pre-trained model (a format of `models.public.PUBLIC_FORMATS`) reads raw samples at its own rate. A state
 whose front-end is not the study's gets the task features extracted with its own recipe, into one store
 per distinct front-end that every such state shares (`StudyDir.store(task, frontend=HASH)`).
 """
@@ -24,6 +25,9 @@ def state_frontends(study: Study) -> dict[str, Frontend]:
 
     own: dict[str, Frontend] = {}
     for name, state in study.checkpoint_states.items():
+        if state.public:  # a public family reads raw samples at its own rate
+            own[name] = public_frontend(study, name)
+            continue
         given = study.checkpoint_recipes.get(name)
         try:
             declared = declared_frontend(state.checkpoint)
@@ -40,6 +44,19 @@ def state_frontends(study: Study) -> dict[str, Frontend]:
         if frontend.hash != study.features.hash:
             own[name] = frontend
     return own
+
+
+def public_frontend(study: Study, name: str) -> Frontend:
+    """The "waveform at N Hz" store a public state reads: N its model's sample rate (the model is loaded)."""
+    from audiotransfer.data.features import WaveformRecipe
+    from audiotransfer.models.public import load_public
+
+    state = study.checkpoint_states[name]
+    try:
+        model = load_public(state.checkpoint, state.format)
+    except UserError as exc:
+        raise UserError(f"{study.path}: field 'pretraining.states.{name}': {exc.message}", fix=exc.fix) from None
+    return WaveformRecipe(sample_rate=model.sample_rate)
 
 
 def frontend_name(frontend: Frontend) -> str:

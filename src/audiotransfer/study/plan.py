@@ -46,6 +46,7 @@ class Run:
     num_train_clips: int
     keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
     frontend: str | None = None  # recipe hash of the state's own front-end (None: the study's `features`)
+    format: str | None = None  # a public pre-trained family the run starts from (models.public.PUBLIC_FORMATS)
     embedding_cache: Path | None = None  # where linear probes share their backbone's embeddings
 
     @classmethod
@@ -101,6 +102,7 @@ class Run:
         subset_hash: str | None = None,
         keep_checkpoint: bool = False,
         frontend: str | None = None,
+        format: str | None = None,
     ) -> Run:
         """One fine-tuning run of a state on a task under a protocol and seed."""
         run_id = finetune_id(state, task, protocol, seed)
@@ -122,6 +124,7 @@ class Run:
             num_train_clips,
             keep_checkpoint,
             frontend,
+            format,
             folder.embeddings,
         )
 
@@ -148,7 +151,8 @@ class Run:
             "init": init,
             "subset_hash": self.subset_hash,
         }
-        return config | ({"frontend": self.frontend} if self.frontend else {})
+        config |= {"frontend": self.frontend} if self.frontend else {}
+        return config | ({"format": self.format} if self.format else {})
 
     def record(self, code_version: str) -> dict[str, Any]:
         """The run's row for `ResultStore.register`."""
@@ -217,8 +221,11 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
         )
         _add(plan, run)
         inits[state] = (str(folder.model(run.run_id)), run.run_id)
+    formats: dict[str, str] = {}
     for state, ckpt in study.checkpoint_states.items():
         inits[state] = (str(ckpt.checkpoint), None)
+        if ckpt.public:
+            formats[state] = ckpt.format
     for state in study.states:
         init, parent = inits[state]
         subset_hash = data.states[state].hash if state in data.states else None
@@ -246,6 +253,7 @@ def make_plan(study: Study, data: DataIndex) -> Plan:
                             subset_hash=subset_hash,
                             keep_checkpoint=keep,
                             frontend=own.hash if own else None,
+                            format=formats.get(state),
                         ),
                     )
     return plan

@@ -131,10 +131,10 @@ def check_checkpoint_formats(study: Study) -> None:
     from audiotransfer.models.checkpoints import read_state
 
     for name, state in study.checkpoint_states.items():
-        if state.format == "auto":
+        if state.format == "auto" or state.public:  # a public model is loaded when its front-end is read
             continue
         try:
-            read_state(state.checkpoint, state.format)
+            read_state(state.checkpoint, state.format)  # type: ignore[arg-type]  # a CNN format here
         except UserError as exc:
             raise UserError(
                 f"{study.path}: field 'pretraining.states.{name}.format': {exc.message}", fix=exc.fix

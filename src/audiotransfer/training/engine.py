@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 import audiotransfer.training.ddp as ddp
 from audiotransfer.data.loader import BatchLoader, BatchSource, TensorBatches, clip_outputs
-from audiotransfer.errors import UserError
+from audiotransfer.errors import UserError, unknown_name
 from audiotransfer.manifest import Manifest
 from audiotransfer.models.artifact import ModelCard, save_model_file
 from audiotransfer.models.checkpoints import backbone_reference
+from audiotransfer.models.public import PUBLIC_FORMATS
 from audiotransfer.progress import progress as show_progress
 from audiotransfer.training.checkpoint import (
     CHECKPOINT,
@@ -608,9 +609,10 @@ class _LinearProbe(_Run):
     def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
         """Standardised embeddings of every split, each computed once and shared through the embedding cache
         (the study's, so every seed's probe and the advisor reuse them; else the run folder's)."""
-        cache_dir = self.embedding_cache if self.init is not None and self.embedding_cache else self.out_dir
+        weights = self._backbone_key()
+        cache_dir = self.embedding_cache if weights is not None and self.embedding_cache else self.out_dir
         # a random backbone differs per recipe (its seed): its embeddings are this run's alone
-        weights = self._backbone_ref["sha256"] if self._backbone_ref else f"random-{self.recipe.hash}"
+        weights = weights or f"random-{self.recipe.hash}"
         splits = {}
         for split, loader in loaders.items():
             key = EmbeddingKey(weights, self.manifest.hash, split, self.frames, self.store.recipe.hash)
@@ -627,6 +629,10 @@ class _LinearProbe(_Run):
     def _backbone_ref(self) -> dict[str, Any] | None:
         """The frozen backbone's file reference (path, size, sha256), hashed once per run."""
         return backbone_reference(self.init) if self.init is not None else None
+
+    def _backbone_key(self) -> str | None:
+        """The content hash that names the frozen backbone in the embedding cache (None: a random one)."""
+        return self._backbone_ref["sha256"] if self._backbone_ref else None
 
     def _train_epoch(self, bar: tqdm) -> None:
         """The rest of the current epoch: head steps on the fixed embeddings (the backbone is not run)."""
@@ -664,11 +670,14 @@ def _execute(
     out_dir: str | Path,
     init: str | Path | None,
     progress: bool,
+    format: str | None = None,
     embedding_cache: str | Path | None = None,
 ) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     init_path = Path(init).resolve() if init is not None else None
+    if format is not None and init is not None and not Path(init).exists():
+        init_path = Path(init)  # a name a public family resolves itself (CREPE's 'tiny')
     metrics_path = out / METRICS
     if metrics_path.exists():
         done = RunResult.from_json(json.loads(metrics_path.read_text()))
@@ -685,8 +694,19 @@ def _execute(
         store.rows(manifest.clips["clip_id"].tolist())
     except UserError as exc:
         raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
-    run = _LinearProbe if recipe.protocol == "linear" else _Run
     cache = Path(embedding_cache) if embedding_cache is not None else None
+    if format is not None:  # a public pre-trained family (models.public.PUBLIC_FORMATS)
+        import audiotransfer.training.public as public
+
+        if init_path is None or recipe.protocol == "scratch":
+            raise UserError(
+                f"a {format} model is fine-tuned from its pre-trained weights; protocol {recipe.protocol!r} "
+                f"{'has no starting state' if init_path is None else 'does not apply'}",
+                fix="give the model (--from PATH --format FORMAT) and protocol linear, finetune or freeze:K",
+            )
+        cls = public.PublicProbe if recipe.protocol == "linear" else public.PublicRun
+        return cls(kind, manifest, store, recipe, out, init_path, progress, cache, format=format).execute()
+    run = _LinearProbe if recipe.protocol == "linear" else _Run
     return run(kind, manifest, store, recipe, out, init_path, progress, cache).execute()
 
 
@@ -710,10 +730,17 @@ def finetune(
     out_dir: str | Path,
     init: str | Path | None = None,
     progress: bool = True,
+    format: str | None = None,
     embedding_cache: str | Path | None = None,
 ) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
     recipe's protocol; resumable; returns the run result (also written as metrics.json). A linear probe
     reads and writes its backbone's embeddings in `embedding_cache` (shared with other seeds' probes and
-    the advisor; None: the run folder)."""
-    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, embedding_cache)
+    the advisor; None: the run folder). `format` names a public pre-trained family
+    (`models.public.PUBLIC_FORMATS`): `init` is then that model, trained on its own waveform store
+    (`training.public`)."""
+    if format is not None and format not in PUBLIC_FORMATS:
+        raise UserError(
+            unknown_name("public model format", format, PUBLIC_FORMATS), fix=f"use one of {', '.join(PUBLIC_FORMATS)}"
+        )
+    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, format, embedding_cache)

