@@ -602,6 +602,10 @@ class _LinearProbe(_Run):
     def _trainable(self) -> nn.Module:
         return self.model.fc_audioset
 
+    def _autocast(self) -> torch.autocast:
+        """The head on fixed embeddings: float32 on CPU (bfloat16 would only add casts to a small matmul)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
     def _label_tensor(self, loader: BatchLoader) -> torch.Tensor:
         labels = loader.labels()
         return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
