@@ -538,10 +538,10 @@ class _Run:
             ) as bar:
                 self._train_epoch(bar)
             record = self._end_epoch(time.perf_counter() - t0, batches.wait_s - wait0)
-            if self._checkpoint_due():
+            if self._checkpoint_due():  # the resume state and the running metrics.json, together
                 self._checkpoint()
-            if self.world.main:
-                self._write_metrics(self._metrics("running"))
+                if self.world.main:
+                    self._write_metrics(self._metrics("running"))
             dev = (record["dev"] or {}).get(self.select)
             epochs.set_postfix(
                 {self.select: "-" if dev is None else f"{dev:.4f}", "loss": f"{record['train_loss']:.4f}"}

@@ -118,8 +118,8 @@ class TrainRecipe(BaseModel):
     checkpoint_interval_s: float = Field(
         0.0,
         ge=0,
-        description="write an epoch-end resume checkpoint only when this many seconds passed since the last "
-        "(0: every epoch); short runs then skip writes a resume would barely use",
+        description="write an epoch-end resume checkpoint (and the running metrics.json) only when this many "
+        "seconds passed since the last (0: every epoch); short runs then skip writes a resume would barely use",
     )
     readers: int = Field(2, ge=1, le=64, description="threads reading training batches from the store ahead")
 
