@@ -3,9 +3,13 @@
 A fixed slice of the demo grid at the demo's shapes (CNN6 at width 0.125, batch 32, 2 s crops = 101 frames
 of 32 mels): one pre-training run (`--pretrain-steps` steps on `--pretrain-clips` clips) and the fine-tuning
 of one state on a scenes-sized task (1,200 clips, 70/15/15) under `finetune` with three seeds, `--epochs`
-epochs each. Paths: `old`: NCHW convolutions on CPU, the seeds one after another (as before); `new`:
-channels-last convolutions (what the engine, and so the demo, now does); `fused`: channels-last, and the
-three seeds as one fused model (`training.group.finetune_group`, a measured option the runner does not use).
+epochs each, then three seeds of its linear probe (the demo's 60 epochs). Paths: `old`: NCHW convolutions on
+CPU in float32, epoch-end checkpoints, the seeds one after another, each probe embedding the task itself (as
+before); `new`: what the engine and the demo's recipe now do: channels-last convolutions, bfloat16 autocast on
+CPU (`bf16_on_cpu`), resume checkpoints at most once a minute, the probes' embeddings computed once and shared
+(`training.embedding_cache`); `fused`: `new`, and the three fine-tuning seeds as one fused model
+(`training.group.finetune_group`, a measured option the runner does not use). The step timing also shows
+channels-last alone.
 Features are random (the cost does not depend on their values). The paths alternate `--repeats` times and
 the best time of each is kept. On a shared machine the load drifts between passes of a minute, so the script
 first times single training steps of the three paths interleaved (`--rounds` rounds of one step each, three
@@ -31,7 +35,7 @@ import audiotransfer.training.engine as engine
 from audiotransfer.data.features import RECIPES
 from audiotransfer.data.store import FeatureStore, write_store
 from audiotransfer.manifest import Manifest, from_label_lists
-from audiotransfer.training import FINETUNE, PRETRAIN, pretrain
+from audiotransfer.training import FINETUNE, PRETRAIN, finetune, pretrain
 from audiotransfer.training.group import finetune_group
 
 SEEDS = (1, 2, 3)
@@ -61,22 +65,32 @@ def task_data(root: Path, name: str, clips: int, classes: int, multilabel: bool)
     return manifest, write_store(root / f"store_{name}", recipe, name, feats)
 
 
-PATHS = {"old": (False, False), "new": (True, False), "fused": (True, True)}  # (channels-last, fused)
+# (channels-last, fused seeds, linear probes share their embeddings across seeds, the demo recipe's
+# runtime settings: bfloat16 on CPU and resume checkpoints at most once a minute)
+PATHS = {"old": (False, False, False, False), "new": (True, False, True, True), "fused": (True, True, True, True)}
 
 
 def one_pass(path: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, float]:
-    """Seconds of the pre-training run and of the three fine-tuning runs on one path."""
-    engine.CHANNELS_LAST, fuse = PATHS[path]
+    """Seconds of the pre-training run, the three fine-tuning runs and the three linear probes on one path."""
+    engine.CHANNELS_LAST, fuse, shared, demo = PATHS[path]
+    settings = {"bf16_on_cpu": demo, "checkpoint_interval_s": 60.0 if demo else 0.0}
     manifest, store = data["pretrain"]
-    recipe = PRETRAIN.replace(model="cnn6", width=0.125, steps=args.pretrain_steps, batch_size=32)
+    recipe = PRETRAIN.replace(model="cnn6", width=0.125, steps=args.pretrain_steps, batch_size=32, **settings)
     start = time.perf_counter()
     pretrain(manifest, store, recipe, out / "pre", progress=False)
     seconds = {"pretrain_s": time.perf_counter() - start}
     manifest, store = data["task"]
-    recipes = [FINETUNE.replace(model="cnn6", width=0.125, epochs=args.epochs, batch_size=32, seed=s) for s in SEEDS]
+    tune = FINETUNE.replace(model="cnn6", width=0.125, epochs=args.epochs, batch_size=32, **settings)
+    recipes = [tune.replace(seed=s) for s in SEEDS]
     start = time.perf_counter()
     finetune_group(manifest, store, recipes, [out / f"ft{s}" for s in SEEDS], [out / "pre"] * len(SEEDS), fuse=fuse)
     seconds["finetune_s"] = time.perf_counter() - start
+    probe = tune.replace(epochs=60, lr=0.03, protocol="linear")
+    start = time.perf_counter()
+    for s in SEEDS:
+        cache = out / "cache" if shared else None
+        finetune(manifest, store, probe.replace(seed=s), out / f"lin{s}", out / "pre", False, embedding_cache=cache)
+    seconds["linear_s"] = time.perf_counter() - start
     return seconds
 
 
@@ -93,13 +107,19 @@ def step_ratios(rounds: int, batch: int = 32, mels: int = 32) -> dict[str, float
     xs, y = torch.randn(len(SEEDS), batch, FRAMES, mels), torch.randint(0, 6, (batch,))
     fused = FusedCNN(models(True), [torch.Generator().manual_seed(s) for s in SEEDS])
     fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    setups: dict[str, list[torch.nn.Module]] = {"old": [*models(False)], "new": [*models(True)], "fused": [fused]}
+    setups: dict[str, list[torch.nn.Module]] = {
+        "old": [*models(False)],
+        "channels_last": [*models(True)],
+        "new": [*models(True)],  # channels-last + bfloat16 autocast (the demo's recipe)
+        "fused": [fused],
+    }
     optims = {k: [torch.optim.Adam(m.parameters()) for m in ms] for k, ms in setups.items()}
 
     def step(key: str) -> float:
         start = time.perf_counter()
         for model, opt in zip(setups[key], optims[key], strict=True):
-            out = model(xs) if key == "fused" else model(xs[0])  # (3, B, 6) or (B, 6)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=key in ("new", "fused")):
+                out = model(xs) if key == "fused" else model(xs[0])  # (3, B, 6) or (B, 6)
             target = y.repeat(len(SEEDS)) if key == "fused" else y
             loss = torch.nn.functional.cross_entropy(out.reshape(-1, 6), target)
             opt.zero_grad(set_to_none=True)
@@ -154,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **{f"{p}_{k}": round(v, 2) for p, s in best.items() for k, v in s.items()},
     }
     for path in ("new", "fused"):
-        for key in ("pretrain_s", "finetune_s"):
+        for key in ("pretrain_s", "finetune_s", "linear_s"):
             result[f"speedup_{path}_{key[:-2]}"] = round(best["old"][key] / best[path][key], 3)
         result[f"speedup_{path}_slice"] = round(sum(best["old"].values()) / sum(best[path].values()), 3)
     print(json.dumps(result, indent=1))

@@ -20,6 +20,7 @@ from audiotransfer.data.features import RECIPES
 from audiotransfer.errors import UserError
 from audiotransfer.models import create_model
 from audiotransfer.models.public import PUBLIC_FORMATS, load_public, public_hash
+from audiotransfer.study.layout import StudyDir
 from audiotransfer.training.checkpoint import save_model
 from test_advise import _wavs, make_study
 
@@ -143,7 +144,7 @@ def test_advise_ranks_a_hear_module_beside_study_states(toy: Path, tmp_path: Pat
     assert set(table.index) == {"s0", "s1", "s2", "toy"}
     assert table.loc["toy", "knn"] > 0.9  # filter energies separate three pitches
     assert table.loc[["s0", "s1", "s2"], "leep"].notna().all() and np.isnan(table.loc["toy", "leep"])
-    assert len(list((tmp_path / "advice" / "cache").glob("public-*.npz"))) == 1
+    assert len(list(StudyDir(root).embeddings.glob("public-*.npz"))) == 1  # the study's shared cache
     assert main(args) == 0
     assert "0 forward pass(es)" in capsys.readouterr().out
     out = tmp_path / "emb.npy"  # the same module from the shell's `embed`

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from audiotransfer.training.metrics import compute_scores, d_prime
+from audiotransfer.training.metrics import compute_scores, d_prime, singlelabel_scores
 
 
 def test_multilabel_hand_computed() -> None:
@@ -48,3 +48,24 @@ def test_binary_reports_auc_and_survives_one_class() -> None:
 def test_d_prime_is_zero_at_chance() -> None:
     assert d_prime(0.5) == pytest.approx(0.0)
     assert d_prime(1.0) > 6
+
+
+def test_singlelabel_scores_equal_scikit_learns() -> None:
+    """The confusion-matrix scores equal scikit-learn's accuracy, macro recall and macro F1 over the present
+    classes, on random tasks that include never-predicted and absent classes."""
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n_classes, n = int(rng.integers(2, 12)), int(rng.integers(1, 80))
+        classes, probs = rng.integers(0, n_classes, n), rng.random((n, n_classes))
+        if trial % 4 == 0:
+            probs[:, 0] += 2.0  # one class predicted for every clip
+        predicted, present = probs.argmax(axis=1), np.unique(classes)
+        got = singlelabel_scores(classes, probs)
+        assert got.values["accuracy"] == pytest.approx(accuracy_score(classes, predicted), abs=1e-12)
+        uar = recall_score(classes, predicted, labels=present, average="macro", zero_division=0)
+        f1 = f1_score(classes, predicted, labels=present, average="macro", zero_division=0)
+        assert got.values["uar"] == pytest.approx(uar, abs=1e-12)
+        assert got.values["macro_f1"] == pytest.approx(f1, abs=1e-12)
+        assert got.skipped == sorted(set(range(n_classes)) - set(present.tolist()))

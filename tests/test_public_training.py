@@ -99,7 +99,8 @@ def test_linear_probe_trains_only_the_head_and_saves_it(setup: tuple, tmp_path: 
     assert result.num_trainable_params == 16 * 2 + 2  # the head only
     saved = torch.load(tmp_path / "lin" / "model.pt", weights_only=True)
     assert set(saved["model"]) == {"fc_audioset.weight", "fc_audioset.bias"}  # the backbone by reference
-    assert torch.load(tmp_path / "lin" / "embeddings.pt", weights_only=True)["splits"]["train"].shape == (8, 16)
+    (train,) = (tmp_path / "lin").glob("*-train-*.pt")  # its embeddings, cached in its folder
+    assert torch.load(train, weights_only=True)["embeddings"].shape == (8, 16)
     model = _check_saved(tmp_path / "lin", manifest, "linear")
     after = dict(model.public.backbone.named_parameters())
     assert all(torch.equal(before[k], after[k]) for k in before)

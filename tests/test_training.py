@@ -10,13 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
+import audiotransfer.training.engine as engine
+from audiotransfer.advise.embed import Candidate, embed_task, labelled_rows
 from audiotransfer.cli import main
 from audiotransfer.data.features import FeatureRecipe
 from audiotransfer.data.loader import BatchLoader, balanced_order, clip_outputs
 from audiotransfer.data.store import FeatureStore, write_store
 from audiotransfer.errors import UserError
 from audiotransfer.manifest import Manifest, from_label_lists
+from audiotransfer.models.checkpoints import file_sha256
 from audiotransfer.training import FINETUNE, PRETRAIN, finetune, load_model, pretrain
+from audiotransfer.training.embedding_cache import EmbeddingKey, load_or_embed
 from audiotransfer.training.engine import default_frames
 
 MELS = 16
@@ -120,7 +124,7 @@ def test_protocols_train_only_their_weights(
     if protocol == "finetune":
         assert "conv_block1.conv1.weight" in changed
     if protocol == "linear":
-        assert (tmp_path / "run" / "embeddings.pt").exists()
+        assert list((tmp_path / "run").glob("*-train-*.pt"))  # its embeddings, cached in its own folder
         assert metrics.num_trainable_params == 64 * 3 + 3
 
 
@@ -129,6 +133,46 @@ def test_binary_task_selects_on_accuracy_by_default(tmp_path: Path) -> None:
     recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8, select_metric=None)  # None: by task type
     metrics = finetune(manifest, store, recipe, tmp_path / "r", progress=False)
     assert metrics.select_metric == "accuracy" and "auc" in metrics.test  # one default for every single-label task
+
+
+def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    """A learning rate too small to change any prediction stalls the dev metric after epoch 1: with patience 2
+    the run stops after epoch 3, says so, and keeps what the full run keeps (epoch 1's weights)."""
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=5, batch_size=8, lr=1e-12)
+    full = finetune(manifest, store, recipe, tmp_path / "full", progress=False)
+    stopped = finetune(manifest, store, recipe.replace(patience=2), tmp_path / "stopped", progress=False)
+    assert [e["epoch"] for e in full.epochs] == [1, 2, 3, 4, 5] and full.best_epoch == 1
+    assert [e["epoch"] for e in stopped.epochs] == [1, 2, 3] and stopped.best_epoch == 1
+    assert stopped.test == full.test
+    assert any("stopped early after epoch 3 of 5" in note for note in stopped.notes)
+
+
+def test_checkpoint_interval_skips_resume_writes_not_results(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=2, batch_size=8)
+    every = finetune(manifest, store, recipe, tmp_path / "every", progress=False)
+    rare = finetune(manifest, store, recipe.replace(checkpoint_interval_s=3600), tmp_path / "rare", progress=False)
+    assert (tmp_path / "every" / "checkpoint.pt").exists() and not (tmp_path / "rare" / "checkpoint.pt").exists()
+    assert rare.test == every.test and rare.recipe_hash == every.recipe_hash  # a runtime setting
+
+
+def test_bf16_on_cpu_is_reproducible_and_changes_the_arithmetic(
+    task: tuple[Manifest, FeatureStore], tmp_path: Path
+) -> None:
+    manifest, store = task
+    recipe = FINETUNE.replace(**TINY, epochs=1, batch_size=8)
+    plain = finetune(manifest, store, recipe, tmp_path / "fp32", progress=False)
+    runs = [
+        finetune(manifest, store, recipe.replace(bf16_on_cpu=True), tmp_path / f"bf{i}", progress=False) for i in (1, 2)
+    ]
+    assert runs[0].epochs[0]["train_loss"] == runs[1].epochs[0]["train_loss"] and runs[0].test == runs[1].test
+    assert runs[0].epochs[0]["train_loss"] != plain.epochs[0]["train_loss"]  # bfloat16 forward passes ran
+    assert runs[0].recipe_hash != plain.recipe_hash  # it changes results, so it is part of the recipe
 
 
 def test_step_budget_sets_the_epochs_by_data_size(tmp_path: Path) -> None:
@@ -327,3 +371,86 @@ def test_study_runs_drop_their_resume_checkpoint_unless_kept(tmp_path: Path, kee
     assert result.status == "done" and (out / "model.pt").exists() and (out / "metrics.json").exists()
     assert (out / "checkpoint.pt").exists() == keep
     assert execute_run(run).test == result.test  # a finished run needs no checkpoint to be returned
+
+
+# ------------------------------------------------------- the embedding cache shared by probes and the advisor
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the probe's backbone passes (one per split embedded)."""
+    calls: list[int] = []
+    real = engine.embed_all
+
+    def counted(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "embed_all", counted)
+    return calls
+
+
+def test_probes_of_every_seed_share_one_embedding_pass(
+    pretrained: tuple[Path, dict],
+    task: tuple,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, _ = pretrained
+    manifest, store = task
+    calls = _counting(monkeypatch)
+    recipe = FINETUNE.replace(epochs=3, batch_size=8, protocol="linear")
+    cache = tmp_path / "cache"
+    first = finetune(
+        manifest, store, recipe.replace(seed=1), tmp_path / "s1", init=run, progress=False, embedding_cache=cache
+    )
+    passes = len(calls)
+    assert passes == 3  # train, dev, test
+    second = finetune(
+        manifest, store, recipe.replace(seed=2), tmp_path / "s2", init=run, progress=False, embedding_cache=cache
+    )
+    assert len(calls) == passes  # the second seed embedded nothing
+    alone = finetune(manifest, store, recipe.replace(seed=2), tmp_path / "alone", init=run, progress=False)
+    assert len(calls) == passes + 3  # without the shared cache it embeds again, in its own folder
+    assert second.test == pytest.approx(alone.test, abs=1e-6) and second.epochs[-1]["train_loss"] == pytest.approx(
+        alone.epochs[-1]["train_loss"], rel=1e-6
+    )
+    assert first.test != second.test or first.epochs != second.epochs  # the seed still matters to the head
+
+
+def test_the_advisor_reads_what_the_probe_embedded(
+    pretrained: tuple[Path, dict],
+    task: tuple,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, _ = pretrained
+    manifest, store = task
+    cache = tmp_path / "cache"
+    recipe = FINETUNE.replace(epochs=1, batch_size=8, protocol="linear")
+    finetune(manifest, store, recipe, tmp_path / "probe", init=run, progress=False, embedding_cache=cache)
+    frames = engine.default_frames(manifest, store)
+    got = embed_task(Candidate("state", run), manifest, store, frames, cache)
+    assert got.cached  # no forward pass: the probe's train and dev embeddings were there
+    rows = labelled_rows(manifest)
+    split = manifest.clips["split"].to_numpy()[rows]
+    key = EmbeddingKey(file_sha256(run / "model.pt"), manifest.hash, "train", frames, store.recipe.hash)
+    probe_train = load_or_embed(key, cache, _never).embeddings.numpy()
+    np.testing.assert_allclose(got.embeddings[split == "train"], probe_train, rtol=0, atol=0)
+    assert got.logits.shape == (len(rows), 4)  # the state's own pre-training head: 4 classes
+    fresh = embed_task(Candidate("state", run), manifest, store, frames, tmp_path / "fresh")
+    assert not fresh.cached
+    np.testing.assert_allclose(fresh.embeddings, got.embeddings, atol=1e-5)
+    np.testing.assert_allclose(fresh.logits, got.logits, atol=1e-5)
+
+
+def _never() -> torch.Tensor:
+    raise AssertionError("the cache should have held these embeddings")
+
+
+def test_a_cache_file_of_another_version_is_recomputed(tmp_path: Path) -> None:
+    key = EmbeddingKey("w" * 64, "m" * 64, "train", 40, "r" * 12)
+    first = load_or_embed(key, tmp_path, lambda: torch.ones(3, 2))
+    assert not first.cached and load_or_embed(key, tmp_path, _never).cached
+    path = tmp_path / key.file_name
+    saved = torch.load(path, weights_only=True)
+    torch.save({**saved, "version": 0}, path)
+    again = load_or_embed(key, tmp_path, lambda: torch.zeros(3, 2))
+    assert not again.cached and torch.equal(again.embeddings, torch.zeros(3, 2))

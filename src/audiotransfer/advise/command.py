@@ -95,18 +95,26 @@ def run(args: argparse.Namespace) -> int:
         return _tagger(args, res, tasks, out)
     candidates = _candidates(res, given)
     sizes = baselines.study_sizes(res).join(baselines.parameter_counts(candidates).rename("parameters"), how="outer")
+    cache = _cache(res, out)
     advice = driver.advise(
-        candidates, tasks, out / "cache", estimators, default, not args.no_progress, sizes, layers=args.layers
+        candidates, tasks, cache, estimators, default, not args.no_progress, sizes, layers=args.layers
     )
     for task, table in advice.tables.items():
         _print_table(task, table, advice.default)
-    print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {out / 'cache'}")
+    print(f"\n{advice.forward_passes} forward pass(es); embeddings cached in {cache}")
     for path in driver.write_advice(advice, out).values():
         print(f"wrote {path}")
     print()
     for line in advice.lines.values():
         print(line)
     return 0
+
+
+def _cache(res: Any, out: Path) -> Path:
+    """A study's embedding cache (its linear probes filled it), else the advice folder's own."""
+    from audiotransfer.study.layout import StudyDir
+
+    return StudyDir(res.study_dir).embeddings if res is not None else out / "cache"
 
 
 def _default(given: str | None, estimators: list[str]) -> str:
@@ -151,7 +159,7 @@ def _tagger(args: argparse.Namespace, res: Any, tasks: list[driver.Task], out: P
     model = load_candidate(cand)
     labels = categories.tagger_labels(cand.weights_file, model.num_classes, onto)
     for task in tasks:
-        logits = embed_task(cand, task.manifest, task.store, task.frames, out / "cache").logits
+        logits = embed_task(cand, task.manifest, task.store, task.frames, _cache(res, out)).logits
         cmass = categories.category_mass(categories.label_mass(logits, labels, args.soft_mass), onto)
         table = categories.top_categories(cmass, onto, args.level, args.cover, args.most)
         print(

@@ -2,17 +2,16 @@
 
 A candidate is a named checkpoint (an audiotransfer run folder or `model.pt`, a PANNs `.pth`, an autrainer
 state dict; public models are embedded from audio by `audiotransfer.advise.public`). Its embeddings of a
-task's labelled clips (train, plus dev when the task has one) and its own pre-training head's logits are
-stored in `cache_dir/{weights hash}-{manifest hash}-{frames}.npz`, so a second advice on the same inputs
-does no forward pass. The file also records how long the forward pass took, so the advisor's cost is
-reported truthfully when it is read from the cache.
+task's labelled clips (train, plus dev when the task has one) live in the embedding cache that linear
+probes share (`training.embedding_cache`: one file per split, with the seconds its forward pass took, so
+the advisor's cost is reported truthfully when read from the cache); its own pre-training head's logits of
+them in `cache_dir/{weights hash}-{manifest hash}-{frames}-logits.npz`. A second advice on the same inputs
+does no forward pass.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,10 @@ import numpy as np
 
 from audiotransfer.errors import UserError
 from audiotransfer.files import write_atomic
+from audiotransfer.models.checkpoints import file_sha256
 from audiotransfer.models.public import FORMAT_NAMES, PUBLIC_FORMATS
 from audiotransfer.models.public.hearapi import is_hear_format
+from audiotransfer.training.embedding_cache import EmbeddingKey, load_or_embed
 
 FORMATS = ("auto", "audiotransfer", "panns", "autrainer", *PUBLIC_FORMATS)
 HEAR_TAIL = re.compile(r":(hear:[A-Za-z_][\w.]*)(?:@([^:/\\]*))?$")  # a format that holds a colon itself
@@ -108,18 +109,15 @@ def _path(path: str, source: str) -> Path:
 
 
 def weights_hash(candidate: Candidate) -> str:
-    """SHA-1 (16 hex) of the checkpoint file's bytes; UserError naming the candidate when it is missing."""
+    """SHA-256 of the checkpoint file's bytes (the hash a linear probe's backbone reference records);
+    UserError naming the candidate when it is missing."""
     path = candidate.weights_file
     if not path.is_file():
         raise UserError(
             f"candidate '{candidate.name}': checkpoint {path} not found",
             fix="pass a finished run folder, a model.pt, a PANNs .pth or an autrainer state dict",
         )
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)
 
 
 def load_candidate(candidate: Candidate) -> Any:
@@ -150,10 +148,9 @@ def class_labels(manifest: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(targets.argmax(axis=1)).ravel()
 
 
-def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int = 64) -> np.ndarray:
     """Embeddings of the manifest's clips, scored whole as in evaluation (`protocols.embed_all`: window
-    embeddings averaged per clip), and the head's logits of them (the head is linear, so these are the
-    windows' averaged logits)."""
+    embeddings averaged per clip)."""
     import torch
 
     from audiotransfer.data.loader import BatchLoader
@@ -161,20 +158,49 @@ def forward(model: Any, manifest: Any, store: Any, frames: int, batch_size: int 
 
     loader = BatchLoader(manifest, store, batch_size, frames, crop="whole", shuffle=False)
     with torch.inference_mode():
-        emb = embed_all(model, loader, torch.device("cpu"), desc=f"embed {manifest.name}")
-        logits = model.fc_audioset(emb)
-    return emb.numpy().astype(np.float64), logits.numpy().astype(np.float64)
+        return embed_all(model, loader, torch.device("cpu"), desc=f"embed {manifest.name}").numpy()
 
 
 def embed_task(
     candidate: Candidate, manifest: Any, store: Any, frames: int, cache_dir: Path, batch_size: int = 64
 ) -> Embedded:
-    """The candidate's embeddings of the task's labelled clips, from the cache or one forward pass."""
-    key = f"{weights_hash(candidate)}-{manifest.hash[:16]}-{frames}"
-    path = Path(cache_dir) / f"{key}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return Embedded(data["embeddings"], data["logits"], float(data["seconds"]), True)
+    """The candidate's embeddings of the task's labelled clips and its own head's logits of them (the head
+    is linear, so these are the windows' averaged logits). Each split's embeddings come from the embedding
+    cache that linear probes share (`training.embedding_cache`), so a study's probes and the advisor embed a
+    task once; the model is loaded only when something is missing."""
+    import torch
+
+    weights = weights_hash(candidate)
+    loaded: list[Any] = []
+
+    def model() -> Any:
+        if not loaded:
+            loaded.append(_checked_model(candidate, store))
+        return loaded[0]
+
+    rows = labelled_rows(manifest)
+    split = manifest.clips["split"].to_numpy()[rows]
+    parts = [s for s in LABEL_SPLITS if (split == s).any()] or ["all"]  # an unsplit manifest: every clip
+    emb: np.ndarray | None = None
+    seconds, cached = 0.0, True
+    for part in parts:
+        sub = manifest if part == "all" else manifest.split(part)
+        key = EmbeddingKey(weights, manifest.hash, part, frames, store.recipe.hash)
+
+        def compute(sub: Any = sub) -> torch.Tensor:
+            return torch.from_numpy(forward(model(), sub, store, frames, batch_size))
+
+        got = load_or_embed(key, cache_dir, compute)
+        values = got.embeddings.numpy().astype(np.float64)
+        emb = np.empty((len(rows), values.shape[1])) if emb is None else emb
+        emb[np.ones(len(rows), bool) if part == "all" else split == part] = values
+        seconds, cached = seconds + got.seconds, cached and got.cached
+    assert emb is not None
+    return Embedded(emb, _logits(candidate, weights, manifest, frames, cache_dir, emb, model), seconds, cached)
+
+
+def _checked_model(candidate: Candidate, store: Any) -> Any:
+    """The candidate's model, refused when it reads another number of mel bands than the task's features."""
     model = load_candidate(candidate)
     if model.n_mels != store.recipe.n_mels:
         raise UserError(
@@ -182,14 +208,27 @@ def embed_task(
             f"have {store.recipe.n_mels}",
             fix="extract the task's features with the candidate's recipe (--recipe)",
         )
-    start = time.perf_counter()
-    emb, logits = forward(model, manifest.take(labelled_rows(manifest)), store, frames, batch_size)
-    seconds = time.perf_counter() - start
+    return model
+
+
+def _logits(
+    candidate: Candidate, weights: str, manifest: Any, frames: int, cache_dir: Path, emb: np.ndarray, model: Any
+) -> np.ndarray:
+    """The candidate's pre-training head on the embeddings, cached beside them (`...-logits.npz`)."""
+    import torch
+
+    path = Path(cache_dir) / f"{weights[:16]}-{manifest.hash[:16]}-{frames}-logits.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return np.asarray(data["logits"])
+    with torch.inference_mode():
+        head = model().fc_audioset
+        logits = head(torch.from_numpy(emb).to(head.weight)).double().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def save(tmp: Path) -> None:
         with tmp.open("wb") as fh:  # a file object: np.savez would add ".npz" to a name
-            np.savez(fh, embeddings=emb, logits=logits, seconds=seconds)
+            np.savez(fh, logits=logits)
 
     write_atomic(path, save)
-    return Embedded(emb, logits, seconds, False)
+    return logits

@@ -57,7 +57,7 @@ def layer_embeddings(
 
     from audiotransfer.data.loader import BatchLoader, clip_outputs
 
-    path = Path(cache_dir) / f"{weights_hash(candidate)}-{manifest.hash[:16]}-{frames}-layers.npz"
+    path = Path(cache_dir) / f"{weights_hash(candidate)[:16]}-{manifest.hash[:16]}-{frames}-layers.npz"
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files} | {"_cached": np.array(True)}

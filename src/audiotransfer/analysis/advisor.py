@@ -1,15 +1,15 @@
 """ "Could we have known before fine-tuning?": the advisor's estimators checked against a study's grid.
 
-For every task the advisor scores the study's pre-trained states (embeddings of the task's train + dev
-clips, cached in `STUDY/advise/cache/`); for every task x protocol x estimator this compares those scores
-with the states' actual mean test scores: weighted Kendall tau (`scipy.stats.weightedtau`, which weighs
-agreement among the top states most), Spearman rho, and whether the estimator's top-1 state is the actual
-best or within the best state's 95% interval, the regret (test score lost by starting from its top-1
-instead of the best) and top-3 regret. Beside the estimators stand the baselines a user gets for free
-(`advise.baselines`: largest pre-training set, most classes, random order) and a plain verdict: did the
-default beat `largest`, with a paired bootstrap interval over task x protocol cells. Cost: the advisor's
-seconds (forward passes + estimators) against the grid's (the fine-tuning runs of the task, from the
-results store).
+For every task the advisor scores the study's pre-trained states (embeddings of the task's train + dev clips,
+in the embedding cache `STUDY/cache/embeddings/` that the study's linear probes filled); for every task x
+protocol x estimator this compares those scores with the states' actual mean test scores: weighted Kendall tau
+(`scipy.stats.weightedtau`, which weighs agreement among the top states most), Spearman rho, and whether the
+estimator's top-1 state is the actual best or within the best state's 95% interval, the regret (test score
+lost by starting from its top-1 instead of the best) and top-3 regret. Beside the estimators stand the
+baselines a user gets for free (`advise.baselines`: largest pre-training set, most classes, random order) and
+a plain verdict: did the default beat `largest`, with a paired bootstrap interval over task x protocol cells.
+Cost: the advisor's seconds (forward passes + estimators) against the grid's (the fine-tuning runs of the
+task, from the results store).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
     from audiotransfer.advise.driver import advise, study_candidates, study_tasks
     from audiotransfer.advise.rank import DEFAULT, NAMES
     from audiotransfer.models.public import public_hash
+    from audiotransfer.study.layout import StudyDir
 
     if scores.empty:
         return AdvisorCheck(note="no finished fine-tuning results to compare with")
@@ -69,7 +70,7 @@ def advisor_check(res: Any, scores: pd.DataFrame, progress: bool = True) -> Advi
     made: dict[str, pd.DataFrame] = {}
 
     def run() -> pd.DataFrame:
-        advice = advise(candidates, tasks, res.study_dir / "advise" / "cache", progress=progress)
+        advice = advise(candidates, tasks, StudyDir(res.study_dir).embeddings, progress=progress)
         made["embed"] = pd.DataFrame(
             [dict(task=t, candidate=c, seconds=s) for t, d in advice.embed_seconds.items() for c, s in d.items()],
             columns=["task", "candidate", "seconds"],

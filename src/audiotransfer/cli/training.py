@@ -28,7 +28,9 @@ OVERRIDES = {  # flag -> TrainRecipe field; unset flags keep the study recipe (t
     "device": str,
     "mixup": float,
     "select_metric": str,
+    "patience": int,
     "checkpoint_every": int,
+    "checkpoint_interval_s": float,
     "readers": int,
 }
 

@@ -9,6 +9,7 @@ STUDY/
   stores/             feature stores (one per corpus); stores/RECIPE_HASH/TASK: a checkpoint state's own front-end
   runs/pretrain/STATE/                              model.pt, metrics.json (checkpoint.pt while unfinished)
   runs/finetune/STATE/TASK/PROTOCOL/seedN/          the same
+  cache/embeddings/   backbone embeddings of task clips, shared by linear probes and the advisor
   report/             the analysis report (report/cache: cached CKA and data-similarity tables)
   world/              the demo's synthetic world
 ```
@@ -66,6 +67,11 @@ class StudyDir:
     @property
     def lock(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def embeddings(self) -> Path:
+        """The embedding cache that linear probes (every seed) and `advise` share."""
+        return self.root / "cache" / "embeddings"
 
     @property
     def runs(self) -> Path:

@@ -19,9 +19,7 @@ from audiotransfer.errors import UserError
 from audiotransfer.study.layout import StudyDir, finetune_id, pretrain_id
 from audiotransfer.study.prepare import DataIndex
 from audiotransfer.study.spec import SCRATCH, Study
-from audiotransfer.training.recipe import TrainRecipe
-
-RUNTIME_FIELDS = ("device", "checkpoint_every", "readers")  # recipe fields that do not change a run's result
+from audiotransfer.training.recipe import RUNTIME_FIELDS, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,7 @@ class Run:
     keep_checkpoint: bool = False  # keep checkpoint.pt once the run is done (only resuming needs it)
     frontend: str | None = None  # recipe hash of the state's own front-end (None: the study's `features`)
     format: str | None = None  # a public pre-trained family the run starts from (models.public.PUBLIC_FORMATS)
+    embedding_cache: Path | None = None  # where linear probes share their backbone's embeddings
 
     @classmethod
     def pretrain(
@@ -126,6 +125,7 @@ class Run:
             keep_checkpoint,
             frontend,
             format,
+            folder.embeddings,
         )
 
     @property

@@ -72,7 +72,16 @@ def execute_run(run: Run) -> RunResult:
         result = pretrain(manifest, store, recipe, run.out_dir, progress=False)
     else:
         init = Path(run.init) if run.init else None
-        result = finetune(manifest, store, recipe, run.out_dir, init=init, progress=False, format=run.format)
+        result = finetune(
+            manifest,
+            store,
+            recipe,
+            run.out_dir,
+            init=init,
+            progress=False,
+            format=run.format,
+            embedding_cache=run.embedding_cache,
+        )
     if not run.keep_checkpoint:  # model.pt and metrics.json hold the result; a CNN10 resume state is ~60 MB
         (run.out_dir / CHECKPOINT).unlink(missing_ok=True)
     return replace(result, checkpoint=str(run.out_dir / MODEL))
@@ -275,9 +284,12 @@ def execute(
     status = store.status()
     outcome = Outcome(study_dir or Path("."), skipped=[r for r in plan.runs if status.get(r) == "done"])
     finished = set(outcome.skipped)
-    # pre-training first (each unlocks many fine-tunes), then the longest runs first (fewer idle workers at the end)
+    # pre-training first (each unlocks many fine-tunes), then the longest runs first (fewer idle workers at the
+    # end); among equals one seed after another, so the probes of one state and task that share embeddings
+    # (training.embedding_cache) do not compute them side by side
     pending = sorted(
-        (r for r in plan.runs if r not in finished), key=lambda r: (plan.runs[r].kind != "pretrain", -plan.runs[r].cost)
+        (r for r in plan.runs if r not in finished),
+        key=lambda r: (plan.runs[r].kind != "pretrain", -plan.runs[r].cost, plan.runs[r].seed or 0),
     )
     attempts: dict[str, int] = {}
     inflight: dict[Any, str] = {}

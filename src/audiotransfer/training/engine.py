@@ -11,6 +11,7 @@ and only the head trains; scoring, best-epoch selection and checkpoints are shar
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -45,6 +46,7 @@ from audiotransfer.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from audiotransfer.training.embedding_cache import EmbeddingKey, load_or_embed
 from audiotransfer.training.metric_registry import METRICS as METRIC_REGISTRY
 from audiotransfer.training.metrics import compute_scores
 from audiotransfer.training.protocols import build_model, embed_all, frozen_modules, param_groups
@@ -56,7 +58,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from audiotransfer.data.store import FeatureStore
 
-EMBEDDINGS = "embeddings.pt"
 CHANNELS_LAST = True  # channels-last convolutions on every device (False: the old CPU path, for benchmarks)
 
 
@@ -173,9 +174,11 @@ class _Run:
         out_dir: Path,
         init: Path | None,
         progress: bool,
+        embedding_cache: Path | None = None,
     ) -> None:
         self.kind, self.manifest, self.store, self.recipe = kind, manifest, store, recipe
         self.out_dir, self.init, self.progress = out_dir, init, progress
+        self.embedding_cache = embedding_cache  # where a probe's backbone embeddings are shared (None: its folder)
         self.multilabel = manifest.task_type == "multilabel"
         self.protocol = recipe.protocol if kind == "finetune" else "scratch"  # as metrics.json records it
         self.notes: list[str] = []
@@ -231,12 +234,19 @@ class _Run:
             )
         if not manifest.split("dev").num_clips:
             self._note("the task has no dev split: the last epoch is kept (no best-epoch selection)")
+        if recipe.bf16_on_cpu and recipe.device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            self._note("bf16_on_cpu: this CPU has no native bfloat16, so training runs slower than in float32")
         self.model.to(self.device)
         # channels-last convolutions: faster on CUDA and, for the small CNNs, on CPU (docs/profile.md)
         if CHANNELS_LAST or self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 forward passes: always on CUDA, on CPU when the recipe asks (`bf16_on_cpu`)."""
+        on = self.device.type == "cuda" or (self.device.type == "cpu" and self.recipe.bf16_on_cpu)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
 
     def _train_data(self, loaders: dict[str, BatchLoader], per_rank: int) -> BatchSource:
         """Random crops of the train split, shuffled (class-balanced if the recipe says so), per rank."""
@@ -290,8 +300,15 @@ class _Run:
             "kind": self.kind,
         }
 
+    def _checkpoint_due(self) -> bool:
+        """An epoch-end checkpoint is written when `checkpoint_interval_s` passed since the last (always under
+        DDP, where every rank must agree to take part)."""
+        since = time.perf_counter() - self.last_checkpoint
+        return self.world.distributed or since >= self.recipe.checkpoint_interval_s
+
     def _checkpoint(self) -> None:
         """Save the resume state (all ranks take part: RNG states are gathered from each)."""
+        self.last_checkpoint = time.perf_counter()
         rngs = ddp.gather(rng_state(), self.world)
         if not self.world.main:
             return
@@ -348,7 +365,7 @@ class _Run:
         if recipe.mixup > 0:
             rng = np.random.default_rng([recipe.seed, epoch, batch, self.world.rank, 1])
             x, y = _mixup(x, y, recipe.mixup, rng, self.manifest.num_classes)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with self._autocast():
             logits = self.wrapped(x)
         loss = self.loss_fn(logits.float(), y)
         value = ddp.mean(loss, self.world)  # the batch loss over all ranks (= loss.item() on one process)
@@ -375,7 +392,7 @@ class _Run:
         self.trainable.eval()
 
         def predict(x: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with self._autocast():
                 logits = self.trainable(x.to(self.device, non_blocking=True)).float()
             return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
@@ -481,7 +498,7 @@ class _Run:
 
     # ------------------------------------------------------------------- main
     def execute(self) -> RunResult:
-        self.started = time.perf_counter()
+        self.started = self.last_checkpoint = time.perf_counter()
         self.state = RunState()
         self._setup()
         try:
@@ -499,9 +516,16 @@ class _Run:
         finally:
             ddp.leave(self.world)
 
+    def _stale(self) -> bool:
+        """Early stopping: the dev metric has not improved for `patience` epochs (the best epoch is kept)."""
+        patience, best = self.recipe.patience, self.state.best["epoch"]
+        if patience is None or "dev" not in self.eval_labels or not self.state.history or best is None:
+            return False
+        return self.state.history[-1]["epoch"] - best >= patience
+
     def _epochs(self, epochs: tqdm, show: bool) -> None:
         batches = self.train_batches
-        while batches.epoch < self.epochs:
+        while batches.epoch < self.epochs and not self._stale():
             t0, wait0 = time.perf_counter(), batches.wait_s
             with show_progress(
                 total=len(batches),
@@ -514,14 +538,20 @@ class _Run:
             ) as bar:
                 self._train_epoch(bar)
             record = self._end_epoch(time.perf_counter() - t0, batches.wait_s - wait0)
-            self._checkpoint()
-            if self.world.main:
-                self._write_metrics(self._metrics("running"))
+            if self._checkpoint_due():  # the resume state and the running metrics.json, together
+                self._checkpoint()
+                if self.world.main:
+                    self._write_metrics(self._metrics("running"))
             dev = (record["dev"] or {}).get(self.select)
             epochs.set_postfix(
                 {self.select: "-" if dev is None else f"{dev:.4f}", "loss": f"{record['train_loss']:.4f}"}
             )
             epochs.update()
+        if self._stale() and batches.epoch < self.epochs:
+            self._note(
+                f"stopped early after epoch {batches.epoch} of {self.epochs}: dev {self.select} did not improve "
+                f"for {self.recipe.patience} epochs (best epoch {self.state.best['epoch']})"
+            )
 
     def _finish(self) -> RunResult:
         checksums = ddp.gather(ddp.params_checksum(self.trainable), self.world)
@@ -572,21 +602,26 @@ class _LinearProbe(_Run):
     def _trainable(self) -> nn.Module:
         return self.model.fc_audioset
 
+    def _autocast(self) -> torch.autocast:
+        """The head on fixed embeddings: float32 on CPU (bfloat16 would only add casts to a small matmul)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
     def _label_tensor(self, loader: BatchLoader) -> torch.Tensor:
         labels = loader.labels()
         return torch.from_numpy(labels.astype(np.float32) if self.multilabel else labels)
 
     def _embeddings(self, loaders: dict[str, BatchLoader]) -> dict[str, torch.Tensor]:
-        """Standardised embeddings of every split, computed once and cached in the run directory."""
-        path = self.out_dir / EMBEDDINGS
-        key = [self.recipe.hash, self.manifest.hash, str(self.init), *self._backbone_key()]
-        cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
-        if cached.get("key") == key:
-            splits = cached["splits"]
-        else:
-            splits = {s: embed_all(self.model, ld, self.device, self._desc(f"embed {s}")) for s, ld in loaders.items()}
-            if self.world.main:
-                atomic_save({"key": key, "splits": splits}, path)
+        """Standardised embeddings of every split, each computed once and shared through the embedding cache
+        (the study's, so every seed's probe and the advisor reuse them; else the run folder's)."""
+        weights = self._backbone_key()
+        cache_dir = self.embedding_cache if weights is not None and self.embedding_cache else self.out_dir
+        # a random backbone differs per recipe (its seed): its embeddings are this run's alone
+        weights = weights or f"random-{self.recipe.hash}"
+        splits = {}
+        for split, loader in loaders.items():
+            key = EmbeddingKey(weights, self.manifest.hash, split, self.frames, self.store.recipe.hash)
+            embed = functools.partial(embed_all, self.model, loader, self.device, self._desc(f"embed {split}"))
+            splits[split] = load_or_embed(key, cache_dir, embed, save=self.world.main).embeddings
         # the head trains on embeddings standardised with train statistics (as probes usually do: one
         # learning rate then suits every state's embedding scale); _save_model folds this into the head
         std = splits["train"].std(0)
@@ -594,9 +629,14 @@ class _LinearProbe(_Run):
         mean, std = self.standardise  # constant units keep scale 1, as in scikit-learn's StandardScaler
         return {s: (e - mean) / std for s, e in splits.items()}
 
-    def _backbone_key(self) -> list[str]:
-        """What else identifies the cached embeddings' backbone (a public one: its content hash)."""
-        return []
+    @functools.cached_property
+    def _backbone_ref(self) -> dict[str, Any] | None:
+        """The frozen backbone's file reference (path, size, sha256), hashed once per run."""
+        return backbone_reference(self.init) if self.init is not None else None
+
+    def _backbone_key(self) -> str | None:
+        """The content hash that names the frozen backbone in the embedding cache (None: a random one)."""
+        return self._backbone_ref["sha256"] if self._backbone_ref else None
 
     def _train_epoch(self, bar: tqdm) -> None:
         """The rest of the current epoch: head steps on the fixed embeddings (the backbone is not run)."""
@@ -611,7 +651,7 @@ class _LinearProbe(_Run):
         return torch.cat([predict(x) for x, _ in source]).cpu().numpy()
 
     def _backbone(self) -> dict[str, Any] | None:
-        return backbone_reference(self.init) if self.init is not None else None
+        return self._backbone_ref
 
     def _save_model(self) -> None:
         """The head made to act on raw embeddings, then model.pt as for any run."""
@@ -635,6 +675,7 @@ def _execute(
     init: str | Path | None,
     progress: bool,
     format: str | None = None,
+    embedding_cache: str | Path | None = None,
 ) -> RunResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -657,6 +698,7 @@ def _execute(
         store.rows(manifest.clips["clip_id"].tolist())
     except UserError as exc:
         raise UserError(f"manifest {manifest.name!r}: {exc.message}", fix=exc.fix) from None
+    cache = Path(embedding_cache) if embedding_cache is not None else None
     if format is not None:  # a public pre-trained family (models.public.PUBLIC_FORMATS)
         import audiotransfer.training.public as public
 
@@ -667,9 +709,9 @@ def _execute(
                 fix="give the model (--from PATH --format FORMAT) and protocol linear, finetune or freeze:K",
             )
         cls = public.PublicProbe if recipe.protocol == "linear" else public.PublicRun
-        return cls(kind, manifest, store, recipe, out, init_path, progress, format=format).execute()
+        return cls(kind, manifest, store, recipe, out, init_path, progress, cache, format=format).execute()
     run = _LinearProbe if recipe.protocol == "linear" else _Run
-    return run(kind, manifest, store, recipe, out, init_path, progress).execute()
+    return run(kind, manifest, store, recipe, out, init_path, progress, cache).execute()
 
 
 def pretrain(
@@ -693,13 +735,16 @@ def finetune(
     init: str | Path | None = None,
     progress: bool = True,
     format: str | None = None,
+    embedding_cache: str | Path | None = None,
 ) -> RunResult:
     """Train on a downstream task from state `init` (run dir or checkpoint; None: random) under the
-    recipe's protocol; resumable; returns the run result (also written as metrics.json). `format` names a
-    public pre-trained family (`models.public.PUBLIC_FORMATS`): `init` is then that model, trained on its
-    own waveform store (`training.public`)."""
+    recipe's protocol; resumable; returns the run result (also written as metrics.json). A linear probe
+    reads and writes its backbone's embeddings in `embedding_cache` (shared with other seeds' probes and
+    the advisor; None: the run folder). `format` names a public pre-trained family
+    (`models.public.PUBLIC_FORMATS`): `init` is then that model, trained on its own waveform store
+    (`training.public`)."""
     if format is not None and format not in PUBLIC_FORMATS:
         raise UserError(
             unknown_name("public model format", format, PUBLIC_FORMATS), fix=f"use one of {', '.join(PUBLIC_FORMATS)}"
         )
-    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, format)
+    return _execute("finetune", manifest, store, recipe or FINETUNE, out_dir, init, progress, format, embedding_cache)

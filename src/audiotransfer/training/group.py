@@ -43,6 +43,7 @@ def fusable(recipes: Sequence[TrainRecipe]) -> bool:
         and all(r.replace(seed=0) == first.replace(seed=0) for r in recipes)
         and first.protocol in ("finetune", "scratch")
         and first.checkpoint_every == 0
+        and first.patience is None
     )
 
 
@@ -193,7 +194,7 @@ def _train_epoch(fused: FusedCNN, optimizer: torch.optim.Optimizer, members: lis
                 x, y = _mixup(x, y, run.recipe.mixup, rng, classes)
             xs.append(x)
             ys.append(y)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with members[0]._autocast():
             logits = fused(torch.stack(xs))
         losses = [run.loss_fn(logits[i].float(), ys[i]) for i, run in enumerate(members)]
         values = [loss.item() for loss in losses]

@@ -204,8 +204,8 @@ class PublicProbe(_PublicSetup, _LinearProbe):
     def _backbone(self) -> dict[str, Any] | None:
         return dict(self.model.source)
 
-    def _backbone_key(self) -> list[str]:
-        return [self.model.source["hash"]]
+    def _backbone_key(self) -> str | None:
+        return str(self.model.source["hash"])
 
 
 def warmup_decay(step: int, total: int, warmup: float) -> float:

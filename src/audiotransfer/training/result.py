@@ -19,7 +19,7 @@ OPTIONAL = ("ddp_params_in_sync", "checkpoint")  # written only when set
 class RunResult:
     """One training run's outcome: status, per-epoch history, test metrics and what produced them."""
 
-    status: str = "done"  # "running" while training (metrics.json is rewritten every epoch), then "done"
+    status: str = "done"  # "running" while training (rewritten with each checkpoint), then "done"
     kind: str = "finetune"  # "pretrain" | "finetune"
     select_metric: str | None = None  # dev metric that chose the best epoch
     best_epoch: int | None = None
