@@ -199,7 +199,7 @@ def test_ray_backend_and_mlflow_export(tmp_path: Path, world: Path, monkeypatch:
         tmp_path, world, pretraining={"states": {"all": None, "half": None}}, downstream={"commands": None}, seeds=[1]
     )
     uri = (tmp_path / "mlruns").as_uri()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a test cluster
     try:
         outcome = run(path, jobs=2, backend="ray", run_fn=fast_train, progress=False, mlflow=uri)
     finally:

@@ -84,7 +84,11 @@ def connect(address: str | None = None, local_cpus: int | None = None, timeout_s
             ray.init(address=address, log_to_driver=False)
         else:
             _private_token()
-            ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            # "local": a Ray of this process's own, even when another cluster runs on this machine (without
+            # it ray.init joins that one and refuses num_cpus)
+            ray.init(
+                address="local", num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False
+            )
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
         if _is_auth_error(exc):
             raise UserError(
