@@ -150,3 +150,22 @@ def test_advise_ranks_a_hear_module_beside_study_states(toy: Path, tmp_path: Pat
     out = tmp_path / "emb.npy"  # the same module from the shell's `embed`
     main(["embed", str(toy), str(clips), "--model-format", "hear:toyhear", "--out", str(out), "--no-progress"])
     assert np.load(out).shape == (18, 8)
+
+
+def test_a_hear_module_is_a_linear_probe_study_state(toy: Path, tmp_path: Path) -> None:
+    """`{checkpoint: WEIGHTS, format: hear:MODULE}` is a valid study state, and the run a study makes of it (a
+    linear probe on the module's scene embeddings, from a waveform store at its rate) trains and predicts."""
+    from audiotransfer.study.spec import STATES
+    from audiotransfer.training import FINETUNE, finetune
+    from test_public_training import _task
+
+    assert STATES.validate_python({"toy": {"checkpoint": str(toy), "format": "hear:toyhear"}})["toy"].format == (
+        "hear:toyhear"
+    )
+    manifest, store = _task(tmp_path / "task")
+    recipe = FINETUNE.replace(epochs=2, batch_size=4, eval_batch_size=8, readers=1, protocol="linear")
+    result = finetune(manifest, store, recipe, tmp_path / "probe", toy, False, "hear:toyhear")
+    assert result.status == "done" and result.num_trainable_params == 8 * 2 + 2  # the head on 8 filter energies
+    model = audiotransfer.load_model(tmp_path / "probe")
+    probs = model.predict([np.zeros(SR // 2, np.float32), np.ones(SR // 3, np.float32)])
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
