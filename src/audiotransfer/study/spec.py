@@ -71,7 +71,7 @@ class CheckpointState(_Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, value: str) -> str:
-        if value not in (*CNN_FORMATS, *public_formats()):
+        if value not in CNN_FORMATS and not is_public_format(value):
             raise ValueError(f"format {value!r} is not one of {', '.join([*CNN_FORMATS, *public_formats()])}")
         return value
 
@@ -85,14 +85,21 @@ class CheckpointState(_Strict):
     @property
     def public(self) -> bool:
         """A public pre-trained family: it reads raw samples at its own rate and is never pre-trained here."""
-        return self.format in public_formats()
+        return is_public_format(self.format)
+
+
+def is_public_format(value: str) -> bool:
+    """Whether the registry knows `value` (a family, or `hear:MODULE` for any HEAR-API module)."""
+    from audiotransfer.models.public import PUBLIC_FORMATS
+
+    return value in PUBLIC_FORMATS
 
 
 def public_formats() -> tuple[str, ...]:
-    """The public families' format names, as the registry lists them (a family added there works here)."""
-    from audiotransfer.models.public import PUBLIC_FORMATS
+    """The public format names as messages list them (a family added to the registry works here)."""
+    from audiotransfer.models.public import FORMAT_NAMES
 
-    return tuple(PUBLIC_FORMATS)
+    return tuple(FORMAT_NAMES)
 
 
 class NamedSubset(_Strict):
