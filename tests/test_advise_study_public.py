@@ -14,7 +14,6 @@ tf = pytest.importorskip("transformers")
 
 
 def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path) -> None:
-    import torch
 
     from audiotransfer.advise.driver import study_candidates, study_tasks
     from audiotransfer.analysis import analyse
@@ -23,7 +22,8 @@ def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path)
     from audiotransfer.study import run
     from audiotransfer.study.frontends import frontend_name
     from audiotransfer.study.results import load_results
-    from test_study_public import _study, _w2v
+    from test_public_training import _w2v
+    from test_study_public import _study
 
     world = generate_world(
         tmp_path / "world",
@@ -38,8 +38,7 @@ def test_public_study_states_are_ranked_by_advise_and_the_report(tmp_path: Path)
     )
     states = {}
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        states[f"w2v{seed}"] = {"checkpoint": str(_w2v(tmp_path / f"w2v{seed}")), "format": "hf"}
+        states[f"w2v{seed}"] = {"checkpoint": str(_w2v(tmp_path / f"w2v{seed}", seed)), "format": "hf"}
     path = _study(tmp_path, states, world)
     outcome = run(path, jobs=1, progress=False)
     assert outcome.ok, outcome.failed

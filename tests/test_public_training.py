@@ -31,8 +31,9 @@ SR = 16000
 RECIPE = FINETUNE.replace(epochs=1, batch_size=4, eval_batch_size=8, readers=1)
 
 
-def _w2v(folder: Path) -> Path:
-    torch.manual_seed(0)
+def _w2v(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight wav2vec2 saved with `save_pretrained` (its weights drawn from `seed`)."""
+    torch.manual_seed(seed)
     cfg = tf.Wav2Vec2Config(
         hidden_size=16,
         num_hidden_layers=2,

@@ -14,23 +14,7 @@ from audiotransfer.cli import main
 from audiotransfer.errors import UserError
 
 tf = pytest.importorskip("transformers")
-
-
-def _w2v(folder: Path) -> Path:
-    cfg = tf.Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=20,
-        conv_dim=(8, 8),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 4),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    )
-    tf.Wav2Vec2Model(cfg).save_pretrained(folder)
-    tf.Wav2Vec2FeatureExtractor().save_pretrained(folder)
-    return folder
+from test_public_training import _w2v  # noqa: E402  (after the skip: it needs transformers)
 
 
 def _study(tmp_path: Path, states: dict, world: Path) -> Path:
