@@ -361,7 +361,7 @@ def test_advise_a_study_and_its_report_section(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "scenes: start from 's" in text and (root / "advise" / "advice.json").exists()
     row = json.loads((root / "advise" / "advice.json").read_text())["tables"]["scenes"][0]
-    assert row["knn_low"] <= row["knn"] <= row["knn_high"] and row["largest_rank"] in (1, 2, 3)
+    assert row[f"{DEFAULT}_low"] <= row[DEFAULT] <= row[f"{DEFAULT}_high"] and row["largest_rank"] in (1, 2, 3)
     assert "free baselines would pick: largest 's2'" in text
     a = analyse(root, max_inputs=16, batch_size=8, progress=False)
     cells = a.advisor.cells

@@ -231,7 +231,7 @@ def advise(
         ...     candidates.append(Candidate(name, folder / f"{name}.pt"))
         >>> advice = advise(candidates, [Task("toy", manifest, store, 40)], folder / "cache", progress=False)
         >>> advice
-        Advice(default 'knn', tasks ['toy'], 22 scores, 2 forward passes)
+        Advice(default 'gbc', tasks ['toy'], 22 scores, 2 forward passes)
         >>> sorted(advice.tables["toy"].index) == ["a", "b"], advice.lines["toy"].startswith("toy: start from")
         (True, True)
     """
